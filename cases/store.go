@@ -1,0 +1,50 @@
+package cases
+
+import "context"
+
+// Store keeps institutions, cases, sessions and case events. Every write
+// happens inside Update, so a state change and the events that record it
+// commit together or not at all.
+//
+// Implementations: cases/sqlite (embedded, the default) and
+// cases/postgres. Both pass the contract suite in cases/casetest.
+type Store interface {
+	// Update runs fn in one read-write transaction. If fn returns an error
+	// nothing it wrote is kept and the error is returned unchanged.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Tx is one transaction of a Store. Getters return an *Error with code
+// ENOTFOUND when nothing matches. Put methods insert when the stored
+// version is 0 and otherwise update only if the row still has that
+// version (ECONFLICT if not); on success they increment Version.
+type Tx interface {
+	Institution(ctx context.Context, id string) (*Institution, error)
+	// PutInstitution inserts or replaces an institution (no versioning).
+	PutInstitution(ctx context.Context, inst *Institution) error
+
+	Case(ctx context.Context, id string) (*Case, error)
+	// CaseByExternalRef finds a case by its channel and external number.
+	CaseByExternalRef(ctx context.Context, channel, ref string) (*Case, error)
+	// PutCase inserts or updates a case. A second case with the same
+	// non-empty (channel, external ref), or the same number, is ECONFLICT.
+	PutCase(ctx context.Context, c *Case) error
+	// NextCaseSeq returns the next number (1, 2, ...) in the sequence of
+	// cases of one institution and year.
+	NextCaseSeq(ctx context.Context, institutionID string, year int) (int64, error)
+
+	Session(ctx context.Context, id string) (*Session, error)
+	// Sessions lists a case's sessions, oldest first.
+	Sessions(ctx context.Context, caseID string) ([]Session, error)
+	PutSession(ctx context.Context, s *Session) error
+
+	// AppendEvent adds an event to its case's log and sets its Seq
+	// (1, 2, ... per case). Events are never changed or removed.
+	AppendEvent(ctx context.Context, e *Event) error
+	// Events lists a case's events in order.
+	Events(ctx context.Context, caseID string) ([]Event, error)
+}

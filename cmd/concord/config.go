@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is everything an operator can set. Each field has a flag and an
+// environment variable; a flag given on the command line wins.
+type Config struct {
+	Addr           string
+	PublicURL      string
+	DataDir        string
+	DatabaseURL    string
+	RedisURL       string
+	MediaUDP       string
+	PublicIPs      string
+	AllowedOrigins string
+	LinkTTL        time.Duration
+	LogLevel       string
+	LogFormat      string
+	Demo           bool
+}
+
+type setting struct {
+	flag, env, usage string
+	bind             func(fs *flag.FlagSet, name, usage string)
+}
+
+// settings lists the configuration, in the order --help shows it.
+func (c *Config) settings() []setting {
+	str := func(p *string, def string) func(*flag.FlagSet, string, string) {
+		return func(fs *flag.FlagSet, name, usage string) { fs.StringVar(p, name, def, usage) }
+	}
+	return []setting{
+		{"addr", "CONCORD_ADDR", "HTTP listen address", str(&c.Addr, "127.0.0.1:8080")},
+		{"public-url", "CONCORD_PUBLIC_URL", "base URL of join links (default: http://ADDR)", str(&c.PublicURL, "")},
+		{"data-dir", "CONCORD_DATA_DIR", "folder for the embedded case store and the signing key", str(&c.DataDir, "concord-data")},
+		{"database-url", "CONCORD_DATABASE_URL", "PostgreSQL URL (postgres://...); empty uses the embedded store", str(&c.DatabaseURL, "")},
+		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) for multi-node; empty runs a single node", str(&c.RedisURL, "")},
+		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
+		{"public-ip", "CONCORD_PUBLIC_IP", "comma-separated public IPs announced for media (NAT 1:1)", str(&c.PublicIPs, "")},
+		{"allowed-origins", "CONCORD_ALLOWED_ORIGINS", "comma-separated extra web origins allowed to open signaling sockets", str(&c.AllowedOrigins, "")},
+		{"link-ttl", "CONCORD_LINK_TTL", "how long join links stay valid", func(fs *flag.FlagSet, name, usage string) {
+			fs.DurationVar(&c.LinkTTL, name, 72*time.Hour, usage)
+		}},
+		{"log-level", "CONCORD_LOG_LEVEL", "debug, info, warn or error", str(&c.LogLevel, "info")},
+		{"log-format", "CONCORD_LOG_FORMAT", "text or json", str(&c.LogFormat, "text")},
+		{"demo", "CONCORD_DEMO", "create a demo case and print its join links", func(fs *flag.FlagSet, name, usage string) {
+			fs.BoolVar(&c.Demo, name, false, usage)
+		}},
+	}
+}
+
+// errHelp is returned when the user asked for help.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads defaults, then the environment, then the flags. An
+// unknown CONCORD_ variable or flag is an error.
+func parseConfig(cmd string, args []string, environ []string, out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("concord "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	sets := c.settings()
+	known := map[string]string{}
+	for _, s := range sets {
+		s.bind(fs, s.flag, s.usage+" ["+s.env+"]")
+		known[s.env] = s.flag
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: concord %s [flags]\n\nFlags (each also read from the environment variable in brackets):\n", cmd)
+		fs.PrintDefaults()
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "CONCORD_") || strings.HasPrefix(k, "CONCORD_TEST_") {
+			continue
+		}
+		name, ok := known[k]
+		if !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return c, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return c, fmt.Errorf("unknown environment variables: %s", strings.Join(unknown, ", "))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if _, _, err := net.SplitHostPort(c.MediaUDP); err != nil {
+		errs = append(errs, fmt.Errorf("media-udp %q: %w", c.MediaUDP, err))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("database-url must be a postgres:// URL"))
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, errors.New("redis-url must be a redis:// or rediss:// URL"))
+	}
+	for _, ip := range c.publicIPs() {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("public-ip %q is not an IP address", ip))
+		}
+	}
+	if c.LinkTTL <= 0 || c.LinkTTL > 30*24*time.Hour {
+		errs = append(errs, errors.New("link-ttl must be between 1s and 720h"))
+	}
+	if _, err := c.level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, errors.New("log-format must be text or json"))
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (c *Config) publicIPs() []string { return splitList(c.PublicIPs) }
+
+func (c *Config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log-level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// logger builds the process logger.
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	lvl, _ := c.level()
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// environ is the process environment; tests pass their own.
+func environ() []string { return os.Environ() }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/joinlink"
+)
+
+// The demo's fixed identities make seeding idempotent.
+const (
+	demoInstitutionID = "inst_demo"
+	demoChannel       = "demo"
+	demoExternalRef   = "demo-case-1"
+	demoActor         = "demo-seed"
+)
+
+// Demo is the demo case and fresh join links for its open session.
+type Demo struct {
+	CaseID     string
+	CaseNumber string
+	CaseState  cases.State
+	SessionID  string
+	Links      []DemoLink // empty when the demo case is closed
+}
+
+// DemoLink is one participant's join link.
+type DemoLink struct {
+	Label string
+	Role  string
+	Token string
+}
+
+// Link returns the link of the participant with the given label.
+func (d *Demo) Link(label string) (DemoLink, bool) {
+	for _, l := range d.Links {
+		if l.Label == label {
+			return l, true
+		}
+	}
+	return DemoLink{}, false
+}
+
+// seedDemo creates (or finds) the demo institution, case and session and
+// issues join links. Running it again creates nothing new; it resumes a
+// seeding that stopped halfway.
+func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
+	svc := m.cases
+	inst := &cases.Institution{ID: demoInstitutionID, Code: "0000", Name: "Demo Community Mediation Centre", Level: "community", Status: "active"}
+	var exists bool
+	if err := m.store.View(ctx, func(tx cases.Tx) error {
+		_, err := tx.Institution(ctx, inst.ID)
+		if err == nil {
+			exists = true
+			return nil
+		}
+		if cases.ErrorCode(err) == cases.ENOTFOUND {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if !exists {
+		if err := svc.PutInstitution(ctx, inst); err != nil {
+			return nil, err
+		}
+	}
+	c, _, err := svc.OpenCase(ctx, cases.NewCase{
+		InstitutionID: inst.ID,
+		Category:      "e-commerce",
+		Channel:       demoChannel,
+		ExternalRef:   demoExternalRef,
+		Applicant:     cases.Party{Name: "Li Wei (consumer)", Kind: "person"},
+		Respondent:    cases.Party{Name: "Bright Home Appliances Ltd (merchant)", Kind: "organisation"},
+		Claims:        "Refund of 1,299.00 yuan for a rice cooker that stopped working after 10 days.",
+		AmountCents:   129900,
+		Actor:         demoActor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+		if c.State != to && cases.CanTransition(c.State, to) {
+			if c, err = svc.Transition(ctx, c.ID, to, demoActor, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	d := &Demo{CaseID: c.ID, CaseNumber: c.Number, CaseState: c.State}
+	if c.State == cases.StateClosed {
+		return d, nil
+	}
+	rec, err := svc.Record(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	var sess *cases.Session
+	for i := len(rec.Sessions) - 1; i >= 0; i-- {
+		if rec.Sessions[i].Status != cases.SessionEnded {
+			sess = &rec.Sessions[i]
+			break
+		}
+	}
+	if sess == nil {
+		sess, err = svc.ScheduleSession(ctx, c.ID, demoActor, []cases.Participant{
+			{Name: "Mediator Zhang", Role: cases.RoleMediator, Side: cases.SideNeutral},
+			{Name: "Li Wei", Role: cases.RoleParty, Side: cases.SideApplicant},
+			{Name: "Bright Home (merchant)", Role: cases.RoleParty, Side: cases.SideRespondent},
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.State = cases.StateMediating
+	}
+	d.SessionID = sess.ID
+	d.CaseState = c.State
+	labels := map[string]string{cases.SideNeutral: "mediator", cases.SideApplicant: "consumer", cases.SideRespondent: "merchant"}
+	for _, p := range sess.Participants {
+		tok, err := m.signer.Issue(joinlink.Claims{
+			CaseID: c.ID, SessionID: sess.ID, Role: p.Role, Side: p.Side, Name: p.Name,
+			RegisteredClaims: jwt.RegisteredClaims{Subject: p.ID},
+		}, m.Config.LinkTTL)
+		if err != nil {
+			return nil, err
+		}
+		d.Links = append(d.Links, DemoLink{Label: labels[p.Side], Role: p.Role, Token: tok})
+	}
+	return d, nil
+}
+
+// print writes the demo's links for a newcomer.
+func (d *Demo) print(w io.Writer, base string) {
+	fmt.Fprintf(w, "\nConcord is running at %s\n", base)
+	fmt.Fprintf(w, "Demo case %s (%s), state %s\n", d.CaseNumber, d.CaseID, d.CaseState)
+	if len(d.Links) == 0 {
+		fmt.Fprintf(w, "The demo case is closed. Start with a fresh --data-dir for a new one.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "Open each link in its own browser tab or device:\n")
+	for _, l := range d.Links {
+		fmt.Fprintf(w, "  %-9s %s/join#%s\n", l.Label+":", base, l.Token)
+	}
+	if med, ok := d.Link("mediator"); ok {
+		fmt.Fprintf(w, "The case record:\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases/%s\n", med.Token, base, d.CaseID)
+	}
+	fmt.Fprintln(w)
+}

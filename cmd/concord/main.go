@@ -1,0 +1,298 @@
+// Command concord is the Concord mediation server: HTTP API, WebSocket
+// signaling, SFU media and the browser client in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/joinlink"
+	"github.com/concord-odr/concord/cases/postgres"
+	"github.com/concord-odr/concord/cases/sqlite"
+	"github.com/concord-odr/concord/media"
+	"github.com/concord-odr/concord/signaling"
+	"github.com/concord-odr/concord/web"
+)
+
+const usage = `Concord: real-time online mediation server.
+
+Usage:
+  concord serve [flags]     run the server (applies migrations first)
+  concord migrate [flags]   apply the case store's schema migrations and exit
+  concord help              show this text
+
+"concord serve --demo" starts with the embedded store and prints join links for
+a demo case. Run "concord serve --help" for every flag; each flag also reads
+an environment variable (CONCORD_ADDR, CONCORD_DATABASE_URL, ...).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], environ(), os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, for tests.
+func run(args, env []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "serve", "migrate":
+	default:
+		fmt.Fprintf(stderr, "concord: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	cfg, err := parseConfig(cmd, rest, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "concord %s: %v\n", cmd, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain(cfg, stdout, cfg.logger(stderr))
+	if cmd == "migrate" {
+		if err := m.Migrate(ctx); err != nil {
+			fmt.Fprintf(stderr, "concord migrate: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "migrations applied")
+		return 0
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "concord serve: %v\n", err)
+		_ = m.Close()
+		return 1
+	}
+	<-ctx.Done()
+	stop() // a second signal now ends the process at once
+	m.log.Info("shutting down")
+	if err := m.Close(); err != nil {
+		fmt.Fprintf(stderr, "concord serve: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// Main is the running server: its configuration and every part it wires.
+type Main struct {
+	Config Config
+	Stdout io.Writer
+	log    *slog.Logger
+
+	store   cases.Store
+	cases   *cases.Service
+	signer  *joinlink.Signer
+	sfu     *media.SFU
+	sig     *signaling.Server
+	redis   *redis.Client
+	httpSrv *http.Server
+	ln      net.Listener
+	serveWG sync.WaitGroup
+
+	// Demo is set after Run when Config.Demo is on.
+	Demo *Demo
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg Config, stdout io.Writer, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Stdout: stdout, log: log}
+}
+
+// openStore opens the configured case store and applies its migrations.
+func (m *Main) openStore(ctx context.Context) error {
+	if m.Config.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, m.Config.DatabaseURL)
+		if err != nil {
+			return fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		m.store = s
+		if err := s.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate PostgreSQL: %w", err)
+		}
+		m.log.Info("case store: PostgreSQL")
+		return nil
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	path := filepath.Join(m.Config.DataDir, "cases.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	m.store = s
+	if err := s.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate embedded store: %w", err)
+	}
+	m.log.Info("case store: embedded", "path", path)
+	return nil
+}
+
+// Migrate applies the case store's migrations.
+func (m *Main) Migrate(ctx context.Context) error {
+	defer m.Close()
+	return m.openStore(ctx)
+}
+
+// Run opens the store, starts media, signaling and HTTP, and returns once
+// the server is listening. Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.openStore(ctx); err != nil {
+		return err
+	}
+	m.cases = cases.NewService(cases.ServiceParams{Store: m.store, Logger: m.log})
+
+	if m.Config.RedisURL != "" {
+		opt, err := redis.ParseURL(m.Config.RedisURL)
+		if err != nil {
+			return fmt.Errorf("redis url: %w", err)
+		}
+		m.redis = redis.NewClient(opt)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = m.redis.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		m.log.Info("redis reachable; rooms are still routed in-process on this node")
+	}
+
+	key, err := joinlink.LoadOrCreateKey(m.Config.DataDir)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	if m.signer, err = joinlink.NewSigner(key, nil, nil); err != nil {
+		return err
+	}
+
+	m.sfu, err = media.New(media.Params{Logger: m.log, UDPAddr: m.Config.MediaUDP, PublicIPs: m.Config.publicIPs()})
+	if err != nil {
+		return err
+	}
+	m.sig = signaling.New(signaling.Params{
+		Logger:         m.log,
+		SFU:            m.sfu,
+		Tokens:         m.signer,
+		Sessions:       m.cases,
+		AllowedOrigins: lowerAll(splitList(m.Config.AllowedOrigins)),
+	})
+	handler := web.NewHandler(web.Params{
+		Logger:    m.log,
+		Cases:     m.cases,
+		Tokens:    m.signer,
+		Signaling: m.sig,
+		Rooms:     m.sig,
+	})
+
+	m.ln, err = net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
+	}
+	m.httpSrv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+	m.serveWG.Add(1)
+	go func() {
+		defer m.serveWG.Done()
+		if err := m.httpSrv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server stopped", "err", err)
+		}
+	}()
+	m.log.Info("listening", "url", m.BaseURL())
+
+	if m.Config.Demo {
+		d, err := m.seedDemo(ctx)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		m.Demo = d
+		d.print(m.Stdout, m.BaseURL())
+	}
+	return nil
+}
+
+// BaseURL is the URL join links start with.
+func (m *Main) BaseURL() string {
+	if m.Config.PublicURL != "" {
+		return strings.TrimRight(m.Config.PublicURL, "/")
+	}
+	if m.ln != nil {
+		return "http://" + m.ln.Addr().String()
+	}
+	return "http://" + m.Config.Addr
+}
+
+// Close shuts down in stages: no new sockets, tell the connected clients,
+// close rooms and media, then the HTTP server and the store. It is
+// idempotent.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		if m.sig != nil {
+			if err := m.sig.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("signaling: %w", err))
+			}
+		}
+		if m.httpSrv != nil {
+			if err := m.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http: %w", err))
+			}
+			m.serveWG.Wait()
+		}
+		if m.sfu != nil {
+			if err := m.sfu.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("media: %w", err))
+			}
+		}
+		if m.redis != nil {
+			_ = m.redis.Close()
+		}
+		if m.store != nil {
+			if err := m.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("store: %w", err))
+			}
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+func lowerAll(in []string) []string {
+	for i := range in {
+		in[i] = strings.ToLower(in[i])
+	}
+	return in
+}

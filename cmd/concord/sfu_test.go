@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/joinlink"
+)
+
+// pionClient is a synthetic participant: it joins through the real
+// signaling endpoint, publishes an audio and a video track, and counts
+// the RTP it receives per publishing participant.
+type pionClient struct {
+	t    *testing.T
+	name string
+	ws   *websocket.Conn
+	wmu  sync.Mutex
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+
+	mu       sync.Mutex
+	received map[string]map[string]int // stream (participant) id -> kind -> packets
+	joined   map[string]any
+	errors   []map[string]any
+	ended    string
+}
+
+func clientAPI(t *testing.T) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
+
+// dialSignaling opens a socket and sends join; it returns the socket and
+// the server's first answer.
+func dialSignaling(t *testing.T, base, token string) (*websocket.Conn, map[string]any) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteJSON(map[string]any{"type": "join", "token": token}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var first map[string]any
+	if err := ws.ReadJSON(&first); err != nil {
+		t.Fatalf("read first message: %v", err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	return ws, first
+}
+
+func newPionClient(ctx context.Context, t *testing.T, name, base, token string) *pionClient {
+	t.Helper()
+	ws, first := dialSignaling(t, base, token)
+	if first["type"] != "joined" {
+		t.Fatalf("%s: first message %v, want joined", name, first)
+	}
+	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, joined: first}
+	api := clientAPI(t)
+	var err error
+	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatal(err)
+	}
+	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.close() })
+	for pcName, pc := range map[string]*webrtc.PeerConnection{"pub": c.pub, "sub": c.sub} {
+		pcName := pcName
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				c.send(map[string]any{"type": "candidate", "pc": pcName, "candidate": cand.ToJSON()})
+			}
+		})
+	}
+	c.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		stream, kind := tr.StreamID(), tr.Kind().String()
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			c.mu.Lock()
+			if c.received[stream] == nil {
+				c.received[stream] = map[string]int{}
+			}
+			c.received[stream][kind]++
+			c.mu.Unlock()
+		}
+	})
+
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", name)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", name)
+	for _, tr := range []webrtc.TrackLocal{audio, video} {
+		sender, err := c.pub.AddTrack(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, _, err := sender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	go writeSynthetic(ctx, audio, 20*time.Millisecond, 960, 111)
+	go writeSynthetic(ctx, video, 33*time.Millisecond, 3000, 96)
+
+	go c.readLoop()
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "pc": "pub", "sdp": offer.SDP})
+	return c
+}
+
+// writeSynthetic sends packets of recognisable payload until ctx ends.
+func writeSynthetic(ctx context.Context, tr *webrtc.TrackLocalStaticRTP, every time.Duration, tsStep uint32, pt uint8) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	payload := make([]byte, 200)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	var seq uint16
+	var ts uint32
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			seq++
+			ts += tsStep
+			_ = tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: payload})
+		}
+	}
+}
+
+func (c *pionClient) send(v any) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.WriteJSON(v)
+}
+
+func (c *pionClient) readLoop() {
+	for {
+		var m map[string]any
+		if err := c.ws.ReadJSON(&m); err != nil {
+			return
+		}
+		pc, _ := m["pc"].(string)
+		switch m["type"] {
+		case "answer":
+			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)}); err != nil {
+				c.t.Errorf("%s: pub answer: %v", c.name, err)
+			}
+		case "offer":
+			if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m["sdp"].(string)}); err != nil {
+				c.t.Errorf("%s: sub offer: %v", c.name, err)
+				continue
+			}
+			answer, err := c.sub.CreateAnswer(nil)
+			if err != nil {
+				c.t.Errorf("%s: create answer: %v", c.name, err)
+				continue
+			}
+			if err := c.sub.SetLocalDescription(answer); err != nil {
+				c.t.Errorf("%s: set answer: %v", c.name, err)
+				continue
+			}
+			c.send(map[string]any{"type": "answer", "pc": "sub", "sdp": answer.SDP})
+		case "candidate":
+			b, _ := json.Marshal(m["candidate"])
+			var init webrtc.ICECandidateInit
+			_ = json.Unmarshal(b, &init)
+			target := c.pub
+			if pc == "sub" {
+				target = c.sub
+			}
+			_ = target.AddICECandidate(init)
+		case "session_ended":
+			c.mu.Lock()
+			c.ended, _ = m["result"].(string)
+			c.mu.Unlock()
+		case "error":
+			c.mu.Lock()
+			c.errors = append(c.errors, m)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// from reports how many audio and video packets arrived from stream.
+func (c *pionClient) from(stream string) (audio, video int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received[stream]["audio"], c.received[stream]["video"]
+}
+
+func (c *pionClient) streams() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.received)
+}
+
+func (c *pionClient) selfID() string {
+	self, _ := c.joined["self"].(map[string]any)
+	id, _ := self["id"].(string)
+	return id
+}
+
+func (c *pionClient) close() {
+	_ = c.ws.Close()
+	_ = c.pub.Close()
+	_ = c.sub.Close()
+}
+
+// tokenFromURL extracts the token of a join URL.
+func tokenFromURL(u string) string {
+	_, tok, _ := strings.Cut(u, "#")
+	return tok
+}
+
+// TestThreePartiesThroughSFU is the walking skeleton's media proof: three
+// participants publish audio and video; each receives both kinds from
+// the other two through the server, and a participant of another session
+// receives nothing.
+func TestThreePartiesThroughSFU(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// A second case and session, whose participant must see none of it.
+	other := otherSession(t, ts)
+
+	clients := []*pionClient{
+		newPionClient(ctx, t, "mediator", ts.BaseURL, tokenFromURL(ts.Demo.Mediator)),
+		newPionClient(ctx, t, "consumer", ts.BaseURL, tokenFromURL(ts.Demo.Consumer)),
+		newPionClient(ctx, t, "merchant", ts.BaseURL, tokenFromURL(ts.Demo.Merchant)),
+	}
+	outsider := newPionClient(ctx, t, "outsider", ts.BaseURL, other)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		done := true
+		for _, c := range clients {
+			for _, o := range clients {
+				if o == c {
+					continue
+				}
+				a, v := c.from(o.selfID())
+				if a < 5 || v < 5 {
+					done = false
+				}
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, c := range clients {
+				c.mu.Lock()
+				t.Logf("%s (%s) received %v errors %v", c.name, c.selfID(), c.received, c.errors)
+				c.mu.Unlock()
+			}
+			t.Fatal("not every participant received audio and video from the other two within 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range clients {
+		if _, v := c.from(c.selfID()); v != 0 {
+			t.Errorf("%s received its own video", c.name)
+		}
+		if n := c.streams(); n != 2 {
+			t.Errorf("%s receives %d streams, want 2", c.name, n)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := outsider.streams(); n != 0 {
+		t.Fatalf("a participant of another session received %d streams", n)
+	}
+	// The outsider's own media reached no one in the demo room.
+	for _, c := range clients {
+		if a, v := c.from(outsider.selfID()); a+v != 0 {
+			t.Fatalf("%s received the outsider's media", c.name)
+		}
+	}
+}
+
+// otherSession creates a second case with a session and returns a join
+// token for its applicant.
+func otherSession(t *testing.T, ts *testServer) string {
+	t.Helper()
+	ctx := context.Background()
+	c, _, err := ts.cases.OpenCase(ctx, cases.NewCase{
+		InstitutionID: demoInstitutionID, Category: "online-payment", Channel: "online",
+		Applicant: cases.Party{Name: "Other applicant"}, Respondent: cases.Party{Name: "Other merchant"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+		if _, err := ts.cases.Transition(ctx, c.ID, to, "test", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := ts.cases.ScheduleSession(ctx, c.ID, "test", []cases.Participant{
+		{Name: "M2", Role: cases.RoleMediator, Side: cases.SideNeutral},
+		{Name: "A2", Role: cases.RoleParty, Side: cases.SideApplicant},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.signer.Issue(joinlink.Claims{CaseID: c.ID, SessionID: sess.ID, Role: cases.RoleParty, Side: cases.SideApplicant,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: sess.Participants[1].ID}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

@@ -1,0 +1,271 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// CandidateInit is an ICE candidate as browsers exchange it.
+type CandidateInit = webrtc.ICECandidateInit
+
+type subscription struct {
+	down   *downTrack
+	sender *webrtc.RTPSender
+}
+
+// Peer is one participant's pair of connections to the SFU.
+type Peer struct {
+	id   string
+	room *Room
+	log  *slog.Logger
+	send func(Signal)
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+
+	// ups is guarded by room.mu.
+	ups map[string]*upTrack
+
+	mu             sync.Mutex // guards the fields below
+	subs           map[*upTrack]subscription
+	awaitingAnswer bool // a sub offer is out
+	renegotiate    bool // changes happened while an offer was out
+	pending        map[string][]CandidateInit
+	closed         bool
+}
+
+func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
+	p := &Peer{
+		id:      id,
+		room:    r,
+		log:     r.log.With("participant", id),
+		send:    send,
+		ups:     map[string]*upTrack{},
+		subs:    map[*upTrack]subscription{},
+		pending: map[string][]CandidateInit{},
+	}
+	cfg := webrtc.Configuration{}
+	var err error
+	if p.pub, err = r.sfu.api.NewPeerConnection(cfg); err != nil {
+		return nil, fmt.Errorf("media: publish connection: %w", err)
+	}
+	if p.sub, err = r.sfu.api.NewPeerConnection(cfg); err != nil {
+		_ = p.pub.Close()
+		return nil, fmt.Errorf("media: subscribe connection: %w", err)
+	}
+	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: p.pub, PCSubscribe: p.sub} {
+		name := name
+		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if c == nil {
+				return
+			}
+			init := c.ToJSON()
+			p.send(Signal{Type: "candidate", PC: name, Candidate: &init})
+		})
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			p.log.Debug("connection state", "pc", name, "state", s.String())
+		})
+	}
+	p.pub.OnTrack(p.onTrack)
+	return p, nil
+}
+
+// ID is the participant id.
+func (p *Peer) ID() string { return p.id }
+
+// onTrack starts forwarding a track the participant publishes.
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	up := &upTrack{
+		id:        p.id + "-" + remote.ID(),
+		publisher: p.id,
+		kind:      remote.Kind(),
+		codec:     remote.Codec().RTPCodecCapability,
+		remote:    remote,
+		pc:        p.pub,
+		log:       p.log.With("track", remote.ID(), "kind", remote.Kind().String()),
+	}
+	if !p.room.addUp(p, up) {
+		return
+	}
+	up.log.Info("track published", "codec", up.codec.MimeType)
+	go up.forward(func() { p.room.removeUp(p, up) })
+}
+
+// subscribeLocked starts sending up to this peer. room.mu must be held.
+func (p *Peer) subscribeLocked(up *upTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || up.publisher == p.id {
+		return
+	}
+	if _, ok := p.subs[up]; ok {
+		return
+	}
+	d := newDownTrack(up, p.id)
+	sender, err := p.sub.AddTrack(d)
+	if err != nil {
+		p.log.Warn("add track", "err", err)
+		return
+	}
+	go d.readRTCP(sender)
+	up.addDown(d)
+	p.subs[up] = subscription{down: d, sender: sender}
+	p.negotiateLocked()
+}
+
+// unsubscribeLocked stops sending up to this peer; no packet of up
+// reaches it after this returns. room.mu must be held.
+func (p *Peer) unsubscribeLocked(up *upTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.subs[up]
+	if !ok {
+		return
+	}
+	up.removeDown(s.down)
+	delete(p.subs, up)
+	if p.closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(s.sender); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
+		p.log.Warn("remove track", "err", err)
+	}
+	p.negotiateLocked()
+}
+
+// Subscriptions lists the track ids this peer currently receives.
+func (p *Peer) Subscriptions() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.subs))
+	for up := range p.subs {
+		out = append(out, up.id)
+	}
+	return out
+}
+
+// negotiateLocked sends a new sub offer, or notes that one is needed once
+// the outstanding offer is answered.
+func (p *Peer) negotiateLocked() {
+	if p.closed {
+		return
+	}
+	if p.awaitingAnswer || p.sub.SignalingState() != webrtc.SignalingStateStable {
+		p.renegotiate = true
+		return
+	}
+	p.renegotiate = false
+	offer, err := p.sub.CreateOffer(nil)
+	if err != nil {
+		p.log.Warn("create offer", "err", err)
+		return
+	}
+	if err := p.sub.SetLocalDescription(offer); err != nil {
+		p.log.Warn("set local offer", "err", err)
+		return
+	}
+	p.awaitingAnswer = true
+	p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
+}
+
+// ErrNegotiation wraps every error caused by what the client sent.
+var ErrNegotiation = errors.New("media: negotiation failed")
+
+// HandleOffer applies the client's offer for its publish connection and
+// sends the answer.
+func (p *Peer) HandleOffer(sdp string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %v", ErrNegotiation, err)
+	}
+	answer, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNegotiation, err)
+	}
+	if err := p.pub.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("%w: %v", ErrNegotiation, err)
+	}
+	p.send(Signal{Type: "answer", PC: PCPublish, SDP: answer.SDP})
+	p.flushCandidatesLocked(PCPublish, p.pub)
+	return nil
+}
+
+// HandleAnswer applies the client's answer to the latest sub offer.
+func (p *Peer) HandleAnswer(sdp string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if !p.awaitingAnswer {
+		return fmt.Errorf("%w: no offer is waiting for an answer", ErrNegotiation)
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %v", ErrNegotiation, err)
+	}
+	p.awaitingAnswer = false
+	p.flushCandidatesLocked(PCSubscribe, p.sub)
+	if p.renegotiate {
+		p.negotiateLocked()
+	}
+	return nil
+}
+
+// HandleCandidate adds a remote ICE candidate, holding it until the
+// connection has its remote description.
+func (p *Peer) HandleCandidate(pc string, c CandidateInit) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	var conn *webrtc.PeerConnection
+	switch pc {
+	case PCPublish:
+		conn = p.pub
+	case PCSubscribe:
+		conn = p.sub
+	default:
+		return fmt.Errorf("%w: unknown connection %q", ErrNegotiation, pc)
+	}
+	if conn.RemoteDescription() == nil {
+		if len(p.pending[pc]) >= 64 {
+			return fmt.Errorf("%w: too many early candidates", ErrNegotiation)
+		}
+		p.pending[pc] = append(p.pending[pc], c)
+		return nil
+	}
+	if err := conn.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: %v", ErrNegotiation, err)
+	}
+	return nil
+}
+
+func (p *Peer) flushCandidatesLocked(pc string, conn *webrtc.PeerConnection) {
+	for _, c := range p.pending[pc] {
+		if err := conn.AddICECandidate(c); err != nil {
+			p.log.Debug("early candidate refused", "err", err)
+		}
+	}
+	delete(p.pending, pc)
+}
+
+// closePCs stops forwarding to this peer and closes its connections.
+func (p *Peer) closePCs() {
+	p.mu.Lock()
+	p.closed = true
+	for up, s := range p.subs {
+		up.removeDown(s.down)
+		delete(p.subs, up)
+	}
+	p.mu.Unlock()
+	_ = p.pub.Close()
+	_ = p.sub.Close()
+}

@@ -1,0 +1,187 @@
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+)
+
+// Signal is one negotiation message between the SFU and a participant's
+// client: an SDP offer or answer, or an ICE candidate, for one of its two
+// connections ("pub", where the client offers what it publishes, and
+// "sub", where the SFU offers what the client receives).
+type Signal struct {
+	Type      string // "offer", "answer" or "candidate"
+	PC        string // "pub" or "sub"
+	SDP       string
+	Candidate *CandidateInit
+}
+
+// Connection names.
+const (
+	PCPublish   = "pub"
+	PCSubscribe = "sub"
+)
+
+// ErrClosed is returned by a closed room or peer.
+var ErrClosed = errors.New("media: closed")
+
+// Room forwards media among its peers. Deny by default: a subscriber
+// receives a publisher's tracks only after Allow(sub, pub, true).
+type Room struct {
+	sfu *SFU
+	id  string
+	log *slog.Logger
+
+	mu      sync.Mutex // guards the fields below; taken before any Peer.mu
+	peers   map[string]*Peer
+	allowed map[[2]string]bool // {subscriber, publisher}
+	closed  bool
+}
+
+// NewRoom returns an empty room.
+func (s *SFU) NewRoom(id string) *Room {
+	return &Room{
+		sfu:     s,
+		id:      id,
+		log:     s.log.With("room", id),
+		peers:   map[string]*Peer{},
+		allowed: map[[2]string]bool{},
+	}
+}
+
+// AddPeer creates the peer for a participant, replacing (and closing) an
+// earlier peer of the same participant. send receives the negotiation
+// messages for the client; it must not block.
+func (r *Room) AddPeer(id string, send func(Signal)) (*Peer, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	old := r.peers[id]
+	r.mu.Unlock()
+	if old != nil {
+		r.RemovePeer(old)
+	}
+	p, err := newPeer(r, id, send)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		p.closePCs()
+		return nil, ErrClosed
+	}
+	r.peers[id] = p
+	// Subscribe to what it may already receive.
+	for pubID, pub := range r.peers {
+		if r.allowed[[2]string{id, pubID}] {
+			for _, up := range pub.ups {
+				p.subscribeLocked(up)
+			}
+		}
+	}
+	return p, nil
+}
+
+// RemovePeer closes p and stops everything it published or received.
+func (r *Room) RemovePeer(p *Peer) {
+	r.mu.Lock()
+	if r.peers[p.id] == p {
+		delete(r.peers, p.id)
+	}
+	for _, up := range p.ups {
+		r.dropUpLocked(p, up)
+	}
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	r.mu.Unlock()
+	p.closePCs()
+}
+
+// Allow opens or closes the forwarding of everything pub publishes to
+// sub. Closing takes effect before Allow returns: no packet of pub reaches
+// sub afterwards.
+func (r *Room) Allow(sub, pub string, allow bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := [2]string{sub, pub}
+	if allow {
+		r.allowed[k] = true
+	} else {
+		delete(r.allowed, k)
+	}
+	s, p := r.peers[sub], r.peers[pub]
+	if s == nil || p == nil {
+		return
+	}
+	for _, up := range p.ups {
+		if allow {
+			s.subscribeLocked(up)
+		} else {
+			s.unsubscribeLocked(up)
+		}
+	}
+}
+
+// Forget drops every permission involving participant id.
+func (r *Room) Forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.allowed {
+		if k[0] == id || k[1] == id {
+			delete(r.allowed, k)
+		}
+	}
+}
+
+// Close removes every peer.
+func (r *Room) Close() {
+	r.mu.Lock()
+	r.closed = true
+	peers := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		peers = append(peers, p)
+	}
+	r.mu.Unlock()
+	for _, p := range peers {
+		r.RemovePeer(p)
+	}
+}
+
+// addUp registers a newly published track and forwards it to every
+// allowed subscriber.
+func (r *Room) addUp(pub *Peer, up *upTrack) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.peers[pub.id] != pub {
+		return false
+	}
+	pub.ups[up.id] = up
+	for subID, sub := range r.peers {
+		if r.allowed[[2]string{subID, pub.id}] {
+			sub.subscribeLocked(up)
+		}
+	}
+	return true
+}
+
+// removeUp stops forwarding a track whose publisher stopped sending.
+func (r *Room) removeUp(pub *Peer, up *upTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropUpLocked(pub, up)
+}
+
+func (r *Room) dropUpLocked(pub *Peer, up *upTrack) {
+	if pub.ups[up.id] != up {
+		return
+	}
+	delete(pub.ups, up.id)
+	for _, sub := range r.peers {
+		sub.unsubscribeLocked(up)
+	}
+}

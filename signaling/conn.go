@@ -1,0 +1,284 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/media"
+)
+
+// frame is one item of a connection's send queue.
+type frame struct {
+	data   []byte
+	close  bool // send a close frame and stop
+	code   int
+	reason string
+}
+
+// conn is one participant's socket. Exactly one goroutine reads (run) and
+// one writes (writeLoop); everything else enqueues.
+type conn struct {
+	s       *Server
+	ws      *websocket.Conn
+	log     *slog.Logger
+	queue   chan frame
+	done    chan struct{} // closed when the writer stops
+	quit    chan struct{} // closed to stop the writer whatever is queued
+	limiter *rate.Limiter
+
+	closeOnce sync.Once
+	stopOnce  sync.Once
+
+	// Set by the reader during join; read by the room under its lock.
+	room        *room
+	participant cases.Participant
+	peer        *media.Peer
+	joined      chan struct{}
+}
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	return &conn{
+		s:       s,
+		ws:      ws,
+		log:     s.log,
+		queue:   make(chan frame, sendQueue),
+		done:    make(chan struct{}),
+		quit:    make(chan struct{}),
+		limiter: rate.NewLimiter(50, 200),
+		joined:  make(chan struct{}),
+	}
+}
+
+// run reads until the socket ends, then takes the participant out of its
+// room.
+func (c *conn) run() {
+	go c.writeLoop()
+	defer c.cleanup()
+
+	c.ws.SetReadLimit(maxMessageSize)
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	joinTimer := time.AfterFunc(joinTimeout, func() {
+		select {
+		case <-c.joined:
+		default:
+			c.fail(errorf(CodeJoinRequired, true, "no join within %s", joinTimeout))
+		}
+	})
+	defer joinTimer.Stop()
+
+	for {
+		kind, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				c.log.Debug("socket read ended", "err", err)
+			}
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		if kind != websocket.TextMessage {
+			c.sendError(errorf(CodeBadMessage, false, "messages must be JSON text"))
+			continue
+		}
+		if !c.limiter.Allow() {
+			c.sendError(errorf(CodeRateLimited, false, "too many messages"))
+			continue
+		}
+		if stop := c.handle(data); stop {
+			return
+		}
+	}
+}
+
+// handle processes one message and reports whether to stop reading.
+func (c *conn) handle(data []byte) bool {
+	m, err := decode(data)
+	if err != nil {
+		c.sendError(err)
+		return false
+	}
+	if c.room == nil && m.Type != TypeJoin {
+		c.fail(errorf(CodeJoinRequired, true, "the first message must be join"))
+		return true
+	}
+	switch m.Type {
+	case TypeJoin:
+		if c.room != nil {
+			c.sendError(errorf(CodeAlreadyJoined, false, "already joined"))
+			return false
+		}
+		if err := c.join(m.Token); err != nil {
+			pe := asProtocolError(err)
+			if pe.code == CodeInternal {
+				c.log.Error("join failed", "err", err)
+			}
+			pe.fatal = true
+			c.fail(pe)
+			return true
+		}
+		return false
+	case TypeOffer:
+		err = c.peer.HandleOffer(m.SDP)
+	case TypeAnswer:
+		err = c.peer.HandleAnswer(m.SDP)
+	case TypeCandidate:
+		err = c.peer.HandleCandidate(m.PC, *m.Candidate)
+	case TypeLeave:
+		c.closeAfterFlush("left")
+		return true
+	}
+	if err != nil {
+		if errors.Is(err, media.ErrClosed) {
+			return true
+		}
+		c.log.Debug("negotiation", "type", m.Type, "err", err)
+		c.sendError(err)
+	}
+	return false
+}
+
+// join authenticates the token and puts the participant in its room.
+func (c *conn) join(token string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sess, p, err := c.s.verify(ctx, token)
+	if err != nil {
+		return err
+	}
+	c.participant = p
+	for attempt := 0; ; attempt++ {
+		r := c.s.roomFor(sess)
+		err = r.join(c, p, sess)
+		if errors.Is(err, errRoomClosed) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c.room = r
+		break
+	}
+	close(c.joined)
+	if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
+		c.log.Error("attendance not recorded", "session", sess.ID, "participant", p.ID, "err", err)
+	}
+	c.log.Info("joined", "session", sess.ID, "participant", p.ID)
+	return nil
+}
+
+// cleanup leaves the room and stops the writer.
+func (c *conn) cleanup() {
+	if c.room != nil && c.room.leave(c) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.s.p.Sessions.RecordLeave(ctx, c.room.id, c.participant.ID, c.s.p.Now()); err != nil {
+			c.log.Error("attendance not recorded", "session", c.room.id, "participant", c.participant.ID, "err", err)
+		}
+		cancel()
+		c.s.dropRoomIfEmpty(c.room)
+		c.log.Info("left", "session", c.room.id, "participant", c.participant.ID)
+	} else if c.room != nil {
+		c.s.dropRoomIfEmpty(c.room)
+	}
+	c.stop()
+	<-c.done
+	_ = c.ws.Close()
+}
+
+// stop ends the writer after what is queued, or at once if the queue
+// cannot take the close.
+func (c *conn) stop() {
+	c.closeAfterFlush("")
+	c.stopOnce.Do(func() { time.AfterFunc(writeWait, func() { close(c.quit) }) })
+}
+
+// writeLoop is the connection's only writer.
+func (c *conn) writeLoop() {
+	defer close(c.done)
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.quit:
+			_ = c.ws.Close()
+			return
+		case f := <-c.queue:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if f.close {
+				if f.reason != "" {
+					_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(f.code, f.reason))
+				}
+				_ = c.ws.Close()
+				return
+			}
+			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				_ = c.ws.Close()
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				_ = c.ws.Close()
+				return
+			}
+		}
+	}
+}
+
+// enqueue sends m without blocking. A client too slow to keep up with
+// its queue is disconnected.
+func (c *conn) enqueue(m outbound) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		c.log.Error("encode message", "type", m.Type, "err", err)
+		return
+	}
+	c.push(frame{data: data})
+}
+
+func (c *conn) push(f frame) {
+	select {
+	case <-c.done:
+	case c.queue <- f:
+	default:
+		c.log.Warn("client too slow; disconnecting")
+		_ = c.ws.Close()
+	}
+}
+
+// sendSignal passes a media negotiation message to the client.
+func (c *conn) sendSignal(sig media.Signal) {
+	c.enqueue(outbound{Type: sig.Type, PC: sig.PC, SDP: sig.SDP, Candidate: sig.Candidate})
+}
+
+// sendError reports err to the client.
+func (c *conn) sendError(err error) {
+	pe := asProtocolError(err)
+	c.enqueue(outbound{Type: TypeError, Code: pe.code, Message: pe.msg, Fatal: pe.fatal})
+}
+
+// fail reports a fatal error and closes the socket once it is written.
+func (c *conn) fail(pe *protocolError) {
+	pe.fatal = true
+	c.sendError(pe)
+	code := websocket.ClosePolicyViolation
+	if pe.code == CodeShuttingDown {
+		code = websocket.CloseServiceRestart
+	} else if pe.code == CodeInternal {
+		code = websocket.CloseInternalServerErr
+	}
+	c.closeOnce.Do(func() { c.push(frame{close: true, code: code, reason: pe.code}) })
+}
+
+// closeAfterFlush closes the socket normally after what is queued.
+func (c *conn) closeAfterFlush(reason string) {
+	c.closeOnce.Do(func() { c.push(frame{close: true, code: websocket.CloseNormalClosure, reason: reason}) })
+}
