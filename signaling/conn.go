@@ -156,6 +156,14 @@ func (c *conn) join(token string) error {
 		return err
 	}
 	c.participant = p
+	// Attendance is recorded before the room is entered, so that a session
+	// ended meanwhile refuses the join instead of losing the record.
+	if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
+		if cases.ErrorCode(err) == cases.ETRANSITION {
+			return errorf(CodeSessionEnded, true, "this session has ended")
+		}
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		r := c.s.roomFor(sess)
 		err = r.join(c, p, sess)
@@ -163,15 +171,15 @@ func (c *conn) join(token string) error {
 			continue
 		}
 		if err != nil {
+			if lerr := c.s.p.Sessions.RecordLeave(ctx, sess.ID, p.ID, c.s.p.Now()); lerr != nil {
+				c.log.Error("attendance not closed", "session", sess.ID, "participant", p.ID, "err", lerr)
+			}
 			return err
 		}
 		c.room = r
 		break
 	}
 	close(c.joined)
-	if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
-		c.log.Error("attendance not recorded", "session", sess.ID, "participant", p.ID, "err", err)
-	}
 	c.log.Info("joined", "session", sess.ID, "participant", p.ID)
 	return nil
 }

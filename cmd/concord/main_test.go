@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestConfigStrict(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		wantErr string
+	}{
+		{"defaults", nil, nil, ""},
+		{"env sets addr", nil, []string{"CONCORD_ADDR=0.0.0.0:9000"}, ""},
+		{"unknown env", nil, []string{"CONCORD_ADRR=x"}, "unknown environment variables: CONCORD_ADRR"},
+		{"test env ignored", nil, []string{"CONCORD_TEST_ANYTHING=1"}, ""},
+		{"unknown flag", []string{"--adr", "x"}, nil, "flag provided but not defined"},
+		{"bad addr", []string{"--addr", "nope"}, nil, "addr"},
+		{"bad database url", []string{"--database-url", "mysql://x"}, nil, "database-url"},
+		{"bad redis url", []string{"--redis-url", "http://x"}, nil, "redis-url"},
+		{"bad public ip", []string{"--public-ip", "1.2.3"}, nil, "public-ip"},
+		{"bad ttl", []string{"--link-ttl", "-1h"}, nil, "link-ttl"},
+		{"bad level", []string{"--log-level", "loud"}, nil, "log-level"},
+		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
+		{"bad env value", nil, []string{"CONCORD_LINK_TTL=soon"}, "CONCORD_LINK_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig("serve", tt.args, tt.env, io.Discard)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	cfg, err := parseConfig("serve", []string{"--addr", "127.0.0.1:1"}, []string{"CONCORD_ADDR=127.0.0.1:2"}, io.Discard)
+	if err != nil || cfg.Addr != "127.0.0.1:1" {
+		t.Fatalf("flag should win over env: %v %v", cfg.Addr, err)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "concord serve") {
+		t.Fatalf("--help: %d %q", code, out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"serve", "--help"}, nil, &out, &errb); code != 0 || !strings.Contains(errb.String(), "CONCORD_DATABASE_URL") {
+		t.Fatalf("serve --help: %d %q", code, errb.String())
+	}
+	if code := run([]string{"dance"}, nil, &out, &errb); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+	out.Reset()
+	dir := t.TempDir()
+	if code := run([]string{"migrate", "--data-dir", dir}, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "migrations applied") {
+		t.Fatalf("migrate: %d %q", code, out.String())
+	}
+	if _, err := os.Stat(dir + "/cases.db"); err != nil {
+		t.Fatalf("migrate made no store: %v", err)
+	}
+	if code := run([]string{"migrate", "--data-dir", dir}, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("second migrate: %d", code)
+	}
+}
+
+// testPostgresURL returns a URL for a fresh schema in the test database,
+// dropped when the test ends. Without PostgreSQL the test is skipped,
+// unless CI is set, where that is a failure.
+func testPostgresURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("CONCORD_TEST_DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL unreachable in CI: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable: %v", err)
+	}
+	schema := fmt.Sprintf("t_main_%x", rand.Uint64())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+// TestServeOnPostgres runs the whole server on PostgreSQL: migrate, the
+// demo, a join and an outcome.
+func TestServeOnPostgres(t *testing.T) {
+	url := testPostgresURL(t)
+	if code := run([]string{"migrate"}, []string{"CONCORD_DATABASE_URL=" + url, "CONCORD_DATA_DIR=" + t.TempDir()}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("migrate on PostgreSQL exited %d", code)
+	}
+	cfg := testConfig(t)
+	cfg.DatabaseURL = url
+	ts := startTestServerWith(t, cfg)
+	ws, m := dialSignaling(t, ts.BaseURL, tokenFromURL(ts.Demo.Consumer))
+	defer ws.Close()
+	if m["type"] != "joined" {
+		t.Fatalf("join: %v", m)
+	}
+	code, body := post(t, ts.BaseURL+"/api/v1/sessions/"+ts.Demo.SessionID+"/end", ts.MediatorToken, "application/json",
+		`{"result":"settled","terms":"Refund in full."}`)
+	if code != 200 || body["state"] != "closed" {
+		t.Fatalf("end on PostgreSQL: %d %v", code, body)
+	}
+	var rec map[string]any
+	getJSON(t, ts.BaseURL+"/api/v1/cases/"+ts.Demo.CaseID, ts.MediatorToken, &rec)
+	if rec["state"] != "closed" {
+		t.Fatalf("read back: %v", rec["state"])
+	}
+}
