@@ -87,6 +87,7 @@ function renderStatus() {
   const el = $('status');
   let key = STATUS_KEY[state.phase];
   if (state.phase === 'ended' && state.left) key = 'status.left';
+  if (state.phase === 'preflight' && state.mediaProblem) key = 'status.blocked';
   el.dataset.state = STATUS_STATE[state.phase];
   $('status-text').textContent = t(key);
 }
@@ -116,7 +117,10 @@ function renderAlert() {
 function setMediaProblem(titleKey, helpKey, buttons) {
   state.mediaProblem = titleKey ? { titleKey, helpKey } : null;
   $('media-problem').hidden = !titleKey;
+  // An empty black preview helps nobody once the camera is refused.
+  $('preview').hidden = !!titleKey;
   renderMediaProblem();
+  renderStatus();
   const show = new Set(buttons || []);
   $('preflight-actions').hidden = show.size === 0;
   $('media-retry').hidden = !show.has('retry');

@@ -19,6 +19,7 @@ const STRINGS = {
     'index.privacy': 'Nothing said in a session is recorded unless every participant agrees. The case file keeps only who attended and for how long.',
 
     'status.preflight': 'Checking camera and microphone…',
+    'status.blocked': 'Camera or microphone blocked',
     'status.joining': 'Connecting…',
     'status.connected': 'Connected',
     'status.reconnecting': 'Connection lost – reconnecting…',
@@ -132,6 +133,7 @@ const STRINGS = {
     'index.privacy': '除非所有参与人同意，会议内容不会被录制。案件记录只保存参会人员和时长。',
 
     'status.preflight': '正在检查摄像头和麦克风…',
+    'status.blocked': '摄像头或麦克风被阻止',
     'status.joining': '正在连接…',
     'status.connected': '已连接',
     'status.reconnecting': '连接中断，正在重新连接…',
