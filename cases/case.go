@@ -12,14 +12,41 @@ import (
 // State is where a case stands in its lifecycle.
 type State string
 
-// Case states (see DESIGN.md, "Case lifecycle").
+// Case states (see DESIGN.md, "Case lifecycle", and lifecycle.go for
+// the transitions between them).
 const (
-	StateSubmitted  State = "submitted"
-	StateDispatched State = "dispatched"
-	StateAccepted   State = "accepted"
-	StateMediating  State = "mediating"
-	StateClosed     State = "closed"
+	StateSubmitted             State = "submitted"
+	StateReconciliation        State = "reconciliation"
+	StateDispatched            State = "dispatched"
+	StateRespondentContacted   State = "respondent_contacted"
+	StateAccepted              State = "accepted"
+	StateRejected              State = "rejected"
+	StateMediating             State = "mediating"
+	StateClosed                State = "closed"
+	StateConfirmationRequested State = "confirmation_requested"
+	StateConfirmed             State = "confirmed"
+	StateConfirmationRefused   State = "confirmation_refused"
+	StateReferred              State = "referred"
 )
+
+// States lists every state, in lifecycle order.
+func States() []State {
+	return []State{
+		StateSubmitted, StateReconciliation, StateDispatched, StateRespondentContacted,
+		StateAccepted, StateRejected, StateMediating, StateClosed,
+		StateConfirmationRequested, StateConfirmed, StateConfirmationRefused, StateReferred,
+	}
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	for _, x := range States() {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
 
 // Result is how a dispute ended, or how one session left it.
 type Result string
@@ -31,9 +58,13 @@ const (
 	ResultNotSettled       Result = "not_settled"
 	ResultWithdrawn        Result = "withdrawn"
 	ResultAdjourned        Result = "adjourned"
+	// ResultReconciled closes a case the respondent, an ODR enterprise,
+	// settled directly with the applicant, before any mediator.
+	ResultReconciled Result = "reconciled"
 )
 
-// Final reports whether the result closes the case.
+// Final reports whether a session ending with this result closes the
+// case.
 func (r Result) Final() bool {
 	switch r {
 	case ResultSettled, ResultPartiallySettled, ResultNotSettled, ResultWithdrawn:
@@ -42,8 +73,27 @@ func (r Result) Final() bool {
 	return false
 }
 
-// Valid reports whether r is a known result.
+// Valid reports whether r is a known result of a session.
 func (r Result) Valid() bool { return r.Final() || r == ResultAdjourned }
+
+// settles reports whether the result comes with an agreement that a
+// court or an arbitration body may be asked to confirm.
+func (r Result) settles() bool { return r == ResultSettled || r == ResultPartiallySettled }
+
+// Institution levels, from the highest.
+const (
+	LevelProvince  = "province"
+	LevelCity      = "city"
+	LevelDistrict  = "district" // county or district
+	LevelCommunity = "community"
+)
+
+// Institution statuses.
+const (
+	InstitutionActive    = "active"    // receives cases
+	InstitutionSuspended = "suspended" // keeps its cases, receives no new ones
+	InstitutionClosed    = "closed"
+)
 
 // Institution is a mediation organisation that receives cases.
 type Institution struct {
@@ -56,11 +106,100 @@ type Institution struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+// Mediator statuses.
+const (
+	MediatorActive   = "active"
+	MediatorInactive = "inactive"
+)
+
+// Mediator is a person who mediates for one institution.
+type Mediator struct {
+	ID            string    `json:"id"`
+	InstitutionID string    `json:"institutionId"`
+	Name          string    `json:"name"`
+	Status        string    `json:"status"` // active, inactive
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// Enterprise statuses.
+const (
+	EnterpriseEnrolled  = "enrolled"
+	EnterpriseWithdrawn = "withdrawn"
+)
+
+// Enterprise is a merchant enrolled as an "ODR enterprise": complaints
+// against it go first to reconciliation, where it may settle directly.
+// It is known by its unified social credit code.
+type Enterprise struct {
+	CreditCode string    `json:"creditCode"`
+	Name       string    `json:"name"`
+	Status     string    `json:"status"` // enrolled, withdrawn
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
 // Party is one side of a dispute.
 type Party struct {
 	Name  string `json:"name"`
 	Kind  string `json:"kind"` // person or organisation
 	Phone string `json:"phone,omitempty"`
+	// CreditCode is an organisation's unified social credit code.
+	CreditCode string `json:"creditCode,omitempty"`
+	// ODREnterprise is set at intake when the respondent was an enrolled
+	// ODR enterprise; reconciliation checks the enrolment again.
+	ODREnterprise bool `json:"odrEnterprise,omitempty"`
+}
+
+// Deadline kinds.
+const (
+	DeadlineRespondentContact = "respondent_contact"
+	DeadlineReconciliation    = "reconciliation"
+)
+
+// Deadline is a time limit in working days, computed when it starts and
+// kept with the case.
+type Deadline struct {
+	Kind        string    `json:"kind"`
+	RuleSetID   string    `json:"ruleSetId"`
+	WorkingDays int       `json:"workingDays"`
+	StartedAt   time.Time `json:"startedAt"`
+	// DueDate is the last working day (in China) of the time limit.
+	DueDate string `json:"dueDate"`
+	// DueAt is the end of DueDate: from this instant on the deadline is
+	// overdue.
+	DueAt time.Time `json:"dueAt"`
+	// Approximate is set when the working-day calendar lacked a year the
+	// time limit runs through, so that only weekends were skipped there.
+	Approximate bool       `json:"approximate,omitempty"`
+	MetAt       *time.Time `json:"metAt,omitempty"`
+	Late        bool       `json:"late,omitempty"` // met after DueAt
+}
+
+// Rejection is why an institution did not accept a case. It is shown to
+// the applicant.
+type Rejection struct {
+	Code  string `json:"code"`
+	Label string `json:"label"`
+	Text  string `json:"text"`
+}
+
+// Confirmation is a request to a court (judicial confirmation) or an
+// arbitration body to confirm a mediation agreement.
+type Confirmation struct {
+	By          string     `json:"by"` // court, arbitration
+	Body        string     `json:"body,omitempty"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
+	Confirmed   bool       `json:"confirmed"`
+	Note        string     `json:"note,omitempty"`
+}
+
+// Referral is where a case that did not settle went next.
+type Referral struct {
+	To   string    `json:"to"` // arbitration, litigation
+	Body string    `json:"body,omitempty"`
+	At   time.Time `json:"at"`
+	Note string    `json:"note,omitempty"`
 }
 
 // Outcome is what a mediator recorded at the end of a session.
@@ -75,21 +214,58 @@ type Outcome struct {
 
 // Case is one dispute.
 type Case struct {
-	ID            string    `json:"id"`
-	Number        string    `json:"number"`
-	InstitutionID string    `json:"institutionId"`
-	State         State     `json:"state"`
-	Outcome       *Outcome  `json:"outcome,omitempty"`
-	Category      string    `json:"category"`
-	Channel       string    `json:"channel"`
-	ExternalRef   string    `json:"externalRef,omitempty"`
-	Applicant     Party     `json:"applicant"`
-	Respondent    Party     `json:"respondent"`
-	Claims        string    `json:"claims,omitempty"`
-	AmountCents   int64     `json:"amountCents"`
-	Version       int64     `json:"version"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	ID            string   `json:"id"`
+	Number        string   `json:"number"`
+	InstitutionID string   `json:"institutionId"`
+	State         State    `json:"state"`
+	Outcome       *Outcome `json:"outcome,omitempty"`
+	Category      string   `json:"category"`
+	Channel       string   `json:"channel"`
+	ExternalRef   string   `json:"externalRef,omitempty"`
+	Applicant     Party    `json:"applicant"`
+	Respondent    Party    `json:"respondent"`
+	Claims        string   `json:"claims,omitempty"`
+	AmountCents   int64    `json:"amountCents"`
+	// IncidentDate is the day the dispute arose, YYYY-MM-DD, if known.
+	IncidentDate string `json:"incidentDate,omitempty"`
+	// RuleSetID names the rule set in force on the day the case was
+	// opened; the case is handled by it to the end.
+	RuleSetID    string        `json:"ruleSetId,omitempty"`
+	MediatorID   string        `json:"mediatorId,omitempty"`
+	Deadlines    []Deadline    `json:"deadlines,omitempty"`
+	Rejection    *Rejection    `json:"rejection,omitempty"`
+	Confirmation *Confirmation `json:"confirmation,omitempty"`
+	Referral     *Referral     `json:"referral,omitempty"`
+	Version      int64         `json:"version"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	UpdatedAt    time.Time     `json:"updatedAt"`
+}
+
+// PendingDeadline returns the deadline the case is running against, or
+// nil.
+func (c *Case) PendingDeadline() *Deadline {
+	for i := len(c.Deadlines) - 1; i >= 0; i-- {
+		if c.Deadlines[i].MetAt == nil {
+			return &c.Deadlines[i]
+		}
+	}
+	return nil
+}
+
+// DueAt returns when the pending deadline falls due, or nil. Stores index
+// it to list overdue cases.
+func (c *Case) DueAt() *time.Time {
+	if d := c.PendingDeadline(); d != nil {
+		t := d.DueAt
+		return &t
+	}
+	return nil
+}
+
+// Overdue reports whether the case's pending deadline has passed at now.
+func (c *Case) Overdue(now time.Time) bool {
+	d := c.PendingDeadline()
+	return d != nil && !now.Before(d.DueAt)
 }
 
 // Roles of a session participant.

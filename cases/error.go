@@ -12,13 +12,32 @@ const (
 	ENOTFOUND   = "not_found"          // no such thing, or the caller may not know of it
 	ECONFLICT   = "conflict"           // a concurrent change or a duplicate
 	ETRANSITION = "invalid_transition" // the case is not in a state that allows this
-	EINTERNAL   = "internal"           // anything else; its detail is logged, never shown
+	// EIDEMPOTENCY: an idempotency key was used again with another request.
+	EIDEMPOTENCY = "idempotency_key_reused"
+	EINTERNAL    = "internal" // anything else; its detail is logged, never shown
 )
 
 // Error is a domain error: a stable code and a message safe to show a user.
 type Error struct {
 	Code    string
 	Message string
+	// Field names the input at fault, as the API spells it ("reasonCode",
+	// "applicant.name"), when there is one.
+	Field string
+}
+
+// FieldErrorf returns an EINVALID *Error naming the field at fault.
+func FieldErrorf(field, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorField returns the field named by err, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

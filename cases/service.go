@@ -10,32 +10,20 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/concord-odr/concord/cases/calendar"
+	"github.com/concord-odr/concord/cases/rules"
 )
-
-// transitions lists, for each state, the states a case may move to by an
-// explicit transition. A case is closed only through EndSession, which
-// records the outcome in the same transaction.
-var transitions = map[State][]State{
-	StateSubmitted:  {StateDispatched},
-	StateDispatched: {StateAccepted},
-	StateAccepted:   {StateMediating},
-}
-
-// CanTransition reports whether the lifecycle allows from -> to.
-func CanTransition(from, to State) bool {
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
-}
 
 // ServiceParams configures a Service.
 type ServiceParams struct {
 	Store  Store
 	Logger *slog.Logger
 	Now    func() time.Time // defaults to time.Now
+	// Calendar counts working days; nil means the embedded calendar.
+	Calendar *calendar.Calendar
+	// Rules holds the rule sets; nil means the embedded ones.
+	Rules *rules.Book
 }
 
 // Service applies the lifecycle rules on top of a Store.
@@ -43,19 +31,45 @@ type Service struct {
 	store Store
 	log   *slog.Logger
 	now   func() time.Time
+	cal   *calendar.Calendar
+	rules *rules.Book
 }
 
 // NewService returns a Service.
 func NewService(p ServiceParams) *Service {
-	s := &Service{store: p.Store, log: p.Logger, now: p.Now}
+	s := &Service{store: p.Store, log: p.Logger, now: p.Now, cal: p.Calendar, rules: p.Rules}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.cal == nil {
+		cal, err := calendar.Embedded()
+		if err != nil { // the embedded files are checked by calendar's tests
+			s.log.Error("embedded working-day calendar", "err", err)
+			cal, _ = calendar.New()
+		}
+		s.cal = cal
+	}
+	if s.rules == nil {
+		book, err := rules.Embedded()
+		if err != nil { // checked by the rules package's tests
+			s.log.Error("embedded rule sets", "err", err)
+			book, _ = rules.New(&rules.RuleSet{ID: "fallback", Name: "fallback", EffectiveFrom: "2000-01-01",
+				RespondentContactDays: 3, ReconciliationDays: 10, ConfirmationWindowDays: 30,
+				RejectReasons: []rules.Reason{{Code: "other", Label: "other"}}})
+		}
+		s.rules = book
+	}
 	return s
 }
+
+// Rules returns the rule sets the service applies.
+func (s *Service) Rules() *rules.Book { return s.rules }
+
+// Now returns the service's current time.
+func (s *Service) Now() time.Time { return s.now() }
 
 // Store returns the service's store.
 func (s *Service) Store() Store { return s.store }
@@ -87,189 +101,41 @@ func (s *Service) appendEvent(ctx context.Context, tx Tx, caseID, typ, actor str
 	return tx.AppendEvent(ctx, e)
 }
 
-// PutInstitution creates or replaces an institution.
-func (s *Service) PutInstitution(ctx context.Context, inst *Institution) error {
-	if strings.TrimSpace(inst.Name) == "" {
-		return Errorf(EINVALID, "institution name is required")
-	}
-	if inst.ID == "" {
-		inst.ID = NewID("inst_")
-	}
-	if inst.Status == "" {
-		inst.Status = "active"
-	}
-	if inst.CreatedAt.IsZero() {
-		inst.CreatedAt = s.now().UTC()
-	}
-	return s.store.Update(ctx, func(tx Tx) error { return tx.PutInstitution(ctx, inst) })
-}
-
-// NewCase is what an intake channel knows of a new dispute.
-type NewCase struct {
-	InstitutionID string
-	Category      string
-	Channel       string
-	ExternalRef   string
-	Applicant     Party
-	Respondent    Party
-	Claims        string
-	AmountCents   int64
-	Actor         string
-}
-
+// validText checks a text input; field names it as the API spells it.
 func validText(field, v string, max int, required bool) error {
 	if required && strings.TrimSpace(v) == "" {
-		return Errorf(EINVALID, "%s is required", field)
+		return FieldErrorf(field, "%s is required", field)
 	}
 	if !utf8.ValidString(v) {
-		return Errorf(EINVALID, "%s is not valid UTF-8", field)
+		return FieldErrorf(field, "%s is not valid UTF-8", field)
 	}
 	for _, r := range v {
 		if r < 0x20 && r != '\n' && r != '\r' && r != '\t' || r == 0x7f {
-			return Errorf(EINVALID, "%s contains a control character", field)
+			return FieldErrorf(field, "%s contains a control character", field)
 		}
 	}
 	if utf8.RuneCountInString(v) > max {
-		return Errorf(EINVALID, "%s is longer than %d characters", field, max)
+		return FieldErrorf(field, "%s is longer than %d characters", field, max)
 	}
 	return nil
 }
 
-// OpenCase records a new case in state submitted. When the channel and
-// external reference are set and a case with them exists, that case is
-// returned unchanged and created is false.
-func (s *Service) OpenCase(ctx context.Context, n NewCase) (c *Case, created bool, err error) {
-	for _, v := range []struct {
-		field, value string
-		max          int
-		required     bool
-	}{
-		{"applicant name", n.Applicant.Name, 200, true},
-		{"respondent name", n.Respondent.Name, 200, true},
-		{"category", n.Category, 64, true},
-		{"channel", n.Channel, 32, true},
-		{"external reference", n.ExternalRef, 128, false},
-		{"claims", n.Claims, 10000, false},
-	} {
-		if err := validText(v.field, v.value, v.max, v.required); err != nil {
-			return nil, false, err
-		}
-	}
-	if n.AmountCents < 0 {
-		return nil, false, Errorf(EINVALID, "amount must not be negative")
-	}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		if n.ExternalRef != "" {
-			existing, err := tx.CaseByExternalRef(ctx, n.Channel, n.ExternalRef)
-			if err == nil {
-				c = existing
-				return nil
-			}
-			if ErrorCode(err) != ENOTFOUND {
-				return err
-			}
-		}
-		inst, err := tx.Institution(ctx, n.InstitutionID)
-		if err != nil {
-			if ErrorCode(err) == ENOTFOUND {
-				return Errorf(EINVALID, "institution %q does not exist", n.InstitutionID)
-			}
-			return err
-		}
-		now := s.now().UTC()
-		seq, err := tx.NextCaseSeq(ctx, inst.ID, now.Year())
-		if err != nil {
-			return err
-		}
-		c = &Case{
-			ID:            NewID("case_"),
-			Number:        fmt.Sprintf("%d-%s-%06d", now.Year(), inst.Code, seq),
-			InstitutionID: inst.ID,
-			State:         StateSubmitted,
-			Category:      n.Category,
-			Channel:       n.Channel,
-			ExternalRef:   n.ExternalRef,
-			Applicant:     n.Applicant,
-			Respondent:    n.Respondent,
-			Claims:        n.Claims,
-			AmountCents:   n.AmountCents,
-			CreatedAt:     now,
-			UpdatedAt:     now,
-		}
-		if err := tx.PutCase(ctx, c); err != nil {
-			return err
-		}
-		created = true
-		return s.appendEvent(ctx, tx, c.ID, "case.submitted", n.Actor, map[string]any{
-			"channel": n.Channel, "category": n.Category, "number": c.Number,
-		})
-	})
-	if err != nil && n.ExternalRef != "" && ErrorCode(err) == ECONFLICT {
-		// Another request imported the same external case at the same
-		// moment: answer with that case.
-		var existing *Case
-		if verr := s.store.View(ctx, func(tx Tx) error {
-			var err error
-			existing, err = tx.CaseByExternalRef(ctx, n.Channel, n.ExternalRef)
-			return err
-		}); verr == nil {
-			return existing, false, nil
-		}
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return c, created, nil
-}
-
-// Transition moves a case to another state, if the lifecycle allows it,
-// and appends the event that records it in the same transaction.
-func (s *Service) Transition(ctx context.Context, caseID string, to State, actor string, payload any) (*Case, error) {
-	var c *Case
-	err := s.store.Update(ctx, func(tx Tx) error {
-		var err error
-		c, err = tx.Case(ctx, caseID)
-		if err != nil {
-			return err
-		}
-		return s.transitionLocked(ctx, tx, c, to, actor, payload)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// transitionLocked changes c's state inside tx.
-func (s *Service) transitionLocked(ctx context.Context, tx Tx, c *Case, to State, actor string, payload any) error {
-	if !CanTransition(c.State, to) {
-		return Errorf(ETRANSITION, "a case in state %s cannot move to %s", c.State, to)
-	}
-	return s.setStateLocked(ctx, tx, c, to, actor, payload)
-}
-
-// setStateLocked writes c in state to with the event recording it.
-func (s *Service) setStateLocked(ctx context.Context, tx Tx, c *Case, to State, actor string, payload any) error {
-	from := c.State
-	c.State = to
-	c.UpdatedAt = s.now().UTC()
-	if err := tx.PutCase(ctx, c); err != nil {
-		return err
-	}
-	return s.appendEvent(ctx, tx, c.ID, "case."+string(to), actor, map[string]any{"from": from, "payload": payload})
+// validField is validText under the name the lifecycle code uses.
+func validField(field, v string, max int, required bool) error {
+	return validText(field, v, max, required)
 }
 
 // ScheduleSession creates a session for a case that is accepted or being
 // mediated; the first session moves an accepted case to mediating.
 func (s *Service) ScheduleSession(ctx context.Context, caseID, actor string, participants []Participant) (*Session, error) {
 	if len(participants) == 0 {
-		return nil, Errorf(EINVALID, "a session needs participants")
+		return nil, FieldErrorf("participants", "a session needs participants")
 	}
 	participants = append([]Participant(nil), participants...)
 	hasMediator := false
 	for i := range participants {
 		p := &participants[i]
-		if err := validText("participant name", p.Name, 200, true); err != nil {
+		if err := validText("participants.name", p.Name, 200, true); err != nil {
 			return nil, err
 		}
 		switch p.Role {
@@ -277,19 +143,19 @@ func (s *Service) ScheduleSession(ctx context.Context, caseID, actor string, par
 			hasMediator = true
 		case RoleParty:
 		default:
-			return nil, Errorf(EINVALID, "unknown participant role %q", p.Role)
+			return nil, FieldErrorf("participants.role", "unknown participant role %q", p.Role)
 		}
 		switch p.Side {
 		case SideApplicant, SideRespondent, SideNeutral:
 		default:
-			return nil, Errorf(EINVALID, "unknown participant side %q", p.Side)
+			return nil, FieldErrorf("participants.side", "unknown participant side %q", p.Side)
 		}
 		if p.ID == "" {
 			p.ID = NewID("p_")
 		}
 	}
 	if !hasMediator {
-		return nil, Errorf(EINVALID, "a session needs a mediator")
+		return nil, FieldErrorf("participants", "a session needs a mediator")
 	}
 	var sess *Session
 	err := s.store.Update(ctx, func(tx Tx) error {
@@ -397,13 +263,13 @@ func closeAttendance(sess *Session, participantID string, at time.Time) bool {
 // the session's mediator may end it.
 func (s *Service) EndSession(ctx context.Context, sessionID, actorID string, o Outcome) (*Case, *Session, error) {
 	if !o.Result.Valid() {
-		return nil, nil, Errorf(EINVALID, "unknown outcome %q", o.Result)
+		return nil, nil, FieldErrorf("result", "unknown outcome %q", o.Result)
 	}
 	if err := validText("terms", o.Terms, 20000, o.Result == ResultSettled || o.Result == ResultPartiallySettled); err != nil {
 		return nil, nil, err
 	}
 	if o.Result == ResultNotSettled && len(o.Remedies) == 0 {
-		return nil, nil, Errorf(EINVALID, "a not-settled outcome needs the remedies shown to the applicant")
+		return nil, nil, FieldErrorf("remedies", "a not-settled outcome needs the remedies shown to the applicant")
 	}
 	var c *Case
 	var sess *Session
@@ -452,7 +318,7 @@ func (s *Service) EndSession(ctx context.Context, sessionID, actorID string, o O
 			return s.appendEvent(ctx, tx, c.ID, "case.adjourned", actorID, o)
 		}
 		c.Outcome = &o
-		return s.setStateLocked(ctx, tx, c, StateClosed, actorID, o)
+		return s.setStateLocked(ctx, tx, c, StateClosed, actorID, map[string]any{"outcome": o})
 	})
 	if err != nil {
 		return nil, nil, err

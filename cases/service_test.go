@@ -11,15 +11,22 @@ import (
 )
 
 func TestCanTransition(t *testing.T) {
-	states := []cases.State{
-		cases.StateSubmitted, cases.StateDispatched, cases.StateAccepted, cases.StateMediating, cases.StateClosed,
-	}
 	allowed := map[[2]cases.State]bool{
-		{cases.StateSubmitted, cases.StateDispatched}: true,
-		{cases.StateDispatched, cases.StateAccepted}:  true,
-		{cases.StateAccepted, cases.StateMediating}:   true,
-		// mediating -> closed happens only through EndSession, with an outcome.
+		{cases.StateSubmitted, cases.StateReconciliation}:                  true,
+		{cases.StateSubmitted, cases.StateDispatched}:                      true,
+		{cases.StateReconciliation, cases.StateClosed}:                     true,
+		{cases.StateReconciliation, cases.StateDispatched}:                 true,
+		{cases.StateDispatched, cases.StateRespondentContacted}:            true,
+		{cases.StateRespondentContacted, cases.StateAccepted}:              true,
+		{cases.StateRespondentContacted, cases.StateRejected}:              true,
+		{cases.StateAccepted, cases.StateMediating}:                        true,
+		{cases.StateMediating, cases.StateClosed}:                          true,
+		{cases.StateClosed, cases.StateConfirmationRequested}:              true,
+		{cases.StateClosed, cases.StateReferred}:                           true,
+		{cases.StateConfirmationRequested, cases.StateConfirmed}:           true,
+		{cases.StateConfirmationRequested, cases.StateConfirmationRefused}: true,
 	}
+	states := cases.States()
 	for _, from := range states {
 		for _, to := range states {
 			want := allowed[[2]cases.State{from, to}]
@@ -154,7 +161,7 @@ func TestEndSessionValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
 		if _, err := svc.Transition(ctx, c.ID, to, "admin", nil); err != nil {
 			t.Fatal(err)
 		}

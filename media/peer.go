@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -33,6 +34,7 @@ type Peer struct {
 	subs           map[*upTrack]subscription
 	awaitingAnswer bool // a sub offer is out
 	renegotiate    bool // changes happened while an offer was out
+	iceRestart     bool // the next sub offer restarts ICE
 	pending        map[string][]CandidateInit
 	closed         bool
 }
@@ -77,20 +79,23 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 func (p *Peer) ID() string { return p.id }
 
 // onTrack starts forwarding a track the participant publishes.
-func (p *Peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	up := &upTrack{
-		id:        p.id + "-" + remote.ID(),
-		publisher: p.id,
-		kind:      remote.Kind(),
-		codec:     remote.Codec().RTPCodecCapability,
-		remote:    remote,
-		pc:        p.pub,
-		log:       p.log.With("track", remote.ID(), "kind", remote.Kind().String()),
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	up := newUpTrack(p.id+"-"+remote.ID(), p.id, remote.Kind(), remote.Codec().RTPCodecCapability,
+		p.log.With("track", remote.ID(), "kind", remote.Kind().String()))
+	up.src = remote
+	up.ssrc = uint32(remote.SSRC())
+	up.writeRTCP = p.pub.WriteRTCP
+	if remote.Kind() == webrtc.RTPCodecTypeAudio {
+		for _, e := range receiver.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+				up.levelExtID = uint8(e.ID)
+			}
+		}
 	}
 	if !p.room.addUp(p, up) {
 		return
 	}
-	up.log.Info("track published", "codec", up.codec.MimeType)
+	up.log.Info("track published", "codec", up.codec.MimeType, "audio_level", up.levelExtID != 0)
 	go up.forward(func() { p.room.removeUp(p, up) })
 }
 
@@ -104,9 +109,10 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	if _, ok := p.subs[up]; ok {
 		return
 	}
-	d := newDownTrack(up, p.id)
+	d := newDownTrack(up, p.id, p.room.sfu.raws, p.log.With("track", up.id))
 	sender, err := p.sub.AddTrack(d)
 	if err != nil {
+		d.stop(false)
 		p.log.Warn("add track", "err", err)
 		return
 	}
@@ -125,7 +131,7 @@ func (p *Peer) unsubscribeLocked(up *upTrack) {
 	if !ok {
 		return
 	}
-	up.removeDown(s.down)
+	up.removeDown(s.down, true)
 	delete(p.subs, up)
 	if p.closed {
 		return
@@ -158,7 +164,8 @@ func (p *Peer) negotiateLocked() {
 		return
 	}
 	p.renegotiate = false
-	offer, err := p.sub.CreateOffer(nil)
+	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.iceRestart})
+	p.iceRestart = false
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
 		return
@@ -169,6 +176,30 @@ func (p *Peer) negotiateLocked() {
 	}
 	p.awaitingAnswer = true
 	p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
+}
+
+// RestartICE restarts ICE on the connection the SFU offers (sub): it
+// sends a new offer with fresh ICE credentials, replacing an offer still
+// waiting for its answer (the client may have lost it with its socket).
+// Call it when the participant's network changed, such as when its
+// signaling resumes after a drop. The client restarts ICE on its own
+// connection (pub) by sending an offer with fresh credentials
+// (RTCPeerConnection.restartIce), which HandleOffer accepts as usual.
+func (p *Peer) RestartICE() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if p.sub.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			return fmt.Errorf("media: roll back sub offer: %w", err)
+		}
+		p.awaitingAnswer = false
+	}
+	p.iceRestart = true
+	p.negotiateLocked()
+	return nil
 }
 
 // ErrNegotiation wraps every error caused by what the client sent.
@@ -262,7 +293,7 @@ func (p *Peer) closePCs() {
 	p.mu.Lock()
 	p.closed = true
 	for up, s := range p.subs {
-		up.removeDown(s.down)
+		up.removeDown(s.down, false)
 		delete(p.subs, up)
 	}
 	p.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Signal is one negotiation message between the SFU and a participant's
@@ -33,10 +34,13 @@ type Room struct {
 	id  string
 	log *slog.Logger
 
-	mu      sync.Mutex // guards the fields below; taken before any Peer.mu
-	peers   map[string]*Peer
-	allowed map[[2]string]bool // {subscriber, publisher}
-	closed  bool
+	mu        sync.Mutex // guards the fields below; taken before any Peer.mu
+	peers     map[string]*Peer
+	allowed   map[[2]string]bool // {subscriber, publisher}
+	closed    bool
+	onSpeaker func(subscriber, speaker string)
+	speaking  bool          // the speaker loop runs
+	done      chan struct{} // closed by Close
 }
 
 // NewRoom returns an empty room.
@@ -47,6 +51,70 @@ func (s *SFU) NewRoom(id string) *Room {
 		log:     s.log.With("room", id),
 		peers:   map[string]*Peer{},
 		allowed: map[[2]string]bool{},
+		done:    make(chan struct{}),
+	}
+}
+
+// OnActiveSpeaker sets the function told of active speaker changes, from
+// the audio levels (RFC 6464) publishers send. Each subscriber has its
+// own active speaker, chosen among the participants it may receive
+// (Allow) and itself, so a caucus reveals nothing of the other side:
+// f(subscriber, speaker) says subscriber's active speaker is now speaker,
+// or "" when the previous one left or may no longer be heard. f is
+// called from one goroutine of the room, about every 250 ms at most, and
+// must not block.
+func (r *Room) OnActiveSpeaker(f func(subscriber, speaker string)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onSpeaker = f
+	if r.speaking || r.closed || f == nil {
+		return
+	}
+	r.speaking = true
+	go r.speakerLoop(speakerTick)
+}
+
+// speakerLoop samples the audio levels every tick until the room closes.
+func (r *Room) speakerLoop(tick time.Duration) {
+	det := newSpeakerDetector(tick)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		samples := map[string]levelSample{}
+		hears := make(map[string][]string, len(r.peers))
+		for id, p := range r.peers {
+			for _, up := range p.ups {
+				if up.levelExtID == 0 {
+					continue
+				}
+				n, v, l := up.level.take()
+				smp := samples[id]
+				smp.packets += n
+				smp.voiced += v
+				smp.loud += l
+				samples[id] = smp
+			}
+			var pubs []string
+			for pub := range r.peers {
+				if r.allowed[[2]string{id, pub}] {
+					pubs = append(pubs, pub)
+				}
+			}
+			hears[id] = pubs
+		}
+		f := r.onSpeaker
+		r.mu.Unlock()
+		for _, e := range det.tick(samples, hears) {
+			if f != nil {
+				f(e.subscriber, e.speaker)
+			}
+		}
 	}
 }
 
@@ -103,8 +171,12 @@ func (r *Room) RemovePeer(p *Peer) {
 }
 
 // Allow opens or closes the forwarding of everything pub publishes to
-// sub. Closing takes effect before Allow returns: no packet of pub reaches
-// sub afterwards.
+// sub. Closing takes effect before Allow returns: no packet of pub is
+// handed to sub's connection afterwards. (It waits for a write already in
+// progress; only when sub's connection has been blocked for 250 ms, by
+// TCP back-pressure, does it return without waiting for that one packet,
+// which was being written before the call.) The active speaker events
+// follow the same permissions.
 func (r *Room) Allow(sub, pub string, allow bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -141,6 +213,9 @@ func (r *Room) Forget(id string) {
 // Close removes every peer.
 func (r *Room) Close() {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.done)
+	}
 	r.closed = true
 	peers := make([]*Peer, 0, len(r.peers))
 	for _, p := range r.peers {

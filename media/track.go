@@ -9,27 +9,72 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
-// upTrack is one track a participant publishes. It reads RTP from the
-// publisher and writes each packet to the downTracks of the subscribers
-// currently allowed to receive it.
+// rtpReader is where an upTrack's packets come from: a
+// *webrtc.TrackRemote in production.
+type rtpReader interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+}
+
+// keyframeInterval is the shortest time between two keyframe requests
+// the SFU sends a publisher for one track.
+const keyframeInterval = 500 * time.Millisecond
+
+// upTrack is one track a participant publishes. Its read loop parses each
+// packet once and hands it to the downTracks of the subscribers currently
+// allowed to receive it. Handing over is a copy into the downTrack's own
+// queue: it never waits for a subscriber's connection.
 type upTrack struct {
-	id        string // track id, unique within the publisher
+	id        string // track id, unique within the room
 	publisher string // participant id
 	kind      webrtc.RTPCodecType
 	codec     webrtc.RTPCodecCapability
-	remote    *webrtc.TrackRemote
-	pc        *webrtc.PeerConnection // the publisher's connection, for RTCP
-	log       *slog.Logger
+	vp8       bool
+	// levelExtID is the publisher's id of the RFC 6464 audio level header
+	// extension, 0 when it did not negotiate one.
+	levelExtID uint8
+	src        rtpReader
+	ssrc       uint32
+	writeRTCP  func([]rtcp.Packet) error // to the publisher
+	log        *slog.Logger
 
 	mu    sync.RWMutex
-	downs []*downTrack // copy-on-write: the read loop takes the slice under RLock
+	downs []*downTrack // copy-on-write; the read loop fans out under RLock
+
+	// level accumulates audio levels between two reads by the room's
+	// active speaker detector.
+	level levelMeter
+
+	// nacks tracks arrivals for NACKs to the publisher (video).
+	nacks *nackGenerator
 
 	lastKeyframeReq atomic.Int64 // unix nanoseconds
+	keyframeReq     chan struct{}
+	done            chan struct{} // closed when the read loop ends
+
+	pkt rtp.Packet // owned by the read loop
+}
+
+func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability, log *slog.Logger) *upTrack {
+	u := &upTrack{
+		id:          id,
+		publisher:   publisher,
+		kind:        kind,
+		codec:       codec,
+		vp8:         strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
+		log:         log,
+		keyframeReq: make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+	if kind == webrtc.RTPCodecTypeVideo {
+		u.nacks = &nackGenerator{}
+	}
+	return u
 }
 
 // addDown starts forwarding to d.
@@ -41,11 +86,11 @@ func (u *upTrack) addDown(d *downTrack) {
 	u.downs = append(downs, d)
 }
 
-// removeDown stops forwarding to d; no packet is written to d after it
-// returns.
-func (u *upTrack) removeDown(d *downTrack) {
+// removeDown stops forwarding to d. Once it returns nothing more of this
+// track is written to d's connection (see downTrack.stop for the one
+// bounded exception).
+func (u *upTrack) removeDown(d *downTrack, wait bool) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	downs := make([]*downTrack, 0, len(u.downs))
 	for _, x := range u.downs {
 		if x != d {
@@ -53,159 +98,137 @@ func (u *upTrack) removeDown(d *downTrack) {
 		}
 	}
 	u.downs = downs
+	u.mu.Unlock()
+	// No fan-out is running for d any more: it took RLock, which Lock
+	// waited for. Stop its writer.
+	d.stop(wait)
 }
 
 // forward reads the publisher's RTP until the track ends and fans it out.
-// It holds the read lock while writing, so removeDown waits for an
-// in-flight packet and nothing reaches a removed subscriber afterwards.
+// It ends at the first read error; onDone runs last.
 func (u *upTrack) forward(onDone func()) {
 	defer onDone()
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
+	defer close(u.done)
+	go u.rtcpLoop()
+	buf := make([]byte, packetSize)
 	for {
-		n, _, err := u.remote.Read(buf)
+		n, _, err := u.src.Read(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				u.log.Debug("track read ended", "err", err)
 			}
 			return
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		if len(pkt.Payload) == 0 {
-			continue // padding-only probe
-		}
-		u.mu.RLock()
-		for _, d := range u.downs {
-			d.writeRTP(&pkt)
-		}
-		u.mu.RUnlock()
+		u.handle(buf[:n], time.Now())
 	}
 }
 
-// requestKeyframe asks the publisher for a keyframe, at most every 500 ms.
+// handle is the per-packet hot path: parse once, note the audio level,
+// and queue the packet for every allowed subscriber. It allocates
+// nothing.
+func (u *upTrack) handle(raw []byte, now time.Time) {
+	if err := u.pkt.Unmarshal(raw); err != nil {
+		return
+	}
+	payload := u.pkt.Payload
+	if len(payload) == 0 || len(payload) > packetSize {
+		return // padding-only probe
+	}
+	if u.nacks != nil {
+		u.nacks.observe(u.pkt.SequenceNumber)
+	}
+	m := packetMeta{
+		seq:    u.pkt.SequenceNumber,
+		ts:     u.pkt.Timestamp,
+		marker: u.pkt.Marker,
+		at:     now.UnixNano(),
+	}
+	if u.levelExtID != 0 {
+		if ext := u.pkt.GetExtension(u.levelExtID); len(ext) > 0 {
+			m.level, m.hasLevel = ext[0], true
+			u.level.add(ext[0] & 0x7f)
+		}
+	}
+	if u.vp8 {
+		m.keyframe = vp8Keyframe(payload)
+	}
+	u.mu.RLock()
+	for _, d := range u.downs {
+		d.push(&m, payload)
+	}
+	u.mu.RUnlock()
+}
+
+// requestKeyframe asks the publisher for a keyframe, at most every
+// keyframeInterval. It never blocks.
 func (u *upTrack) requestKeyframe() {
 	if u.kind != webrtc.RTPCodecTypeVideo {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := u.lastKeyframeReq.Load()
-	if now-last < int64(500*time.Millisecond) || !u.lastKeyframeReq.CompareAndSwap(last, now) {
-		return
+	select {
+	case u.keyframeReq <- struct{}{}:
+	default:
 	}
-	_ = u.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(u.remote.SSRC())}})
 }
 
-// downTrack is one subscriber's copy of an upTrack. It implements
-// webrtc.TrackLocal, and rewrites SSRC, payload type and sequence numbers
-// so that pauses never look like loss to the subscriber's decoder.
-type downTrack struct {
-	up         *upTrack
-	subscriber string
-	streamID   string
-
-	mu          sync.Mutex
-	bound       bool
-	ssrc        uint32
-	payloadType uint8
-	writer      webrtc.TrackLocalWriter
-
-	started    bool
-	lastInSeq  uint16
-	lastOutSeq uint16
-	seqOffset  uint16
-	resync     bool // the next packet continues the sequence after a gap
-}
-
-var _ webrtc.TrackLocal = (*downTrack)(nil)
-
-func newDownTrack(up *upTrack, subscriber string) *downTrack {
-	return &downTrack{up: up, subscriber: subscriber, streamID: up.publisher}
-}
-
-// Bind is called by pion when the subscriber's connection negotiated the
-// track; it picks the subscriber's payload type for our codec.
-func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, d.up.codec.MimeType) {
-			d.mu.Lock()
-			d.bound = true
-			d.ssrc = uint32(ctx.SSRC())
-			d.payloadType = uint8(c.PayloadType)
-			d.writer = ctx.WriteStream()
-			d.mu.Unlock()
-			d.up.requestKeyframe()
-			return c, nil
-		}
+// rtcpLoop sends the publisher the PLIs requestKeyframe asks for,
+// throttled, and NACKs for what did not arrive, so that neither the read
+// loop nor a subscriber's RTCP loop ever writes to the publisher's
+// connection.
+func (u *upTrack) rtcpLoop() {
+	var tick <-chan time.Time
+	if u.nacks != nil {
+		t := time.NewTicker(nackTick)
+		defer t.Stop()
+		tick = t.C
 	}
-	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
-}
-
-// Unbind is called by pion when the track is removed.
-func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.mu.Lock()
-	d.bound = false
-	d.writer = nil
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *downTrack) ID() string                { return d.up.id }
-func (d *downTrack) RID() string               { return "" }
-func (d *downTrack) StreamID() string          { return d.streamID }
-func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
-
-// writeRTP forwards one packet. The packet is shared with other
-// subscribers and must not be modified; the header is copied.
-func (d *downTrack) writeRTP(p *rtp.Packet) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.bound || d.writer == nil {
-		d.resync = d.started
-		return
-	}
-	if !d.started {
-		d.started = true
-		d.seqOffset = p.SequenceNumber - uint16(time.Now().UnixNano())
-	} else if d.resync {
-		d.seqOffset = p.SequenceNumber - (d.lastOutSeq + 1)
-		d.resync = false
-	}
-	h := p.Header
-	h.SSRC = d.ssrc
-	h.PayloadType = d.payloadType
-	h.SequenceNumber = p.SequenceNumber - d.seqOffset
-	// Header extension ids are negotiated per connection; the subscriber's
-	// interceptors add the ones its connection uses.
-	h.Extension = false
-	h.Extensions = nil
-	h.Padding = false
-	// An older packet (reordered upstream) keeps its own place in the
-	// sequence and does not move the high-water mark.
-	if seqNewer(p.SequenceNumber, d.lastInSeq) || d.lastInSeq == 0 {
-		d.lastInSeq = p.SequenceNumber
-		d.lastOutSeq = h.SequenceNumber
-	}
-	_, _ = d.writer.WriteRTP(&h, p.Payload)
-}
-
-// seqNewer reports whether a comes after b in RTP sequence order.
-func seqNewer(a, b uint16) bool { return a != b && a-b < 0x8000 }
-
-// readRTCP drains the subscriber's RTCP for this track and passes keyframe
-// requests to the publisher. It returns when the sender is stopped.
-func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
+	var seqs []uint16
 	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
+		select {
+		case <-u.done:
 			return
-		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.up.requestKeyframe()
+		case <-tick:
+			seqs = u.nacks.due(time.Now().UnixNano(), seqs[:0])
+			if len(seqs) > 0 && u.writeRTCP != nil {
+				_ = u.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+					MediaSSRC: u.ssrc,
+					Nacks:     rtcp.NackPairsFromSequenceNumbers(seqs),
+				}})
+			}
+		case <-u.keyframeReq:
+			now := time.Now().UnixNano()
+			if now-u.lastKeyframeReq.Load() < int64(keyframeInterval) {
+				continue
+			}
+			u.lastKeyframeReq.Store(now)
+			if u.writeRTCP != nil {
+				_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: u.ssrc}})
 			}
 		}
 	}
 }
+
+// levelMeter sums RFC 6464 audio levels (0 is loudest, 127 silence)
+// between two reads, without locks: the read loop adds, the room's
+// speaker detector takes.
+type levelMeter struct {
+	packets atomic.Uint64
+	voiced  atomic.Uint64 // packets louder than activeLevel
+	loud    atomic.Uint64 // sum of (127 - level) over voiced packets
+}
+
+func (m *levelMeter) add(level uint8) {
+	m.packets.Add(1)
+	if level <= activeLevel {
+		m.voiced.Add(1)
+		m.loud.Add(uint64(127 - level))
+	}
+}
+
+// take returns and resets the counts.
+func (m *levelMeter) take() (packets, voiced, loud uint64) {
+	return m.packets.Swap(0), m.voiced.Swap(0), m.loud.Swap(0)
+}
+
+// seqNewer reports whether a comes after b in RTP sequence order.
+func seqNewer(a, b uint16) bool { return a != b && a-b < 0x8000 }

@@ -2,111 +2,218 @@ package rooms
 
 import (
 	"go/build"
-	"slices"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
 
 var (
-	med  = Participant{ID: "m", Name: "Mediator", Role: Mediator, Side: Neutral}
-	cons = Participant{ID: "c", Name: "Consumer", Role: Party, Side: Applicant}
-	rel  = Participant{ID: "r", Name: "Relative", Role: Party, Side: Applicant}
-	merc = Participant{ID: "x", Name: "Merchant", Role: Party, Side: Respondent}
+	med    = Participant{ID: "m", Name: "Mediator", Role: Mediator, Side: Neutral}
+	comed  = Participant{ID: "m2", Name: "Co-mediator", Role: CoMediator, Side: Neutral}
+	cons   = Participant{ID: "c", Name: "Consumer", Role: Party, Side: Applicant}
+	rel    = Participant{ID: "r", Name: "Relative", Role: Party, Side: Applicant}
+	merc   = Participant{ID: "x", Name: "Merchant", Role: Party, Side: Respondent}
+	lawyer = Participant{ID: "l", Name: "Lawyer", Role: Agent, Side: Respondent}
+	interp = Participant{ID: "i", Name: "Interpreter", Role: Interpreter, Side: Neutral}
+	obs    = Participant{ID: "o", Name: "Trainee", Role: Observer, Side: Neutral}
 )
 
-func mustJoin(t *testing.T, r *Room, ps ...Participant) {
+// admitted builds a room where everyone has joined, consented and been
+// admitted by the mediator.
+func admitted(t *testing.T, ps ...Participant) *Room {
 	t.Helper()
-	for _, p := range ps {
+	r := New()
+	for _, p := range append([]Participant{med}, ps...) {
 		if _, err := r.Join(p); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := r.Consent(p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !IsMediator(p.Role) {
+			if _, err := r.Admit("m", p.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	return r
 }
 
+func caucus(s Side) Mode { return Mode{Caucus: true, Side: s} }
+
 func TestMayReceive(t *testing.T) {
+	all := []Participant{comed, cons, rel, merc, lawyer, interp, obs}
 	tests := []struct {
 		name     string
 		mode     Mode
+		setup    func(r *Room)
 		sub, pub string
+		src      Source
 		want     bool
 	}{
-		{"joint: party hears mediator", Joint, "c", "m", true},
-		{"joint: party hears other side", Joint, "c", "x", true},
-		{"joint: not self", Joint, "c", "c", false},
-		{"joint: unknown subscriber", Joint, "nobody", "m", false},
-		{"joint: unknown publisher", Joint, "c", "nobody", false},
-		{"caucus A: mediator hears applicant", Mode{Caucus: true, Side: Applicant}, "m", "c", true},
-		{"caucus A: applicant hears mediator", Mode{Caucus: true, Side: Applicant}, "c", "m", true},
-		{"caucus A: respondent does not hear mediator", Mode{Caucus: true, Side: Applicant}, "x", "m", false},
-		{"caucus A: respondent does not hear applicant", Mode{Caucus: true, Side: Applicant}, "x", "c", false},
-		{"caucus A: applicant does not hear respondent", Mode{Caucus: true, Side: Applicant}, "c", "x", false},
-		{"caucus A: mediator does not hear respondent", Mode{Caucus: true, Side: Applicant}, "m", "x", false},
-		{"caucus A: two applicants hear each other", Mode{Caucus: true, Side: Applicant}, "c", "r", true},
-		{"caucus B: applicants waiting hear each other", Mode{Caucus: true, Side: Respondent}, "c", "r", true},
-		{"caucus B: waiting applicant does not hear mediator", Mode{Caucus: true, Side: Respondent}, "c", "m", false},
+		{"joint: party hears mediator", Joint, nil, "c", "m", Audio, true},
+		{"joint: party sees other side", Joint, nil, "c", "x", Video, true},
+		{"joint: screen share reaches all", Joint, nil, "x", "c", Screen, true},
+		{"joint: not self", Joint, nil, "c", "c", Audio, false},
+		{"joint: unknown subscriber", Joint, nil, "nobody", "m", Audio, false},
+		{"joint: unknown publisher", Joint, nil, "c", "nobody", Audio, false},
+		{"joint: observer receives", Joint, nil, "o", "c", Audio, true},
+		{"joint: observer is never heard", Joint, nil, "c", "o", Audio, false},
+		{"joint: observer is never seen", Joint, nil, "m", "o", Video, false},
+		{"caucus A: mediator hears applicant", caucus(Applicant), nil, "m", "c", Audio, true},
+		{"caucus A: co-mediator in caucus", caucus(Applicant), nil, "m2", "c", Audio, true},
+		{"caucus A: applicant hears mediator", caucus(Applicant), nil, "c", "m", Audio, true},
+		{"caucus A: respondent does not hear mediator", caucus(Applicant), nil, "x", "m", Audio, false},
+		{"caucus A: respondent does not see applicant's screen", caucus(Applicant), nil, "x", "c", Screen, false},
+		{"caucus A: lawyer does not hear applicant", caucus(Applicant), nil, "l", "c", Audio, false},
+		{"caucus A: applicant does not hear respondent", caucus(Applicant), nil, "c", "x", Audio, false},
+		{"caucus A: mediator does not hear respondent", caucus(Applicant), nil, "m", "x", Audio, false},
+		{"caucus A: two applicants hear each other", caucus(Applicant), nil, "c", "r", Audio, true},
+		{"caucus A: respondent and its lawyer talk while waiting", caucus(Applicant), nil, "x", "l", Audio, true},
+		{"caucus A: neutral observer stays out by default", caucus(Applicant), nil, "o", "c", Audio, false},
+		{"caucus A: observer let in receives", caucus(Applicant), func(r *Room) { r.LetIntoCaucus("m", "o", true) }, "o", "c", Audio, true},
+		{"caucus A: unattached interpreter out", caucus(Applicant), nil, "i", "c", Audio, false},
+		{"caucus A: interpreter attached to A follows", caucus(Applicant), func(r *Room) { r.AttachInterpreter("m", "i", Applicant) }, "c", "i", Audio, true},
+		{"caucus B: interpreter attached to A waits with A", caucus(Respondent), func(r *Room) { r.AttachInterpreter("m", "i", Applicant) }, "c", "i", Audio, true},
+		{"caucus B: interpreter attached to A hears nothing of B", caucus(Respondent), func(r *Room) { r.AttachInterpreter("m", "i", Applicant) }, "i", "x", Audio, false},
+		{"caucus B: waiting applicant does not hear mediator", caucus(Respondent), nil, "c", "m", Audio, false},
+		{"mute: muted audio reaches nobody", Joint, func(r *Room) { r.Mute("m", "c") }, "x", "c", Audio, false},
+		{"mute: muted video still flows", Joint, func(r *Room) { r.Mute("m", "c") }, "x", "c", Video, true},
+		{"mute: self unmute restores", Joint, func(r *Room) { r.Mute("m", "c"); r.Unmute("c") }, "x", "c", Audio, true},
+		{"removed: receives nothing", Joint, func(r *Room) { r.Remove("m", "x") }, "x", "m", Audio, false},
+		{"removed: sends nothing", Joint, func(r *Room) { r.Remove("m", "x") }, "c", "x", Video, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := New()
-			mustJoin(t, r, med, cons, rel, merc)
-			if _, err := r.SetMode(tt.mode); err != nil {
+			r := admitted(t, all...)
+			if tt.setup != nil {
+				tt.setup(r)
+			}
+			if _, err := r.SetMode("m", tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			if got := r.MayReceive(tt.sub, tt.pub); got != tt.want {
-				t.Fatalf("MayReceive(%s, %s) = %v, want %v", tt.sub, tt.pub, got, tt.want)
+			if got := r.MayReceive(tt.sub, tt.pub, tt.src); got != tt.want {
+				t.Fatalf("MayReceive(%s, %s, %s) = %v, want %v", tt.sub, tt.pub, tt.src, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestJoinLeaveChanges(t *testing.T) {
+func TestLobby(t *testing.T) {
 	r := New()
-	ch, err := r.Join(med)
+	if _, err := r.Join(med); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := r.Join(cons)
 	if err != nil || len(ch) != 0 {
-		t.Fatalf("first join: %v %v", ch, err)
+		t.Fatalf("a waiting party opened subscriptions: %v %v", ch, err)
 	}
-	ch, _ = r.Join(cons)
-	want := []Change{{"m", "c", true}, {"c", "m", true}}
-	if !slices.Equal(ch, want) {
-		t.Fatalf("second join changes = %v, want %v", ch, want)
+	if r.MayReceive("m", "c", Video) || r.MayReceive("c", "m", Audio) {
+		t.Fatal("lobby is not isolated")
 	}
-	ch, _ = r.Leave("c")
-	want = []Change{{"m", "c", false}, {"c", "m", false}}
-	if !slices.Equal(ch, want) {
-		t.Fatalf("leave changes = %v, want %v", ch, want)
+	if _, err := r.Admit("m", "c"); err != ErrNoConsent {
+		t.Fatalf("admit without consent: %v", err)
 	}
-	if r.MayReceive("m", "c") {
-		t.Fatal("absent participant still received")
+	if _, err := r.Admit("c", "c"); err != ErrNotAllowed {
+		t.Fatalf("party admits itself: %v", err)
 	}
-	if _, err := r.Leave("ghost"); err != ErrUnknownParticipant {
-		t.Fatalf("leave unknown = %v", err)
+	// Identity check: the mediator sees and hears the waiting party; nothing
+	// flows back and nobody else receives it.
+	r.Join(merc)
+	r.Consent("x")
+	r.Admit("m", "x")
+	ch, err = r.CheckIdentity("m", "c", true)
+	if err != nil || len(ch) != 3 {
+		t.Fatalf("identity check changes: %v %v", ch, err)
+	}
+	if !r.MayReceive("m", "c", Video) || r.MayReceive("c", "m", Audio) || r.MayReceive("x", "c", Video) || r.MayReceive("c", "x", Video) {
+		t.Fatal("identity check must show the waiting party to the mediator only")
+	}
+	if err := r.MarkIdentityChecked("m", "c"); err != nil {
+		t.Fatal(err)
+	}
+	r.Consent("c")
+	if _, err := r.Admit("m", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.MayReceive("x", "c", Video) {
+		t.Fatal("admitted party not received")
+	}
+	v, _ := r.ViewFor("m")
+	if !v.Participants[1].IdentityChecked {
+		t.Fatalf("identity check not shown: %+v", v.Participants[1])
+	}
+	// A reconnect keeps admission; a removed participant cannot return.
+	r.Leave("c")
+	if _, err := r.Join(cons); err != nil || !r.MayReceive("x", "c", Audio) {
+		t.Fatalf("reconnect lost admission: %v", err)
+	}
+	r.Remove("m", "c")
+	if _, err := r.Join(cons); err != ErrRemoved {
+		t.Fatalf("removed participant rejoined: %v", err)
+	}
+}
+
+func TestAdmitAllAndLock(t *testing.T) {
+	r := New()
+	r.Join(med)
+	for _, p := range []Participant{cons, rel, merc} {
+		r.Join(p)
+	}
+	r.Consent("c")
+	r.Consent("x")
+	ids, _, err := r.AdmitAll("m")
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("admit all: %v %v", ids, err)
+	}
+	if err := r.Lock("c", true); err != ErrNotAllowed {
+		t.Fatalf("party locks: %v", err)
+	}
+	if err := r.Lock("m", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Join(lawyer); err != ErrLocked {
+		t.Fatalf("newcomer in a locked room: %v", err)
+	}
+	r.Leave("c")
+	if _, err := r.Join(cons); err != nil {
+		t.Fatalf("admitted participant locked out: %v", err)
+	}
+	// The relative never consented, so it is not admitted and a party's view
+	// does not list it.
+	v, _ := r.ViewFor("c")
+	for _, p := range v.Participants {
+		if p.ID == "r" {
+			t.Fatal("a party sees the lobby")
+		}
 	}
 }
 
 func TestModeChangesAreExact(t *testing.T) {
-	r := New()
-	mustJoin(t, r, med, cons, merc)
-	ch, err := r.SetMode(Mode{Caucus: true, Side: Applicant})
+	r := admitted(t, cons, merc)
+	ch, err := r.SetMode("m", caucus(Applicant))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Caucus with the applicant closes every pair that involves the merchant.
+	// Caucus with the applicant closes every pair that involves the merchant:
+	// 4 pairs x 3 sources.
 	for _, c := range ch {
 		if c.Allow || (c.Subscriber != "x" && c.Publisher != "x") {
 			t.Fatalf("unexpected change %v", c)
 		}
 	}
-	if len(ch) != 4 {
-		t.Fatalf("got %d changes, want 4: %v", len(ch), ch)
+	if len(ch) != 12 {
+		t.Fatalf("got %d changes, want 12: %v", len(ch), ch)
 	}
-	ch, _ = r.SetMode(Joint)
-	if len(ch) != 4 {
+	ch, _ = r.SetMode("m", Joint)
+	if len(ch) != 12 {
 		t.Fatalf("back to joint: %v", ch)
 	}
-	for _, c := range ch {
-		if !c.Allow {
-			t.Fatalf("unexpected close %v", c)
-		}
+	if _, err := r.SetMode("c", Joint); err != ErrNotAllowed {
+		t.Fatalf("party sets mode: %v", err)
+	}
+	if _, err := r.SetMode("m", caucus(Neutral)); err != ErrInvalidMode {
+		t.Fatalf("neutral caucus: %v", err)
 	}
 }
 
@@ -118,12 +225,98 @@ func TestInvalid(t *testing.T) {
 	if _, err := r.Join(Participant{Role: Party, Side: Applicant}); err != ErrInvalidParticipant {
 		t.Fatalf("no id: %v", err)
 	}
-	if _, err := r.SetMode(Mode{Caucus: true, Side: Neutral}); err != ErrInvalidMode {
-		t.Fatalf("neutral caucus: %v", err)
+	r = admitted(t, cons, interp)
+	if _, err := r.AttachInterpreter("m", "c", Applicant); err != ErrNotInterpreter {
+		t.Fatalf("attach a party: %v", err)
+	}
+	if _, err := r.LetIntoCaucus("m", "c", true); err != ErrNotNeutral {
+		t.Fatalf("let a party into caucus: %v", err)
+	}
+	if _, err := r.Remove("m", "m"); err != ErrNotAllowed {
+		t.Fatalf("mediator removes itself: %v", err)
 	}
 }
 
-// TestNoNetworkImports keeps rooms free of I/O dependencies.
+// TestCaucusNeverLeaks applies random action sequences and checks, after
+// every step, that (1) nobody outside a caucus may receive anything from
+// inside it, (2) nobody in the lobby or removed receives or is received
+// (identity checks aside), and (3) the changes returned, applied in order
+// from the start, equal the current permission matrix exactly.
+func TestCaucusNeverLeaks(t *testing.T) {
+	people := []Participant{med, comed, cons, rel, merc, lawyer, interp, obs}
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		r := New()
+		applied := map[key]bool{}
+		apply := func(ch []Change) {
+			for _, c := range ch {
+				k := key{c.Subscriber, c.Publisher, c.Source}
+				if c.Allow == applied[k] {
+					t.Fatalf("seed %d: redundant change %v", seed, c)
+				}
+				applied[k] = c.Allow
+			}
+		}
+		for step := 0; step < 60; step++ {
+			p := people[rng.IntN(len(people))]
+			q := people[rng.IntN(len(people))]
+			var ch []Change
+			switch rng.IntN(12) {
+			case 0, 1:
+				ch, _ = r.Join(p)
+			case 2:
+				ch, _ = r.Leave(p.ID)
+			case 3:
+				ch, _ = r.Consent(p.ID)
+			case 4:
+				ch, _ = r.Admit(q.ID, p.ID)
+			case 5:
+				_, ch, _ = r.AdmitAll(q.ID)
+			case 6:
+				modes := []Mode{Joint, caucus(Applicant), caucus(Respondent)}
+				ch, _ = r.SetMode(q.ID, modes[rng.IntN(3)])
+			case 7:
+				ch, _ = r.CheckIdentity(q.ID, p.ID, rng.IntN(2) == 0)
+			case 8:
+				ch, _ = r.LetIntoCaucus(q.ID, p.ID, rng.IntN(2) == 0)
+			case 9:
+				ch, _ = r.AttachInterpreter(q.ID, p.ID, []Side{Applicant, Respondent, Neutral}[rng.IntN(3)])
+			case 10:
+				if rng.IntN(4) == 0 {
+					ch, _ = r.Remove(q.ID, p.ID)
+				} else {
+					ch, _ = r.Mute(q.ID, p.ID)
+				}
+			case 11:
+				ch, _ = r.Unmute(p.ID)
+			}
+			apply(ch)
+			m := r.matrix()
+			for k, v := range applied {
+				if v != m[k] {
+					t.Fatalf("seed %d step %d: applied changes disagree with policy at %v", seed, step, k)
+				}
+			}
+			for k := range m {
+				if !applied[k] {
+					t.Fatalf("seed %d step %d: policy allows %v but no change said so", seed, step, k)
+				}
+				s, pub := r.members[k.sub], r.members[k.pub]
+				if r.mode.Caucus && r.inCaucus(pub) && !r.inCaucus(s) {
+					t.Fatalf("seed %d step %d: %s outside the caucus receives %s", seed, step, k.sub, k.pub)
+				}
+				if s.state != StateAdmitted || pub.state != StateAdmitted && !(pub.checking && IsMediator(s.Role)) {
+					t.Fatalf("seed %d step %d: lobby or removed participant in %v", seed, step, k)
+				}
+				if s.state == StateRemoved || pub.state == StateRemoved {
+					t.Fatalf("seed %d step %d: removed participant in %v", seed, step, k)
+				}
+			}
+		}
+	}
+}
+
+// TestNoNetworkImports keeps rooms and cases free of I/O dependencies.
 func TestNoNetworkImports(t *testing.T) {
 	for _, dir := range []string{".", "../cases"} {
 		pkg, err := build.ImportDir(dir, 0)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -36,6 +37,7 @@ type conn struct {
 
 	closeOnce sync.Once
 	stopOnce  sync.Once
+	leaving   atomic.Bool // the client left or the server ended the socket on purpose
 
 	// Set by the reader during join; read by the room under its lock.
 	room        *room
@@ -103,6 +105,11 @@ func (c *conn) run() {
 // handle processes one message and reports whether to stop reading.
 func (c *conn) handle(data []byte) bool {
 	m, err := decode(data)
+	if m != nil {
+		c.s.p.Metrics.message(m.Type)
+	} else {
+		c.s.p.Metrics.message("bad")
+	}
 	if err != nil {
 		c.sendError(err)
 		return false
@@ -117,7 +124,8 @@ func (c *conn) handle(data []byte) bool {
 			c.sendError(errorf(CodeAlreadyJoined, false, "already joined"))
 			return false
 		}
-		if err := c.join(m.Token); err != nil {
+		if err := c.join(m.Token, m.Resume); err != nil {
+			c.s.p.Metrics.join("refused")
 			pe := asProtocolError(err)
 			if pe.code == CodeInternal {
 				c.log.Error("join failed", "err", err)
@@ -126,6 +134,7 @@ func (c *conn) handle(data []byte) bool {
 			c.fail(pe)
 			return true
 		}
+		c.s.p.Metrics.join("ok")
 		return false
 	case TypeOffer:
 		err = c.peer.HandleOffer(m.SDP)
@@ -134,8 +143,15 @@ func (c *conn) handle(data []byte) bool {
 	case TypeCandidate:
 		err = c.peer.HandleCandidate(m.PC, *m.Candidate)
 	case TypeLeave:
+		c.leaving.Store(true)
 		c.closeAfterFlush("left")
 		return true
+	default:
+		err = c.room.act(c.participant.ID, m)
+		if pe := asProtocolError(err); err != nil && pe.fatal {
+			c.fail(pe)
+			return true
+		}
 	}
 	if err != nil {
 		if errors.Is(err, media.ErrClosed) {
@@ -147,8 +163,10 @@ func (c *conn) handle(data []byte) bool {
 	return false
 }
 
-// join authenticates the token and puts the participant in its room.
-func (c *conn) join(token string) error {
+// join authenticates the token and puts the participant in its room. A
+// participant whose socket dropped less than the grace period ago comes
+// back in its place; with resume its media connections are kept too.
+func (c *conn) join(token string, resume bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	sess, p, err := c.s.verify(ctx, token)
@@ -157,16 +175,19 @@ func (c *conn) join(token string) error {
 	}
 	c.participant = p
 	// Attendance is recorded before the room is entered, so that a session
-	// ended meanwhile refuses the join instead of losing the record.
-	if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
-		if cases.ErrorCode(err) == cases.ETRANSITION {
-			return errorf(CodeSessionEnded, true, "this session has ended")
+	// ended meanwhile refuses the join instead of losing the record. A
+	// resumed stay is the same stay.
+	if !c.s.roomFor(sess).suspended(p.ID) {
+		if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
+			if cases.ErrorCode(err) == cases.ETRANSITION {
+				return errorf(CodeSessionEnded, true, "this session has ended")
+			}
+			return err
 		}
-		return err
 	}
 	for attempt := 0; ; attempt++ {
 		r := c.s.roomFor(sess)
-		err = r.join(c, p, sess)
+		err = r.join(c, p, sess, resume)
 		if errors.Is(err, errRoomClosed) && attempt < 3 {
 			continue
 		}
@@ -180,26 +201,41 @@ func (c *conn) join(token string) error {
 		break
 	}
 	close(c.joined)
+	c.s.p.Metrics.participantsDelta(1)
 	c.log.Info("joined", "session", sess.ID, "participant", p.ID)
 	return nil
 }
 
-// cleanup leaves the room and stops the writer.
+// cleanup leaves the room (at once, or after the grace period when the
+// socket merely dropped) and stops the writer.
 func (c *conn) cleanup() {
-	if c.room != nil && c.room.leave(c) {
+	if c.room != nil {
+		if grace := c.s.p.ResumeGrace; grace > 0 && !c.leaving.Load() && c.room.suspend(c, grace) {
+			c.log.Info("socket dropped; keeping the place", "session", c.room.id, "participant", c.participant.ID, "grace", grace)
+		} else {
+			c.leaveRoom()
+		}
+	}
+	if c.room != nil {
+		c.s.p.Metrics.participantsDelta(-1)
+	}
+	c.stop()
+	<-c.done
+	_ = c.ws.Close()
+}
+
+// leaveRoom takes the participant out of its room for good and records
+// the end of its stay.
+func (c *conn) leaveRoom() {
+	if c.room.leave(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := c.s.p.Sessions.RecordLeave(ctx, c.room.id, c.participant.ID, c.s.p.Now()); err != nil {
 			c.log.Error("attendance not recorded", "session", c.room.id, "participant", c.participant.ID, "err", err)
 		}
 		cancel()
-		c.s.dropRoomIfEmpty(c.room)
 		c.log.Info("left", "session", c.room.id, "participant", c.participant.ID)
-	} else if c.room != nil {
-		c.s.dropRoomIfEmpty(c.room)
 	}
-	c.stop()
-	<-c.done
-	_ = c.ws.Close()
+	c.s.dropRoomIfEmpty(c.room)
 }
 
 // stop ends the writer after what is queued, or at once if the queue
@@ -270,12 +306,16 @@ func (c *conn) sendSignal(sig media.Signal) {
 // sendError reports err to the client.
 func (c *conn) sendError(err error) {
 	pe := asProtocolError(err)
+	c.s.p.Metrics.error(pe.code)
 	c.enqueue(outbound{Type: TypeError, Code: pe.code, Message: pe.msg, Fatal: pe.fatal})
 }
 
 // fail reports a fatal error and closes the socket once it is written.
 func (c *conn) fail(pe *protocolError) {
 	pe.fatal = true
+	if pe.code != CodeShuttingDown {
+		c.leaving.Store(true)
+	}
 	c.sendError(pe)
 	code := websocket.ClosePolicyViolation
 	if pe.code == CodeShuttingDown {

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/concord-odr/concord/media"
+	"github.com/concord-odr/concord/rooms"
 )
 
 // Message types (see PROTOCOL.md).
@@ -20,7 +24,29 @@ const (
 	TypeParticipantLeft   = "participant_left"
 	TypeSessionEnded      = "session_ended"
 	TypeError             = "error"
+
+	// The room: lobby, consent, modes and the mediator's controls.
+	TypeRoom              = "room"
+	TypeConsent           = "consent"
+	TypeAdmit             = "admit"
+	TypeAdmitAll          = "admit_all"
+	TypeRemove            = "remove"
+	TypeCheckIdentity     = "check_identity"
+	TypeIdentityChecked   = "identity_checked"
+	TypeSetMode           = "set_mode"
+	TypeLetIntoCaucus     = "let_into_caucus"
+	TypeAttachInterpreter = "attach_interpreter"
+	TypeMute              = "mute"
+	TypeUnmute            = "unmute"
+	TypeAskUnmute         = "ask_unmute"
+	TypeUnmuteRequested   = "unmute_requested"
+	TypeLock              = "lock"
+	TypeChat              = "chat"
+	TypeNote              = "note"
 )
+
+// maxChatRunes bounds one chat message or note.
+const maxChatRunes = 2000
 
 // Error codes (see PROTOCOL.md). They are stable.
 const (
@@ -35,6 +61,10 @@ const (
 	CodeNegotiationFailed = "negotiation_failed"
 	CodeRateLimited       = "rate_limited"
 	CodeShuttingDown      = "shutting_down"
+	CodeNotAllowed        = "not_allowed"
+	CodeRoomLocked        = "room_locked"
+	CodeRemoved           = "removed"
+	CodeNoConsent         = "no_consent"
 	CodeInternal          = "internal"
 )
 
@@ -42,9 +72,18 @@ const (
 type inbound struct {
 	Type      string               `json:"type"`
 	Token     string               `json:"token,omitempty"`
+	Resume    bool                 `json:"resume,omitempty"`
 	PC        string               `json:"pc,omitempty"`
 	SDP       string               `json:"sdp,omitempty"`
 	Candidate *media.CandidateInit `json:"candidate,omitempty"`
+
+	ParticipantID string      `json:"participantId,omitempty"`
+	Mode          *rooms.Mode `json:"mode,omitempty"`
+	Side          string      `json:"side,omitempty"`
+	On            *bool       `json:"on,omitempty"`
+	Allow         *bool       `json:"allow,omitempty"`
+	Locked        *bool       `json:"locked,omitempty"`
+	Text          string      `json:"text,omitempty"`
 }
 
 // Participant is a participant as clients see it.
@@ -82,10 +121,29 @@ type outbound struct {
 	ICEServers    []ICEServer          `json:"iceServers,omitempty"`
 	Participant   *Participant         `json:"participant,omitempty"`
 	ParticipantID string               `json:"participantId,omitempty"`
+	Resumed       bool                 `json:"resumed,omitempty"`
 	Result        string               `json:"result,omitempty"`
 	Code          string               `json:"code,omitempty"`
 	Message       string               `json:"message,omitempty"`
 	Fatal         bool                 `json:"fatal,omitempty"`
+	Room          *RoomState           `json:"room,omitempty"`
+	From          string               `json:"from,omitempty"`
+	Text          string               `json:"text,omitempty"`
+	At            *time.Time           `json:"at,omitempty"`
+}
+
+// RoomState is the room as one participant may see it.
+type RoomState struct {
+	rooms.View
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	Notes     []Note     `json:"notes,omitempty"` // mediators only
+}
+
+// Note is a mediator's private note.
+type Note struct {
+	From string    `json:"from"`
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
 }
 
 // protocolError is an error to report to the client with a code.
@@ -124,7 +182,32 @@ func decode(data []byte) (*inbound, error) {
 		if (m.PC != media.PCPublish && m.PC != media.PCSubscribe) || m.Candidate == nil {
 			return nil, errorf(CodeBadMessage, false, `candidate needs pc "pub" or "sub" and a candidate`)
 		}
-	case TypeLeave:
+	case TypeLeave, TypeConsent, TypeAdmitAll, TypeUnmute:
+	case TypeAdmit, TypeRemove, TypeIdentityChecked, TypeMute, TypeAskUnmute:
+		if m.ParticipantID == "" {
+			return nil, errorf(CodeBadMessage, false, "%s needs a participantId", m.Type)
+		}
+	case TypeCheckIdentity, TypeLetIntoCaucus:
+		if m.ParticipantID == "" || (m.On == nil && m.Allow == nil) {
+			return nil, errorf(CodeBadMessage, false, "%s needs a participantId and on/allow", m.Type)
+		}
+	case TypeAttachInterpreter:
+		if m.ParticipantID == "" || m.Side == "" {
+			return nil, errorf(CodeBadMessage, false, "attach_interpreter needs a participantId and a side")
+		}
+	case TypeSetMode:
+		if m.Mode == nil {
+			return nil, errorf(CodeBadMessage, false, "set_mode needs a mode")
+		}
+	case TypeLock:
+		if m.Locked == nil {
+			return nil, errorf(CodeBadMessage, false, "lock needs locked: true or false")
+		}
+	case TypeChat, TypeNote:
+		n := utf8.RuneCountInString(m.Text)
+		if n == 0 || n > maxChatRunes || !utf8.ValidString(m.Text) {
+			return nil, errorf(CodeBadMessage, false, "%s needs a text of 1 to %d characters", m.Type, maxChatRunes)
+		}
 	case "":
 		return nil, errorf(CodeBadMessage, false, "message has no type")
 	default:
@@ -145,6 +228,21 @@ func asProtocolError(err error) *protocolError {
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		return pe
+	}
+	switch {
+	case errors.Is(err, rooms.ErrNotAllowed):
+		return errorf(CodeNotAllowed, false, "only a mediator may do that")
+	case errors.Is(err, rooms.ErrUnknownParticipant):
+		return errorf(CodeNotFound, false, "no such participant")
+	case errors.Is(err, rooms.ErrLocked):
+		return errorf(CodeRoomLocked, true, "the mediator has locked the room")
+	case errors.Is(err, rooms.ErrRemoved):
+		return errorf(CodeRemoved, true, "the mediator has removed you from this session")
+	case errors.Is(err, rooms.ErrNoConsent):
+		return errorf(CodeNoConsent, false, "the participant has not accepted the session rules yet")
+	case errors.Is(err, rooms.ErrInvalidMode), errors.Is(err, rooms.ErrNotNeutral),
+		errors.Is(err, rooms.ErrNotInterpreter), errors.Is(err, rooms.ErrInvalidParticipant):
+		return errorf(CodeBadMessage, false, "%s", strings.TrimPrefix(err.Error(), "rooms: "))
 	}
 	if errors.Is(err, media.ErrNegotiation) {
 		return errorf(CodeNegotiationFailed, false, "the session description or candidate could not be applied")

@@ -1,9 +1,11 @@
 package signaling
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/media"
@@ -13,7 +15,9 @@ import (
 var errRoomClosed = errors.New("signaling: room closed")
 
 // room is one session's live room: its policy state, its media and the
-// sockets of the participants present.
+// sockets of the participants present. Every policy change and the media
+// changes that follow from it happen under mu, so media never runs ahead
+// of or behind the policy.
 type room struct {
 	s      *Server
 	id     string // session id
@@ -25,7 +29,34 @@ type room struct {
 	policy       *rooms.Room
 	conns        map[string]*conn // by participant id
 	participants []cases.Participant
+	startedAt    *time.Time
+	allowed      map[[2]string]map[rooms.Source]bool // {sub, pub} -> sources
+	notes        []Note
+	sinks        map[string]*signalSink // by participant id: where its media signals go
+	held         map[string]*time.Timer // dropped sockets keeping their place
 	closed       bool
+}
+
+// signalSink forwards a peer's negotiation messages to whichever socket
+// the participant currently uses, so a resumed socket keeps the peer.
+type signalSink struct {
+	mu sync.Mutex
+	c  *conn
+}
+
+func (s *signalSink) set(c *conn) {
+	s.mu.Lock()
+	s.c = c
+	s.mu.Unlock()
+}
+
+func (s *signalSink) send(sig media.Signal) {
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	if c != nil {
+		c.sendSignal(sig)
+	}
 }
 
 func newRoom(s *Server, sess *cases.Session) *room {
@@ -38,22 +69,50 @@ func newRoom(s *Server, sess *cases.Session) *room {
 		policy:       rooms.New(),
 		conns:        map[string]*conn{},
 		participants: sess.Participants,
+		allowed:      map[[2]string]map[rooms.Source]bool{},
+		sinks:        map[string]*signalSink{},
+		held:         map[string]*time.Timer{},
 	}
 }
 
+func toRoomsParticipant(p cases.Participant) rooms.Participant {
+	return rooms.Participant{ID: p.ID, Name: p.Name, Role: rooms.Role(p.Role), Side: rooms.Side(p.Side)}
+}
+
 // join puts c in the room as p. A connection already there for the same
-// participant is told it was replaced and loses its place.
-func (r *room) join(c *conn, p cases.Participant, sess *cases.Session) error {
+// participant is told it was replaced and loses its place; one whose
+// socket dropped is taken over silently, keeping its media peer when the
+// client asks to resume.
+func (r *room) join(c *conn, p cases.Participant, sess *cases.Session, resume bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return errRoomClosed
 	}
 	r.participants = sess.Participants
-	if old := r.conns[p.ID]; old != nil {
+	if r.startedAt == nil {
+		at := r.s.p.Now().UTC()
+		if sess.StartedAt != nil {
+			at = *sess.StartedAt
+		}
+		r.startedAt = &at
+	}
+	held := r.held[p.ID]
+	if held != nil {
+		held.Stop()
+		delete(r.held, p.ID)
+	}
+	// Deny by default: the policy decides before media exists.
+	changes, err := r.policy.Join(toRoomsParticipant(p))
+	if err != nil {
+		return err
+	}
+	old := r.conns[p.ID]
+	if old != nil && held == nil {
 		old.fail(errorf(CodeReplaced, true, "you joined from another device"))
 	}
 	self := toParticipant(p, true)
+	resumed := held != nil && resume && old != nil && old.peer != nil
 	// "joined" goes out before any negotiation message for this peer.
 	c.enqueue(outbound{
 		Type:         TypeJoined,
@@ -61,24 +120,66 @@ func (r *room) join(c *conn, p cases.Participant, sess *cases.Session) error {
 		Participants: r.listLocked(p.ID),
 		Session:      &SessionInfo{ID: sess.ID, CaseID: sess.CaseID, Status: sess.Status},
 		ICEServers:   r.s.p.ICEServers,
+		Resumed:      resumed,
 	})
-	peer, err := r.media.AddPeer(p.ID, c.sendSignal)
-	if err != nil {
-		return err
+	if resumed {
+		c.peer = old.peer
+		r.sinks[p.ID].set(c)
+	} else {
+		sink := &signalSink{c: c}
+		peer, err := r.media.AddPeer(p.ID, sink.send)
+		if err != nil {
+			return err
+		}
+		r.sinks[p.ID] = sink
+		c.peer = peer
 	}
 	r.conns[p.ID] = c
-	c.peer = peer
-	changes, err := r.policy.Join(rooms.Participant{ID: p.ID, Name: p.Name, Role: rooms.Role(p.Role), Side: rooms.Side(p.Side)})
-	if err != nil {
-		return err
-	}
 	r.applyLocked(changes)
-	for id, other := range r.conns {
-		if id != p.ID {
-			other.enqueue(outbound{Type: TypeParticipantJoined, Participant: &self})
+	if held == nil {
+		for id, other := range r.conns {
+			if id != p.ID {
+				other.enqueue(outbound{Type: TypeParticipantJoined, Participant: &self})
+			}
 		}
 	}
+	r.broadcastStateLocked()
 	return nil
+}
+
+// suspended reports whether a participant's dropped socket still holds
+// its place.
+func (r *room) suspended(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held[id] != nil
+}
+
+// suspend keeps c's place for grace after its socket dropped; if nobody
+// resumes it by then, the participant leaves. It reports false when c no
+// longer holds the place (so there is nothing to keep).
+func (r *room) suspend(c *conn, grace time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := c.participant.ID
+	if r.closed || r.conns[id] != c {
+		return false
+	}
+	r.sinks[id].set(nil)
+	var t *time.Timer
+	t = time.AfterFunc(grace, func() {
+		r.mu.Lock()
+		current := r.held[id] == t
+		if current {
+			delete(r.held, id)
+		}
+		r.mu.Unlock()
+		if current {
+			c.leaveRoom()
+		}
+	})
+	r.held[id] = t
+	return true
 }
 
 // leave takes c out of the room, unless another connection of the same
@@ -91,6 +192,7 @@ func (r *room) leave(c *conn) bool {
 		return false
 	}
 	delete(r.conns, id)
+	delete(r.sinks, id)
 	if r.closed {
 		return false
 	}
@@ -103,6 +205,7 @@ func (r *room) leave(c *conn) bool {
 	for _, other := range r.conns {
 		other.enqueue(outbound{Type: TypeParticipantLeft, ParticipantID: id})
 	}
+	r.broadcastStateLocked()
 	return true
 }
 
@@ -110,6 +213,10 @@ func (r *room) leave(c *conn) bool {
 func (r *room) end(result string) {
 	r.mu.Lock()
 	r.closed = true
+	for id, t := range r.held {
+		t.Stop()
+		delete(r.held, id)
+	}
 	conns := make([]*conn, 0, len(r.conns))
 	for _, c := range r.conns {
 		conns = append(conns, c)
@@ -122,10 +229,181 @@ func (r *room) end(result string) {
 	r.media.Close()
 }
 
-// applyLocked hands the policy's subscription changes to media.
+// act runs one room action from participant by and records it.
+func (r *room) act(by string, m *inbound) error {
+	ev, err := r.actLocked(by, m)
+	if err != nil || ev == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, e := range ev.events {
+		if err := r.s.p.Sessions.RecordRoomEvent(ctx, e.typ, by, e.RoomEvent); err != nil {
+			r.log.Error("room event not recorded", "type", e.typ, "err", err)
+		}
+	}
+	return nil
+}
+
+type roomEvent struct {
+	typ string
+	cases.RoomEvent
+}
+
+type actResult struct{ events []roomEvent }
+
+func (r *room) actLocked(by string, m *inbound) (*actResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errorf(CodeSessionEnded, true, "this session has ended")
+	}
+	res := &actResult{}
+	note := func(typ, participant string) {
+		res.events = append(res.events, roomEvent{typ, cases.RoomEvent{SessionID: r.id, ParticipantID: participant}})
+	}
+	var changes []rooms.Change
+	var err error
+	switch m.Type {
+	case TypeConsent:
+		changes, err = r.policy.Consent(by)
+		note(cases.RoomConsent, by)
+	case TypeAdmit:
+		changes, err = r.policy.Admit(by, m.ParticipantID)
+		note(cases.RoomAdmitted, m.ParticipantID)
+	case TypeAdmitAll:
+		var ids []string
+		ids, changes, err = r.policy.AdmitAll(by)
+		for _, id := range ids {
+			note(cases.RoomAdmitted, id)
+		}
+	case TypeRemove:
+		changes, err = r.policy.Remove(by, m.ParticipantID)
+		if err == nil {
+			note(cases.RoomRemoved, m.ParticipantID)
+			if c := r.conns[m.ParticipantID]; c != nil {
+				c.fail(errorf(CodeRemoved, true, "the mediator has removed you from this session"))
+			}
+		}
+	case TypeCheckIdentity:
+		on := m.On != nil && *m.On || m.Allow != nil && *m.Allow
+		changes, err = r.policy.CheckIdentity(by, m.ParticipantID, on)
+	case TypeIdentityChecked:
+		err = r.policy.MarkIdentityChecked(by, m.ParticipantID)
+		note(cases.RoomIdentityChecked, m.ParticipantID)
+	case TypeSetMode:
+		changes, err = r.policy.SetMode(by, *m.Mode)
+		mode := r.policy.Mode()
+		e := roomEvent{cases.RoomMode, cases.RoomEvent{SessionID: r.id, Mode: "joint"}}
+		if mode.Caucus {
+			e.Mode, e.Side = "caucus", string(mode.Side)
+		}
+		res.events = append(res.events, e)
+	case TypeLetIntoCaucus:
+		allow := m.Allow != nil && *m.Allow || m.On != nil && *m.On
+		changes, err = r.policy.LetIntoCaucus(by, m.ParticipantID, allow)
+	case TypeAttachInterpreter:
+		changes, err = r.policy.AttachInterpreter(by, m.ParticipantID, rooms.Side(m.Side))
+	case TypeMute:
+		changes, err = r.policy.Mute(by, m.ParticipantID)
+		note(cases.RoomMuted, m.ParticipantID)
+	case TypeUnmute:
+		changes, err = r.policy.Unmute(by)
+		res.events = nil
+	case TypeAskUnmute:
+		if err := r.policy.Authorize(by, m.ParticipantID); err != nil {
+			return nil, err
+		}
+		if c := r.conns[m.ParticipantID]; c != nil {
+			c.enqueue(outbound{Type: TypeUnmuteRequested, From: by})
+		}
+		return nil, nil
+	case TypeLock:
+		err = r.policy.Lock(by, *m.Locked)
+		res.events = append(res.events, roomEvent{cases.RoomLocked, cases.RoomEvent{SessionID: r.id, Locked: m.Locked}})
+	case TypeChat:
+		r.chatLocked(by, m.Text)
+		return nil, nil
+	case TypeNote:
+		return nil, r.noteLocked(by, m.Text)
+	default:
+		return nil, errorf(CodeBadMessage, false, "unknown message type")
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.applyLocked(changes)
+	r.broadcastStateLocked()
+	return res, nil
+}
+
+// chatLocked delivers a chat message to the sender and to everyone the
+// policy lets receive the sender now. Chat is never stored.
+func (r *room) chatLocked(from, text string) {
+	now := r.s.p.Now().UTC()
+	msg := outbound{Type: TypeChat, From: from, Text: text, At: &now}
+	for id, c := range r.conns {
+		if id == from || r.policy.MayChat(id, from) {
+			c.enqueue(msg)
+		}
+	}
+}
+
+// noteLocked keeps a mediator's private note for the room's mediators.
+func (r *room) noteLocked(from, text string) error {
+	p, _, ok := r.policy.Participant(from)
+	if !ok || !rooms.IsMediator(p.Role) {
+		return errorf(CodeNotAllowed, false, "only a mediator may write notes")
+	}
+	n := Note{From: from, Text: text, At: r.s.p.Now().UTC()}
+	r.notes = append(r.notes, n)
+	for id, c := range r.conns {
+		if q, _, ok := r.policy.Participant(id); ok && rooms.IsMediator(q.Role) {
+			c.enqueue(outbound{Type: TypeNote, From: from, Text: text, At: &n.At})
+		}
+	}
+	return nil
+}
+
+// applyLocked hands the policy's subscription changes to media. Media
+// forwards a publisher's tracks to a subscriber while any of its sources
+// is allowed.
 func (r *room) applyLocked(changes []rooms.Change) {
+	touched := map[[2]string]bool{}
 	for _, ch := range changes {
-		r.media.Allow(ch.Subscriber, ch.Publisher, ch.Allow)
+		k := [2]string{ch.Subscriber, ch.Publisher}
+		srcs := r.allowed[k]
+		if ch.Allow {
+			if srcs == nil {
+				srcs = map[rooms.Source]bool{}
+				r.allowed[k] = srcs
+			}
+			srcs[ch.Source] = true
+		} else if srcs != nil {
+			delete(srcs, ch.Source)
+			if len(srcs) == 0 {
+				delete(r.allowed, k)
+			}
+		}
+		touched[k] = true
+	}
+	for k := range touched {
+		r.media.Allow(k[0], k[1], len(r.allowed[k]) > 0)
+	}
+}
+
+// broadcastStateLocked sends every participant its view of the room.
+func (r *room) broadcastStateLocked() {
+	for id, c := range r.conns {
+		view, ok := r.policy.ViewFor(id)
+		if !ok {
+			continue
+		}
+		st := &RoomState{View: view, StartedAt: r.startedAt}
+		if rooms.IsMediator(view.Self.Role) {
+			st.Notes = r.notes
+		}
+		c.enqueue(outbound{Type: TypeRoom, Room: st})
 	}
 }
 

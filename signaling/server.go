@@ -42,6 +42,8 @@ type SessionBook interface {
 	Session(ctx context.Context, id string) (*cases.Session, error)
 	RecordJoin(ctx context.Context, sessionID, participantID string, at time.Time) error
 	RecordLeave(ctx context.Context, sessionID, participantID string, at time.Time) error
+	RecordRoomEvent(ctx context.Context, typ, actor string, e cases.RoomEvent) error
+	Removed(ctx context.Context, sessionID, participantID string) (bool, error)
 }
 
 // Params configures a Server.
@@ -55,6 +57,11 @@ type Params struct {
 	AllowedOrigins []string
 	ICEServers     []ICEServer
 	Now            func() time.Time
+	// Metrics, when set, counts messages, errors, rooms and participants.
+	Metrics *Metrics
+	// ResumeGrace is how long a participant whose socket dropped keeps its
+	// place (and its media connections) for a reconnect. 0 disables it.
+	ResumeGrace time.Duration
 }
 
 // Server accepts signaling sockets and runs the rooms.
@@ -172,7 +179,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) EndSession(sessionID string, result string) {
 	s.mu.Lock()
 	r := s.rooms[sessionID]
-	delete(s.rooms, sessionID)
+	if r != nil {
+		delete(s.rooms, sessionID)
+		s.p.Metrics.roomsDelta(-1)
+	}
 	s.mu.Unlock()
 	if r == nil {
 		return
@@ -195,6 +205,7 @@ func (s *Server) roomFor(sess *cases.Session) *room {
 	if r == nil {
 		r = newRoom(s, sess)
 		s.rooms[sess.ID] = r
+		s.p.Metrics.roomsDelta(1)
 	}
 	return r
 }
@@ -214,6 +225,7 @@ func (s *Server) dropRoomIfEmpty(r *room) {
 	r.mu.Unlock()
 	if empty {
 		delete(s.rooms, r.id)
+		s.p.Metrics.roomsDelta(-1)
 		r.media.Close()
 	}
 }
@@ -240,6 +252,13 @@ func (s *Server) verify(ctx context.Context, token string) (*cases.Session, case
 	}
 	if sess.Status == cases.SessionEnded {
 		return nil, cases.Participant{}, errorf(CodeSessionEnded, true, "this session has ended")
+	}
+	removed, err := s.p.Sessions.Removed(ctx, sess.ID, p.ID)
+	if err != nil {
+		return nil, cases.Participant{}, err
+	}
+	if removed {
+		return nil, cases.Participant{}, errorf(CodeRemoved, true, "the mediator has removed you from this session")
 	}
 	return sess, p, nil
 }

@@ -31,6 +31,9 @@ var statusByCode = map[string]int{
 	codeUnsupported:   http.StatusUnsupportedMediaType,
 	codeNoRoute:       http.StatusNotFound,
 	codeMethod:        http.StatusMethodNotAllowed,
+
+	cases.EIDEMPOTENCY: http.StatusUnprocessableEntity,
+	codeBadSignature:   http.StatusUnauthorized,
 }
 
 // Problem is an RFC 9457 problem document with Concord's stable code.

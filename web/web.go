@@ -40,6 +40,11 @@ type Params struct {
 	Tokens    TokenVerifier
 	Signaling http.Handler // the WebSocket endpoint, mounted at /ws
 	Rooms     SessionEnder
+	// AdminToken is the operator's bearer token for the staff case API;
+	// empty refuses every staff request. ImportSecret is the HMAC key of
+	// the case import webhook; empty refuses every import.
+	AdminToken   string
+	ImportSecret string
 }
 
 // Handler is Concord's HTTP handler.
@@ -67,6 +72,7 @@ func NewHandler(p Params) *Handler {
 	}
 	h.mux.HandleFunc("GET /api/v1/cases/{id}", h.getCase)
 	h.mux.HandleFunc("POST /api/v1/sessions/{id}/end", h.endSession)
+	h.registerCaseAPI()
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, codeNoRoute, "no such endpoint")
 	})

@@ -43,6 +43,16 @@ func Run(t *testing.T, open func(t *testing.T) cases.Store) {
 		{"NotFound", testNotFound},
 		{"ServiceLifecycle", testServiceLifecycle},
 		{"ServiceAdjourned", testServiceAdjourned},
+		{"Directory", testDirectory},
+		{"IdempotencyStore", testIdempotencyStore},
+		{"ListCases", testListCases},
+		{"ServicePaths", testServicePaths},
+		{"ServiceGuards", testServiceGuards},
+		{"ServiceDeadlines", testServiceDeadlines},
+		{"ServiceRace", testServiceRace},
+		{"ServiceIdempotentOpen", testServiceIdempotentOpen},
+		{"ServiceListing", testServiceListing},
+		{"ServiceDirectory", testServiceDirectory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,7 +61,7 @@ func mediatingCase(t *testing.T, svc *cases.Service, instID, ref string) (*cases
 	if err != nil || !created {
 		t.Fatalf("OpenCase = %v, created %v", err, created)
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
 		if c, err = svc.Transition(ctx, c.ID, to, "admin", map[string]string{"note": "ok"}); err != nil {
 			t.Fatalf("Transition to %s: %v", to, err)
 		}
@@ -110,7 +110,7 @@ func testServiceLifecycle(t *testing.T, s cases.Store) {
 	_, err = svc.Transition(ctx, "case_missing", cases.StateDispatched, "admin", nil)
 	wantCode(t, err, cases.ENOTFOUND)
 
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
 		if c, err = svc.Transition(ctx, c.ID, to, "admin", nil); err != nil {
 			t.Fatalf("Transition to %s: %v", to, err)
 		}
@@ -196,7 +196,7 @@ func testServiceLifecycle(t *testing.T, s cases.Store) {
 		types = append(types, e.Type)
 	}
 	wantTypes := []string{
-		"case.submitted", "case.dispatched", "case.accepted", "case.mediating", "session.scheduled",
+		"case.submitted", "case.dispatched", "case.respondent_contacted", "case.accepted", "case.mediating", "session.scheduled",
 		"session.started", "session.joined", "session.joined", "session.left",
 		"session.ended", "case.closed",
 	}
@@ -262,7 +262,7 @@ func testServiceAdjourned(t *testing.T, s cases.Store) {
 		types = append(types, e.Type)
 	}
 	wantTypes := []string{
-		"case.submitted", "case.dispatched", "case.accepted", "case.mediating",
+		"case.submitted", "case.dispatched", "case.respondent_contacted", "case.accepted", "case.mediating",
 		"session.scheduled", "session.ended", "case.adjourned",
 		"session.scheduled", "session.ended", "case.closed",
 	}

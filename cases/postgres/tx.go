@@ -156,21 +156,21 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	}
 	if c.Version == 0 {
 		_, err = t.tx.Exec(ctx, `INSERT INTO cases
-			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			c.ID, c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef, next.Version,
-			c.CreatedAt, c.UpdatedAt, doc)
+			c.CreatedAt, c.UpdatedAt, doc, c.Category, c.DueAt())
 		if err != nil {
 			return constraintError("insert case", err, msgCaseExists, "")
 		}
 	} else {
 		tag, err := t.tx.Exec(ctx, `UPDATE cases SET
 			number = $1, institution_id = $2, state = $3, channel = $4, external_ref = $5,
-			version = $6, created_at = $7, updated_at = $8, doc = $9
+			version = $6, created_at = $7, updated_at = $8, doc = $9, category = $12, due_at = $13
 			WHERE id = $10 AND version = $11`,
 			c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef,
 			next.Version, c.CreatedAt, c.UpdatedAt, doc,
-			c.ID, c.Version)
+			c.ID, c.Version, c.Category, c.DueAt())
 		if err != nil {
 			return constraintError("update case", err, msgCaseExists, "")
 		}

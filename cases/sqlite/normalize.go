@@ -35,6 +35,36 @@ func normalizeCase(c *cases.Case) {
 		o.RecordedAt = utc(o.RecordedAt)
 		c.Outcome = &o
 	}
+	if c.Deadlines != nil {
+		ds := make([]cases.Deadline, len(c.Deadlines))
+		for i, d := range c.Deadlines {
+			d.StartedAt = utc(d.StartedAt)
+			d.DueAt = utc(d.DueAt)
+			d.MetAt = utcPtr(d.MetAt)
+			ds[i] = d
+		}
+		c.Deadlines = ds
+	}
+	if c.Confirmation != nil {
+		cf := *c.Confirmation
+		cf.RequestedAt = utc(cf.RequestedAt)
+		cf.DecidedAt = utcPtr(cf.DecidedAt)
+		c.Confirmation = &cf
+	}
+	if c.Referral != nil {
+		r := *c.Referral
+		r.At = utc(r.At)
+		c.Referral = &r
+	}
+}
+
+func normalizeMediator(m *cases.Mediator) {
+	m.CreatedAt = utc(m.CreatedAt)
+}
+
+func normalizeEnterprise(e *cases.Enterprise) {
+	e.CreatedAt = utc(e.CreatedAt)
+	e.UpdatedAt = utc(e.UpdatedAt)
 }
 
 func normalizeSession(s *cases.Session) {

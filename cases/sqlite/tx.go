@@ -137,12 +137,16 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode case: %w", err)
 	}
+	var dueAt any // NULL without a pending deadline
+	if d := c.DueAt(); d != nil {
+		dueAt = micros(*d)
+	}
 	if c.Version == 0 {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO cases
-			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef, next.Version,
-			micros(c.CreatedAt), micros(c.UpdatedAt), string(doc))
+			micros(c.CreatedAt), micros(c.UpdatedAt), string(doc), c.Category, dueAt)
 		if isUnique(err) {
 			return fmt.Errorf("sqlite: insert case: %w: %w", cases.Errorf(cases.ECONFLICT, msgCaseExists), err)
 		}
@@ -152,10 +156,10 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	} else {
 		res, err := t.tx.ExecContext(ctx, `UPDATE cases SET
 			number = ?, institution_id = ?, state = ?, channel = ?, external_ref = ?,
-			version = ?, created_at = ?, updated_at = ?, doc = ?
+			version = ?, created_at = ?, updated_at = ?, doc = ?, category = ?, due_at = ?
 			WHERE id = ? AND version = ?`,
 			c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef,
-			next.Version, micros(c.CreatedAt), micros(c.UpdatedAt), string(doc),
+			next.Version, micros(c.CreatedAt), micros(c.UpdatedAt), string(doc), c.Category, dueAt,
 			c.ID, c.Version)
 		if isUnique(err) {
 			return fmt.Errorf("sqlite: update case: %w: %w", cases.Errorf(cases.ECONFLICT, msgCaseExists), err)

@@ -18,175 +18,49 @@ import (
 
 // TestBrowserThreeParties runs the embedded browser client in a real
 // Chromium: the mediator, the consumer and the merchant join the demo
-// session from their links, each receives the other two's video through
-// the SFU, and the mediator records a settled outcome from the page.
+// session from their links; the parties accept the session rules and wait
+// in the lobby until the mediator admits them; each then receives the
+// other two's video through the SFU, and the mediator records a settled
+// outcome from the page. Every screen passes an axe-core audit.
 //
 // It needs chromium on PATH; without it the test is skipped, unless CI is
 // set. Set CONCORD_BROWSER_SCREENSHOTS to a folder to keep screenshots of
-// a phone-sized page and of the mediator's page.
+// the key screens.
 func TestBrowserThreeParties(t *testing.T) {
-	chrome, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("chromium is not installed; skipping the real-browser test")
-		}
-		t.Fatal("chromium is not installed, and CI needs the real-browser test:", err)
-	}
-
+	browserCtx := startBrowser(t)
+	axe := loadAxe(t) // fetched while the server and the tabs start
 	srv := startTestServer(t)
 	demo := srv.Demo
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	defer cancelAlloc()
+	med := openTab(t, browserCtx, "mediator", demo.Mediator, false)
+	consumer := openTab(t, browserCtx, "consumer", demo.Consumer, true) // on a phone
+	merchant := openTab(t, browserCtx, "merchant", demo.Merchant, false)
+	tabs := []*tab{med, consumer, merchant}
+	dumpOnFailure(t, tabs)
 
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browserCtx); err != nil { // starts the browser
-		t.Fatal("starting chromium:", err)
-	}
+	// The mediator enters directly; the parties are shown the rules.
+	med.waitState(t, "in-room", 20*time.Second)
+	consumer.waitState(t, "consent", 20*time.Second)
+	merchant.waitState(t, "consent", 20*time.Second)
+	consumer.screenshot(t, "concord-phone-consent.png")
+	axe.audit(t, consumer, "consent")
 
-	type tab struct {
-		name string
-		url  string
-		ctx  context.Context
-		log  *pageLog
-	}
-	tabs := []*tab{
-		{name: "mediator", url: demo.Mediator},
-		{name: "consumer", url: demo.Consumer},
-		{name: "merchant", url: demo.Merchant},
-	}
-	for _, tb := range tabs {
-		tabCtx, cancelTab := chromedp.NewContext(browserCtx)
-		defer cancelTab()
-		tb.ctx = tabCtx
-		if err := chromedp.Do(tabCtx); err != nil { // opens the tab
-			t.Fatalf("%s: opening a tab: %v", tb.name, err)
-		}
-		tb.log = watchConsole(tabCtx)
-		var steps []chromedp.Action[chromedp.Void]
-		if tb.name == "consumer" {
-			// The consumer is on a phone.
-			steps = append(steps, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
-		}
-		steps = append(steps, chromedp.Navigate(tb.url))
-		if err := chromedp.Do(tabCtx, steps...); err != nil {
-			t.Fatalf("%s: opening %s: %v", tb.name, redact(tb.url), err)
-		}
-	}
-	defer func() {
-		if t.Failed() {
-			for _, tb := range tabs {
-				state, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.body.dataset.state + ' | ' + document.getElementById('status').textContent + ' | ' + document.getElementById('alert').textContent`))
-				t.Logf("%s page: %s\n%s", tb.name, state, tb.log.String())
-			}
-		}
-	}()
-
-	// Everyone reaches the room.
-	for _, tb := range tabs {
-		if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](`document.body.dataset.state === 'in-room'`,
-			chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-			t.Fatalf("%s: the page did not reach the room: %v", tb.name, err)
-		}
-	}
+	enterRoom(t, med, consumer, merchant)
 
 	// Every page receives two remote video streams whose bytes grow, and
 	// shows them in two tiles.
-	const statsJS = `(async () => {
-		const pc = window.concord && window.concord.sub;
-		const bytes = {};
-		if (pc) {
-			const stats = await pc.getStats();
-			stats.forEach((s) => {
-				if (s.type === 'inbound-rtp' && s.kind === 'video') {
-					const key = s.trackIdentifier || String(s.ssrc);
-					bytes[key] = (bytes[key] || 0) + (s.bytesReceived || 0);
-				}
-			});
-		}
-		const tiles = [...document.querySelectorAll('#tiles [data-participant-id]')]
-			.filter((el) => el.querySelector('video').videoWidth > 0)
-			.map((el) => el.dataset.participantId);
-		return { bytes, tiles };
-	})()`
-	type sample struct {
-		Bytes map[string]float64 `json:"bytes"`
-		Tiles []string           `json:"tiles"`
-	}
-	first := make(map[string]sample)
-	ok := make(map[string]bool)
-	deadline := time.Now().Add(20 * time.Second)
-	var last map[string]sample
-	for len(ok) < len(tabs) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not every page received two growing remote video streams within 20s; pages OK: %v; last samples: %+v", ok, last)
-		}
-		last = make(map[string]sample)
-		for _, tb := range tabs {
-			if ok[tb.name] {
-				continue
-			}
-			s, err := chromedp.Run(tb.ctx, chromedp.Evaluate[sample](statsJS, chromedp.EvalAwaitPromise))
-			if err != nil {
-				t.Fatalf("%s: reading stats: %v", tb.name, err)
-			}
-			last[tb.name] = s
-			prev, seen := first[tb.name]
-			if countPositive(s.Bytes) < 2 || len(s.Tiles) < 2 {
-				delete(first, tb.name)
-				continue
-			}
-			if !seen {
-				first[tb.name] = s
-				continue
-			}
-			grown := 0
-			for k, b := range s.Bytes {
-				if pb, had := prev.Bytes[k]; had && pb > 0 && b > pb {
-					grown++
-				}
-			}
-			if grown >= 2 {
-				ok[tb.name] = true
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-
-	shots := os.Getenv("CONCORD_BROWSER_SCREENSHOTS")
-	if shots != "" {
-		saveScreenshot(t, tabs[1].ctx, filepath.Join(shots, "concord-phone.png"))
-	}
+	waitMediaFlowing(t, tabs, 2, 20*time.Second)
+	consumer.screenshot(t, "concord-phone.png")
+	consumer.screenshot(t, "concord-phone-room.png")
+	axe.audit(t, consumer, "room (phone)")
+	axe.audit(t, med, "room (mediator)")
 
 	// The mediator ends the session with a settled outcome.
-	med := tabs[0].ctx
 	const terms = "The merchant refunds 128.00 CNY within 7 days; 商家七日内退款。"
-	if err := chromedp.Do(med,
+	if err := chromedp.Do(med.ctx,
 		chromedp.WaitVisible(chromedp.ID("end-session")),
 		chromedp.Click(chromedp.ID("end-session")),
 		chromedp.WaitVisible(chromedp.ID("outcome-result")),
@@ -195,27 +69,22 @@ func TestBrowserThreeParties(t *testing.T) {
 	); err != nil {
 		t.Fatal("mediator: filling the outcome form:", err)
 	}
-	if shots != "" {
-		saveScreenshot(t, med, filepath.Join(shots, "concord-mediator.png"))
-	}
-	if err := chromedp.Do(med,
+	med.screenshot(t, "concord-mediator.png")
+	axe.audit(t, med, "outcome form")
+	if err := chromedp.Do(med.ctx,
 		chromedp.Click(chromedp.ID("outcome-submit")),
 		chromedp.WaitVisible(chromedp.ID("outcome-done")),
 	); err != nil {
 		t.Fatal("mediator: submitting the outcome:", err)
 	}
-	if shots != "" {
-		saveScreenshot(t, med, filepath.Join(shots, "concord-mediator-done.png"))
-		saveScreenshot(t, tabs[2].ctx, filepath.Join(shots, "concord-ended.png"))
-	}
+	med.screenshot(t, "concord-mediator-done.png")
+	merchant.screenshot(t, "concord-ended.png")
 
 	// Every page shows the end.
 	for _, tb := range tabs {
-		if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](`document.body.dataset.state === 'ended'`,
-			chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-			t.Fatalf("%s: the page did not show the end of the session: %v", tb.name, err)
-		}
+		tb.waitState(t, "ended", 10*time.Second)
 	}
+	axe.audit(t, consumer, "ended")
 
 	// The case record has the outcome, the session times and the attendance.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.BaseURL+"/api/v1/cases/"+demo.CaseID, nil)
@@ -237,21 +106,162 @@ func TestBrowserThreeParties(t *testing.T) {
 	}
 	checkClosedCase(t, rec, terms, demo.SessionID)
 
-	for _, tb := range tabs {
-		if msgs := tb.log.problems(); len(msgs) > 0 {
-			t.Errorf("%s page logged problems:\n%s", tb.name, strings.Join(msgs, "\n"))
+	checkNoPageProblems(t, tabs)
+}
+
+// ---------------------------------------------------------------- browser
+
+// startBrowser starts a headless Chromium with fake camera and microphone
+// for the test, or skips the test when there is none (fails under CI).
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	chrome, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip("chromium is not installed; skipping the real-browser test")
 		}
+		t.Fatal("chromium is not installed, and CI needs the real-browser test:", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	// Cleanups run last-in first-out: the browser closes before the
+	// server the test starts after it.
+	t.Cleanup(cancel)
+	t.Cleanup(cancelAlloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browserCtx); err != nil { // starts the browser
+		t.Fatal("starting chromium:", err)
+	}
+	return browserCtx
+}
+
+// tab is one page of the test, with its console log.
+type tab struct {
+	name string
+	ctx  context.Context
+	log  *pageLog
+}
+
+// openTab opens url in a new tab, phone-sized (360x740, touch) if phone.
+func openTab(t *testing.T, browserCtx context.Context, name, url string, phone bool, before ...chromedp.Action[chromedp.Void]) *tab {
+	t.Helper()
+	tabCtx, cancelTab := chromedp.NewContext(browserCtx)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(tabCtx); err != nil { // opens the tab
+		t.Fatalf("%s: opening a tab: %v", name, err)
+	}
+	tb := &tab{name: name, ctx: tabCtx, log: watchConsole(tabCtx)}
+	steps := append([]chromedp.Action[chromedp.Void]{}, before...)
+	if phone {
+		steps = append(steps, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
+	}
+	steps = append(steps, chromedp.Navigate(url))
+	if err := chromedp.Do(tabCtx, steps...); err != nil {
+		t.Fatalf("%s: opening %s: %v", name, redact(url), err)
+	}
+	return tb
+}
+
+// dumpOnFailure logs every page's state and console if the test fails.
+func dumpOnFailure(t *testing.T, tabs []*tab) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, tb := range tabs {
+			ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.state + ' | ' + document.getElementById('status').textContent + ' | ' + (document.getElementById('mode-label') || {}).textContent + ' | ' + document.getElementById('alert').textContent`))
+			cancel()
+			t.Logf("%s page: %s\n%s", tb.name, state, tb.log.String())
+		}
+	})
+}
+
+// waitState waits until the page's body[data-state] is state.
+func (tb *tab) waitState(t *testing.T, state string, timeout time.Duration) {
+	t.Helper()
+	tb.waitJS(t, fmt.Sprintf(`document.body.dataset.state === %q`, state), timeout, "reach "+state)
+}
+
+// waitJS polls a JavaScript condition.
+func (tb *tab) waitJS(t *testing.T, cond string, timeout time.Duration, what string) {
+	t.Helper()
+	if _, err := chromedp.Run(tb.ctx, chromedp.Poll[bool](cond,
+		chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		t.Fatalf("%s: the page did not %s within %v: %v", tb.name, what, timeout, err)
 	}
 }
 
-func countPositive(m map[string]float64) int {
-	n := 0
-	for _, v := range m {
-		if v > 0 {
-			n++
-		}
+// eval evaluates a JavaScript expression on the page.
+func evalJS[T any](t *testing.T, tb *tab, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: evaluating %.60q: %v", tb.name, js, err)
 	}
-	return n
+	return v
+}
+
+// click clicks the element with the CSS selector sel once it is visible.
+func (tb *tab) click(t *testing.T, sel string) {
+	t.Helper()
+	if err := chromedp.Do(tb.ctx,
+		chromedp.WaitVisible(sel),
+		chromedp.ScrollIntoView(sel),
+		chromedp.Click(sel),
+	); err != nil {
+		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
+	}
+}
+
+// screenshot saves what the page shows to CONCORD_BROWSER_SCREENSHOTS.
+func (tb *tab) screenshot(t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv("CONCORD_BROWSER_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	saveScreenshot(t, tb.ctx, filepath.Join(dir, name))
+}
+
+// fullScreenshot saves the whole page, beyond the viewport.
+func (tb *tab) fullScreenshot(t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv("CONCORD_BROWSER_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	buf, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+	}
 }
 
 func saveScreenshot(t *testing.T, ctx context.Context, path string) {
@@ -265,6 +275,189 @@ func saveScreenshot(t *testing.T, ctx context.Context, path string) {
 		t.Logf("screenshot %s: %v", path, err)
 	}
 }
+
+// ---------------------------------------------------------------- the room
+
+// enterRoom takes the parties through the session rules and the lobby:
+// each accepts the rules; once all of them have, the mediator admits
+// everyone at once, or each one with its own Admit button.
+func enterRoom(t *testing.T, med *tab, parties ...*tab) {
+	enterRoomWith(t, med, false, parties...)
+}
+
+func enterRoomWith(t *testing.T, med *tab, oneByOne bool, parties ...*tab) {
+	t.Helper()
+	for i, p := range parties {
+		p.waitState(t, "consent", 20*time.Second)
+		p.click(t, "#consent-accept")
+		p.waitState(t, "lobby", 10*time.Second)
+		p.waitJS(t, `!document.getElementById('lobby-view').hidden`, 5*time.Second, "show the lobby")
+		if i == 0 {
+			p.screenshot(t, "concord-phone-lobby.png")
+			axeFor(t).audit(t, p, "lobby")
+		}
+	}
+	// The mediator's lobby lists them all, with their consent.
+	med.waitJS(t, fmt.Sprintf(`document.querySelectorAll('#lobby-list [data-participant-id][data-consented="true"]').length === %d`, len(parties)),
+		10*time.Second, "list the consenting parties in the lobby")
+	med.screenshot(t, "concord-mediator-lobby.png")
+	axeFor(t).audit(t, med, "mediator console with the lobby")
+	if oneByOne {
+		checkIdentity(t, med, parties)
+		for n := len(parties); n > 0; n-- {
+			med.click(t, `#lobby-list [data-participant-id] button[data-action="admit"]`)
+			med.waitJS(t, fmt.Sprintf(`document.querySelectorAll('#lobby-list [data-participant-id]').length === %d`, n-1),
+				5*time.Second, "admit one party")
+		}
+	} else {
+		med.click(t, "#admit-all")
+	}
+	for _, p := range append([]*tab{med}, parties...) {
+		p.waitState(t, "in-room", 10*time.Second)
+	}
+}
+
+// selfIDJS reads a page's own participant id: everyone lists itself first
+// among the people.
+const selfIDJS = `document.querySelector('#participants li[data-participant-id]').dataset.participantId`
+
+// checkIdentity has the mediator check the identity of the first person
+// in the lobby on video: its video appears as a tile for the mediator, its
+// page says it is being seen, and the mediator marks the identity checked.
+func checkIdentity(t *testing.T, med *tab, parties []*tab) {
+	t.Helper()
+	item := `#lobby-list li[data-participant-id]`
+	id := evalJS[string](t, med, `document.querySelector('`+item+`').dataset.participantId`)
+	var party *tab
+	for _, p := range parties {
+		if evalJS[string](t, p, selfIDJS) == id {
+			party = p
+		}
+	}
+	if party == nil {
+		t.Fatalf("no page is the participant %s waiting first in the lobby", id)
+	}
+	med.click(t, item+` button[data-action="check"]`)
+	med.waitJS(t, fmt.Sprintf(`[...document.querySelectorAll('#tiles .tile.checking[data-participant-id=%q] video')].some((v) => v.videoWidth > 0)`, id),
+		10*time.Second, "show the waiting party's video for the identity check")
+	party.waitJS(t, `!document.getElementById('lobby-checking').hidden`, 5*time.Second, "say the mediator sees it")
+	med.screenshot(t, "concord-mediator-identity-check.png")
+	party.screenshot(t, "concord-lobby-checking.png")
+	med.click(t, item+` button[data-action="checked"]`)
+	med.waitJS(t, `document.querySelector('`+item+` button[data-action="checked"]').disabled`, 5*time.Second, "mark the identity checked")
+}
+
+// statsJS reads a page's inbound media: bytes per received track
+// ("video:ID", "audio:ID"), per participant whose tile shows its media,
+// and which tiles show video.
+const statsJS = `(async () => {
+	const pc = window.concord && window.concord.sub;
+	const bytes = {};
+	const byTrack = {};
+	const transport = { bytes: 0, packets: 0 };
+	if (pc) {
+		const stats = await pc.getStats();
+		stats.forEach((s) => {
+			if (s.type === 'transport') {
+				transport.bytes += s.bytesReceived || 0;
+				transport.packets += s.packetsReceived || 0;
+			}
+			if (s.type === 'inbound-rtp' && (s.kind === 'video' || s.kind === 'audio')) {
+				const key = s.kind + ':' + (s.trackIdentifier || String(s.ssrc));
+				bytes[key] = (bytes[key] || 0) + (s.bytesReceived || 0);
+				if (s.trackIdentifier) byTrack[s.trackIdentifier] = (byTrack[s.trackIdentifier] || 0) + (s.bytesReceived || 0);
+			}
+		});
+	}
+	const tiles = [];
+	const byParticipant = {};
+	for (const el of document.querySelectorAll('#tiles [data-participant-id]')) {
+		const v = el.querySelector('video');
+		if (v.videoWidth > 0) tiles.push(el.dataset.participantId);
+		const s = v.srcObject;
+		if (s) for (const tr of s.getTracks()) {
+			if (byTrack[tr.id] !== undefined) byParticipant[el.dataset.participantId] = (byParticipant[el.dataset.participantId] || 0) + byTrack[tr.id];
+		}
+	}
+	return { bytes, tiles, byParticipant, transport };
+})()`
+
+type mediaSample struct {
+	Bytes         map[string]float64 `json:"bytes"`
+	Tiles         []string           `json:"tiles"`
+	ByParticipant map[string]float64 `json:"byParticipant"`
+	// Transport is everything the sub connection received, media or not,
+	// including packets of tracks the page no longer knows.
+	Transport struct {
+		Bytes   float64 `json:"bytes"`
+		Packets float64 `json:"packets"`
+	} `json:"transport"`
+}
+
+func sampleMedia(t *testing.T, tb *tab) mediaSample {
+	t.Helper()
+	return evalJS[mediaSample](t, tb, statsJS)
+}
+
+// videoKeys counts the received video tracks with bytes.
+func (s mediaSample) videoKeys() int {
+	n := 0
+	for k, v := range s.Bytes {
+		if strings.HasPrefix(k, "video:") && v > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// grownVideo counts the video tracks whose bytes grew since prev.
+func (s mediaSample) grownVideo(prev mediaSample) int {
+	n := 0
+	for k, b := range s.Bytes {
+		if pb, had := prev.Bytes[k]; strings.HasPrefix(k, "video:") && had && pb > 0 && b > pb {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMediaFlowing waits until every page receives at least n remote
+// video streams whose bytes grow, shown in n tiles.
+func waitMediaFlowing(t *testing.T, tabs []*tab, n int, timeout time.Duration) {
+	t.Helper()
+	first := make(map[string]mediaSample)
+	ok := make(map[string]bool)
+	deadline := time.Now().Add(timeout)
+	var last map[string]mediaSample
+	for len(ok) < len(tabs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every page received %d growing remote video streams within %v; pages OK: %v; last samples: %+v", n, timeout, ok, last)
+		}
+		last = make(map[string]mediaSample)
+		for _, tb := range tabs {
+			if ok[tb.name] {
+				continue
+			}
+			s := sampleMedia(t, tb)
+			last[tb.name] = s
+			prev, seen := first[tb.name]
+			if s.videoKeys() < n || len(s.Tiles) < n {
+				delete(first, tb.name)
+				continue
+			}
+			if !seen {
+				first[tb.name] = s
+				continue
+			}
+			if s.grownVideo(prev) >= n {
+				ok[tb.name] = true
+			}
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+}
+
+// ---------------------------------------------------------------- logs
 
 // redact hides the token of a join link.
 func redact(u string) string {
@@ -319,6 +512,17 @@ func (l *pageLog) problems() []string {
 	}
 	return out
 }
+
+func checkNoPageProblems(t *testing.T, tabs []*tab) {
+	t.Helper()
+	for _, tb := range tabs {
+		if msgs := tb.log.problems(); len(msgs) > 0 {
+			t.Errorf("%s page logged problems:\n%s", tb.name, strings.Join(msgs, "\n"))
+		}
+	}
+}
+
+// ---------------------------------------------------------------- the record
 
 // caseRecordJSON is the part of GET /api/v1/cases/{id} the test reads.
 type caseRecordJSON struct {

@@ -25,6 +25,7 @@ type Config struct {
 	PublicIPs      string
 	AllowedOrigins string
 	LinkTTL        time.Duration
+	ResumeGrace    time.Duration
 	LogLevel       string
 	LogFormat      string
 	Demo           bool
@@ -51,6 +52,9 @@ func (c *Config) settings() []setting {
 		{"allowed-origins", "CONCORD_ALLOWED_ORIGINS", "comma-separated extra web origins allowed to open signaling sockets", str(&c.AllowedOrigins, "")},
 		{"link-ttl", "CONCORD_LINK_TTL", "how long join links stay valid", func(fs *flag.FlagSet, name, usage string) {
 			fs.DurationVar(&c.LinkTTL, name, 72*time.Hour, usage)
+		}},
+		{"resume-grace", "CONCORD_RESUME_GRACE", "how long a participant whose connection dropped keeps its place", func(fs *flag.FlagSet, name, usage string) {
+			fs.DurationVar(&c.ResumeGrace, name, 20*time.Second, usage)
 		}},
 		{"log-level", "CONCORD_LOG_LEVEL", "debug, info, warn or error", str(&c.LogLevel, "info")},
 		{"log-format", "CONCORD_LOG_FORMAT", "text or json", str(&c.LogFormat, "text")},
@@ -128,6 +132,9 @@ func (c *Config) validate() error {
 	}
 	if c.LinkTTL <= 0 || c.LinkTTL > 30*24*time.Hour {
 		errs = append(errs, errors.New("link-ttl must be between 1s and 720h"))
+	}
+	if c.ResumeGrace < 0 || c.ResumeGrace > 10*time.Minute {
+		errs = append(errs, errors.New("resume-grace must be between 0 and 10m"))
 	}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)

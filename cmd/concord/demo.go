@@ -84,7 +84,7 @@ func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
 		if c.State != to && cases.CanTransition(c.State, to) {
 			if c, err = svc.Transition(ctx, c.ID, to, demoActor, nil); err != nil {
 				return nil, err

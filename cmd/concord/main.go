@@ -35,6 +35,7 @@ const usage = `Concord: real-time online mediation server.
 Usage:
   concord serve [flags]     run the server (applies migrations first)
   concord migrate [flags]   apply the case store's schema migrations and exit
+  concord loadtest [flags]  synthetic participants measure a server (--help)
   concord help              show this text
 
 "concord serve --demo" starts with the embedded store and prints join links for
@@ -57,6 +58,8 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "loadtest":
+		return runLoadtest(rest, env, stdout, stderr)
 	case "serve", "migrate":
 	default:
 		fmt.Fprintf(stderr, "concord: unknown command %q\n\n%s", cmd, usage)
@@ -202,6 +205,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Tokens:         m.signer,
 		Sessions:       m.cases,
 		AllowedOrigins: lowerAll(splitList(m.Config.AllowedOrigins)),
+		ResumeGrace:    m.Config.ResumeGrace,
 	})
 	handler := web.NewHandler(web.Params{
 		Logger:    m.log,

@@ -32,7 +32,11 @@ type pionClient struct {
 
 	mu       sync.Mutex
 	received map[string]map[string]int // stream (participant) id -> kind -> packets
+	lastRTP  map[string]time.Time      // stream id -> arrival of its latest packet
 	joined   map[string]any
+	room     map[string]any // the latest room view
+	chats    []map[string]any
+	left     map[string]bool // participants the server said left
 	errors   []map[string]any
 	ended    string
 }
@@ -82,7 +86,7 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 	if first["type"] != "joined" {
 		t.Fatalf("%s: first message %v, want joined", name, first)
 	}
-	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, joined: first}
+	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, lastRTP: map[string]time.Time{}, left: map[string]bool{}, joined: first}
 	api := clientAPI(t)
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -111,6 +115,7 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 				c.received[stream] = map[string]int{}
 			}
 			c.received[stream][kind]++
+			c.lastRTP[stream] = time.Now()
 			c.mu.Unlock()
 		}
 	})
@@ -174,9 +179,12 @@ func (c *pionClient) send(v any) {
 }
 
 func (c *pionClient) readLoop() {
+	c.wmu.Lock()
+	ws := c.ws
+	c.wmu.Unlock()
 	for {
 		var m map[string]any
-		if err := c.ws.ReadJSON(&m); err != nil {
+		if err := ws.ReadJSON(&m); err != nil {
 			return
 		}
 		pc, _ := m["pc"].(string)
@@ -209,6 +217,19 @@ func (c *pionClient) readLoop() {
 				target = c.sub
 			}
 			_ = target.AddICECandidate(init)
+		case "room":
+			c.mu.Lock()
+			c.room, _ = m["room"].(map[string]any)
+			c.mu.Unlock()
+		case "participant_left":
+			c.mu.Lock()
+			id, _ := m["participantId"].(string)
+			c.left[id] = true
+			c.mu.Unlock()
+		case "chat":
+			c.mu.Lock()
+			c.chats = append(c.chats, m)
+			c.mu.Unlock()
 		case "session_ended":
 			c.mu.Lock()
 			c.ended, _ = m["result"].(string)
@@ -217,6 +238,46 @@ func (c *pionClient) readLoop() {
 			c.mu.Lock()
 			c.errors = append(c.errors, m)
 			c.mu.Unlock()
+		}
+	}
+}
+
+// stateOf returns a participant's lobby state in this client's latest
+// room view.
+func (c *pionClient) stateOf(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps, _ := c.room["participants"].([]any)
+	for _, p := range ps {
+		if pm, _ := p.(map[string]any); pm["id"] == id {
+			st, _ := pm["state"].(string)
+			return st
+		}
+	}
+	return ""
+}
+
+// admitAll has the mediator client admit the parties once they consent.
+func admitAll(t *testing.T, med *pionClient, parties ...*pionClient) {
+	t.Helper()
+	for _, p := range parties {
+		p.send(map[string]any{"type": "consent"})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		med.send(map[string]any{"type": "admit_all"})
+		time.Sleep(50 * time.Millisecond)
+		done := true
+		for _, p := range parties {
+			if med.stateOf(p.selfID()) != "admitted" {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("parties were not admitted within 5s")
 		}
 	}
 }
@@ -270,6 +331,8 @@ func TestThreePartiesThroughSFU(t *testing.T) {
 		newPionClient(ctx, t, "merchant", ts.BaseURL, tokenFromURL(ts.Demo.Merchant)),
 	}
 	outsider := newPionClient(ctx, t, "outsider", ts.BaseURL, other)
+	outsider.send(map[string]any{"type": "consent"})
+	admitAll(t, clients[0], clients[1], clients[2])
 
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -330,7 +393,7 @@ func otherSession(t *testing.T, ts *testServer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateAccepted} {
+	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
 		if _, err := ts.cases.Transition(ctx, c.ID, to, "test", nil); err != nil {
 			t.Fatal(err)
 		}

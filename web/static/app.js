@@ -1,6 +1,8 @@
-// Concord join page: preflight (camera and microphone), signaling over
-// one WebSocket, two RTCPeerConnections (`pub` we offer, `sub` the server
-// offers), tiles for the others, and the mediator's outcome form.
+// Concord join page: preflight (camera and microphone), the session rules,
+// the lobby, and the room: signaling over one WebSocket, two
+// RTCPeerConnections (`pub` we offer, `sub` the server offers), tiles for
+// the others, the mode (joint session or private meeting), chat, and for
+// mediators the console (lobby, modes, controls, notes, outcome).
 // See signaling/PROTOCOL.md.
 
 import { t, applyDom, wireSwitch, onLangChange } from './i18n.js';
@@ -10,17 +12,21 @@ const $ = (id) => document.getElementById(id);
 
 const RESULTS = ['settled', 'partially_settled', 'not_settled', 'withdrawn', 'adjourned'];
 // Server error codes after which reconnecting cannot help.
-const TERMINAL = new Set(['invalid_token', 'token_expired', 'not_found', 'replaced']);
+const TERMINAL = new Set(['invalid_token', 'token_expired', 'not_found', 'replaced', 'removed', 'room_locked']);
 const JOIN_TIMEOUT_MS = 15000;
 const MAX_BACKOFF_MS = 15000;
+const MAX_CHAT = 500;
 
 const state = {
   phase: 'preflight',
+  stage: null, // the last stage reached: 'consent' | 'lobby' | 'room'
   token: readToken(),
   localStream: null,
   self: null,
   session: null,
-  participants: new Map(), // id -> participant (with online)
+  participants: new Map(), // id -> participant from joined (name, role, side, online)
+  room: null, // the latest `room` view
+  streams: new Map(), // participant id -> remote MediaStream
   iceServers: [],
   signal: null,
   joinTimer: 0,
@@ -29,7 +35,7 @@ const state = {
   reconnectTimer: 0,
   ended: null, // { result } once the session has ended
   left: false,
-  fatal: null, // { code, message } for a terminal error
+  fatal: null, // { code } for a terminal error
   mediaProblem: null, // i18n keys of the preflight problem
   pcs: { pub: null, sub: null },
   chain: { pub: Promise.resolve(), sub: Promise.resolve() },
@@ -38,14 +44,32 @@ const state = {
   localReady: { pub: false, sub: false },
   needSoundTap: false,
   outcome: null, // the recorded outcome (mediator)
+  consentSent: false,
+  chat: [], // { from, text, at } — in memory only, never stored
+  notes: [], // mediators: { from, text, at }
+  unmuteRequest: null, // { from }
+  pendingRemove: null, // { id, kind: 'remove' | 'deny' }
+  timer: 0,
 };
 
 // For tests: the current peer connections.
 window.concord = { pub: null, sub: null };
 
 function readToken() {
-  const h = location.hash.replace(/^#/, '').trim();
-  return h;
+  return location.hash.replace(/^#/, '').trim();
+}
+
+function isMediatorRole(role) {
+  return role === 'mediator' || role === 'co_mediator';
+}
+
+function selfId() {
+  return (state.room && state.room.self && state.room.self.id) || (state.self && state.self.id) || '';
+}
+
+function amMediator() {
+  const role = (state.room && state.room.self && state.room.self.role) || (state.self && state.self.role);
+  return isMediatorRole(role);
 }
 
 // ---------------------------------------------------------------- phases
@@ -53,6 +77,8 @@ function readToken() {
 const STATUS_KEY = {
   preflight: 'status.preflight',
   joining: 'status.joining',
+  consent: 'status.consent',
+  lobby: 'status.lobby',
   'in-room': 'status.connected',
   reconnecting: 'status.reconnecting',
   ended: 'status.ended',
@@ -61,40 +87,52 @@ const STATUS_KEY = {
 const STATUS_STATE = {
   preflight: 'preflight',
   joining: 'joining',
+  consent: 'connected',
+  lobby: 'connected',
   'in-room': 'connected',
   reconnecting: 'reconnecting',
   ended: 'ended',
   error: 'error',
 };
+const STAGE_OF_PHASE = { consent: 'consent', lobby: 'lobby', 'in-room': 'room' };
 
 function setPhase(phase) {
+  const prev = state.phase;
   state.phase = phase;
+  if (STAGE_OF_PHASE[phase]) state.stage = STAGE_OF_PHASE[phase];
   document.body.dataset.state = phase;
   renderStatus();
-  const inRoomish = phase === 'in-room' || phase === 'reconnecting' || (phase === 'joining' && state.everJoined);
-  $('preflight-view').hidden = !(phase === 'preflight' || (phase === 'joining' && !state.everJoined));
-  $('room-view').hidden = !inRoomish;
-  $('controls').hidden = !inRoomish;
+  // While reconnecting, keep showing the stage the person was at.
+  const between = phase === 'reconnecting' || (phase === 'joining' && state.everJoined);
+  const stage = STAGE_OF_PHASE[phase] || (between ? state.stage : null);
+  $('preflight-view').hidden = !(phase === 'preflight' || (phase === 'joining' && !state.everJoined) || (between && !stage));
+  $('consent-view').hidden = stage !== 'consent';
+  $('lobby-view').hidden = stage !== 'lobby';
+  $('room-view').hidden = stage !== 'room';
+  $('controls').hidden = !(stage === 'lobby' || stage === 'room');
   $('ended-view').hidden = phase !== 'ended';
   $('error-view').hidden = phase !== 'error';
-  if (phase === 'ended' || phase === 'error') {
-    const h = $(phase === 'ended' ? 'ended-heading' : 'error-heading');
-    requestAnimationFrame(() => h.focus());
+  document.body.dataset.stage = stage || '';
+  if (stage === 'room') startTimer(); else stopTimer();
+  if (prev !== phase) {
+    const focus = { ended: 'ended-heading', error: 'error-heading', consent: 'consent-heading', lobby: 'lobby-heading' }[phase]
+      || (phase === 'in-room' && (prev === 'lobby' || prev === 'consent') ? 'room-heading' : null);
+    if (focus) requestAnimationFrame(() => $(focus).focus());
   }
 }
 
 function renderStatus() {
-  const el = $('status');
   let key = STATUS_KEY[state.phase];
   if (state.phase === 'ended' && state.left) key = 'status.left';
   if (state.phase === 'preflight' && state.mediaProblem) key = 'status.blocked';
-  el.dataset.state = STATUS_STATE[state.phase];
+  $('status').dataset.state = STATUS_STATE[state.phase];
   $('status-text').textContent = t(key);
 }
 
 // ---------------------------------------------------------------- alert
 
-let alertState = null; // { key, vars } or { text }
+let alertState = null; // { key, vars } or { text }; info: true for news, not problems
+let alertTimer = 0;
 
 function showAlert(a) {
   alertState = a;
@@ -110,6 +148,10 @@ function renderAlert() {
   const text = !alertState ? '' : alertState.text !== undefined ? alertState.text : t(alertState.key, alertState.vars);
   $('alert').textContent = text;
   $('alert-bar').classList.toggle('show', text !== '');
+  $('alert-bar').classList.toggle('info', !!(alertState && alertState.info));
+  clearTimeout(alertTimer);
+  // Information (not a problem) goes away by itself.
+  if (alertState && alertState.info) alertTimer = setTimeout(clearAlert, 5000);
 }
 
 // ---------------------------------------------------------------- preflight
@@ -173,12 +215,14 @@ async function preflight(mode) {
   connect();
 }
 
+const SELF_VIDEOS = ['self-preview', 'self-view', 'lobby-preview'];
+
 function useStream(stream) {
   if (state.localStream && state.localStream !== stream) {
     for (const tr of state.localStream.getTracks()) tr.stop();
   }
   state.localStream = stream;
-  for (const id of ['self-preview', 'self-view']) {
+  for (const id of SELF_VIDEOS) {
     const v = $(id);
     v.srcObject = stream;
     v.play().catch(() => {});
@@ -190,7 +234,13 @@ function useStream(stream) {
 function stopLocal() {
   if (!state.localStream) return;
   for (const tr of state.localStream.getTracks()) tr.stop();
-  for (const id of ['self-preview', 'self-view']) $(id).srcObject = null;
+  for (const id of SELF_VIDEOS) $(id).srcObject = null;
+}
+
+function setLocalAudio(on) {
+  const tracks = state.localStream ? state.localStream.getAudioTracks() : [];
+  for (const tr of tracks) tr.enabled = on;
+  renderControls();
 }
 
 // ---------------------------------------------------------------- signaling
@@ -205,7 +255,7 @@ function connect() {
     onOpen: () => {
       sig.send({ type: 'join', token: state.token });
       state.joinTimer = setTimeout(() => {
-        if (state.signal === sig && state.phase !== 'in-room') {
+        if (state.signal === sig && !state.room) {
           sig.close();
           scheduleReconnect();
         }
@@ -233,6 +283,7 @@ function scheduleReconnect() {
   clearTimeout(state.reconnectTimer);
   teardownPeers();
   clearTiles();
+  state.room = null;
   setPhase('reconnecting');
   const base = Math.min(1000 * 2 ** state.attempt, MAX_BACKOFF_MS);
   state.attempt += 1;
@@ -246,18 +297,26 @@ window.addEventListener('online', () => {
 function handleMessage(msg) {
   switch (msg.type) {
     case 'joined': return onJoined(msg);
+    case 'room':
+      if (msg.room && msg.room.self) {
+        const r = msg.room;
+        if (!Array.isArray(r.participants)) r.participants = [];
+        if (!r.mode) r.mode = { caucus: false };
+        onRoom(r);
+      }
+      return;
     case 'participant_joined':
       if (msg.participant && msg.participant.id) {
         state.participants.set(msg.participant.id, { ...msg.participant, online: true });
-        renderParticipants();
+        renderPeople();
       }
       return;
     case 'participant_left':
       if (msg.participantId) {
         const p = state.participants.get(msg.participantId);
         if (p) p.online = false;
-        removeTile(msg.participantId);
-        renderParticipants();
+        renderPeople();
+        renderTiles();
       }
       return;
     case 'offer':
@@ -269,6 +328,19 @@ function handleMessage(msg) {
     case 'candidate':
       if ((msg.pc === 'pub' || msg.pc === 'sub') && msg.candidate) onRemoteCandidate(msg.pc, msg.candidate);
       return;
+    case 'chat':
+      if (typeof msg.text === 'string') addChat(msg);
+      return;
+    case 'note':
+      if (typeof msg.text === 'string') {
+        state.notes = [...state.notes, { from: msg.from, text: msg.text, at: msg.at }];
+        renderNotes();
+      }
+      return;
+    case 'unmute_requested':
+      state.unmuteRequest = { from: msg.from || '' };
+      renderSelfAudio();
+      return;
     case 'session_ended':
       return endSession(msg.result);
     case 'error':
@@ -279,7 +351,6 @@ function handleMessage(msg) {
 }
 
 function onJoined(msg) {
-  clearTimeout(state.joinTimer);
   state.attempt = 0;
   state.everJoined = true;
   state.self = msg.self || null;
@@ -293,10 +364,39 @@ function onJoined(msg) {
     state.participants.set(state.self.id, { ...state.participants.get(state.self.id), ...state.self, online: true });
   }
   if (alertState && alertState.transient) clearAlert();
+  // Media is set up at once: the server forwards nothing until the room
+  // allows it, and an identity check in the lobby needs our camera.
   setupPeers();
-  setPhase('in-room');
-  renderParticipants();
-  $('mediator-panel').hidden = !(state.self && state.self.role === 'mediator') || !!state.outcome;
+  renderPeople();
+  renderControls();
+  // The `room` message that follows says where we are: rules, lobby or room.
+}
+
+function onRoom(room) {
+  clearTimeout(state.joinTimer);
+  const prev = state.room;
+  state.room = room;
+  const self = room.self;
+  if (self.state === 'removed') {
+    fail('removed', '');
+    return;
+  }
+  if (isMediatorRole(self.role)) state.notes = Array.isArray(room.notes) ? room.notes : [];
+  // The mediator muted us: the server stops forwarding our audio, and the
+  // microphone button shows it.
+  const wasMuted = !!(prev && prev.self && prev.self.muted);
+  if (self.muted && !wasMuted) setLocalAudio(false);
+  if (self.state === 'admitted') {
+    if (state.phase !== 'in-room') setPhase('in-room');
+  } else if (self.consented || state.consentSent) {
+    if (state.phase !== 'lobby') setPhase('lobby');
+  } else if (state.phase !== 'consent') {
+    setPhase('consent');
+  }
+  if (state.pendingRemove && !room.participants.some((p) => p.id === state.pendingRemove.id && p.state !== 'removed')) {
+    state.pendingRemove = null;
+  }
+  renderRoom();
 }
 
 function onServerError(msg) {
@@ -310,15 +410,17 @@ function onServerError(msg) {
     fail(code, serverText);
     return;
   }
-  // Everything else: tell the user; a fatal one is followed by the
-  // server closing the socket, and we reconnect.
+  // Everything else: tell the user, in their language when we can; a
+  // fatal one is followed by the server closing the socket, and we
+  // reconnect.
   const key = 'err.' + code;
-  if (serverText) showAlert({ text: serverText, transient: true });
-  else if (t(key) !== key) showAlert({ key, transient: true });
+  if (t(key) !== key) showAlert({ key, transient: true });
+  else if (serverText) showAlert({ text: serverText, transient: true });
   else showAlert({ key: 'err.unknown', vars: { message: code }, transient: true });
 }
 
 function fail(code, serverText) {
+  if (state.fatal) return;
   state.fatal = { code };
   clearTimeout(state.reconnectTimer);
   clearTimeout(state.joinTimer);
@@ -330,13 +432,18 @@ function fail(code, serverText) {
   state.fatal.key = t(key) !== key ? key : null;
   state.fatal.text = serverText;
   renderError();
-  showAlert(serverText ? { text: serverText } : { key: state.fatal.key || 'err.internal' });
+  clearAlert();
   setPhase('error');
 }
 
 function renderError() {
   if (!state.fatal) return;
-  $('error-text').textContent = state.fatal.key ? t(state.fatal.key) : state.fatal.text || '';
+  const code = state.fatal.code;
+  const hk = 'err.' + code + '.heading';
+  $('error-heading').textContent = t(hk) !== hk ? t(hk) : t('status.error');
+  $('error-text').textContent = state.fatal.key ? t(state.fatal.key) : state.fatal.text || t('err.internal');
+  $('error-retry').hidden = code !== 'room_locked';
+  document.body.dataset.error = code;
 }
 
 // ---------------------------------------------------------------- WebRTC
@@ -357,9 +464,9 @@ function newPC(name) {
   });
   pc.addEventListener('connectionstatechange', () => {
     if (state.pcs[name] !== pc) return;
-    if (pc.connectionState === 'failed' && state.phase === 'in-room') {
+    if (pc.connectionState === 'failed' && state.signal && state.room) {
       // Media cannot get through: start over with a fresh join.
-      if (state.signal) state.signal.close();
+      state.signal.close();
       state.signal = null;
       scheduleReconnect();
     }
@@ -441,6 +548,8 @@ function onSubOffer(sdp) {
     await pc.setLocalDescription(answer);
     send({ type: 'answer', pc: 'sub', sdp: pc.localDescription.sdp });
     flushLocal('sub');
+    // Tracks the offer took away are gone now.
+    renderTiles();
   });
 }
 
@@ -458,42 +567,67 @@ function onRemoteCandidate(name, cand) {
 
 // ---------------------------------------------------------------- tiles
 
+const watchedTracks = new WeakSet();
+
 function onTrack(ev) {
   const stream = ev.streams && ev.streams[0];
   if (!stream) return;
   const id = stream.id;
-  const tile = ensureTile(id);
-  const video = tile.querySelector('video');
-  if (video.srcObject !== stream) {
-    video.srcObject = stream;
-    stream.addEventListener('removetrack', () => {
-      if (stream.getTracks().length === 0) removeTile(id);
-      else updateTileVideo(tile, stream);
-    });
+  if (state.streams.get(id) !== stream) {
+    state.streams.set(id, stream);
+    stream.addEventListener('removetrack', () => renderTiles());
+    stream.addEventListener('addtrack', () => renderTiles());
   }
-  ev.track.addEventListener('mute', () => updateTileVideo(tile, stream));
-  ev.track.addEventListener('unmute', () => updateTileVideo(tile, stream));
-  ev.track.addEventListener('ended', () => updateTileVideo(tile, stream));
-  updateTileVideo(tile, stream);
-  playTile(video);
+  if (!watchedTracks.has(ev.track)) {
+    // A receiver's track comes back after a private meeting: watch it once.
+    watchedTracks.add(ev.track);
+    ev.track.addEventListener('mute', () => renderTiles());
+    ev.track.addEventListener('unmute', () => renderTiles());
+    ev.track.addEventListener('ended', () => renderTiles());
+  }
+  renderTiles();
 }
 
-function playTile(video) {
-  video.muted = false;
-  const p = video.play();
-  if (!p) return;
-  p.catch(() => {
-    // Autoplay with sound was refused: play muted, ask for a tap.
-    video.muted = true;
-    video.play().catch(() => {});
-    state.needSoundTap = true;
-    $('sound-on').hidden = false;
+function liveStream(id) {
+  const s = state.streams.get(id);
+  return s && s.getTracks().some((tr) => tr.readyState === 'live') ? s : null;
+}
+
+// tileIds lists whom to show a tile for: the others admitted and present,
+// waiting people under an identity check (mediators), and anyone whose
+// media arrives.
+function tileIds() {
+  const me = selfId();
+  const ids = [];
+  const room = state.room;
+  if (room) {
+    const list = [...room.participants].sort((a, b) => Number(isMediatorRole(b.role)) - Number(isMediatorRole(a.role)));
+    for (const p of list) {
+      if (p.id === me || !p.present || p.role === 'observer') continue;
+      if (p.state === 'admitted' || (p.state === 'waiting' && p.checking)) ids.push(p.id);
+    }
+  }
+  for (const id of state.streams.keys()) {
+    if (id !== me && !ids.includes(id) && liveStream(id)) ids.push(id);
+  }
+  return ids;
+}
+
+function renderTiles() {
+  const tiles = $('tiles');
+  const want = state.stage === 'room' && state.pcs.sub ? tileIds() : [];
+  for (const tile of [...tiles.children]) {
+    if (!want.includes(tile.dataset.participantId)) dropTile(tile);
+  }
+  want.forEach((id, i) => {
+    const tile = ensureTile(id);
+    if (tiles.children[i] !== tile) tiles.insertBefore(tile, tiles.children[i] || null);
+    renderTile(tile);
   });
-}
-
-function updateTileVideo(tile, stream) {
-  const live = stream.getVideoTracks().some((tr) => tr.readyState === 'live' && !tr.muted);
-  tile.classList.toggle('no-video', !live);
+  for (const id of [...state.streams.keys()]) {
+    if (!want.includes(id) && !liveStream(id)) state.streams.delete(id);
+  }
+  renderTileCount();
 }
 
 function ensureTile(id) {
@@ -516,44 +650,76 @@ function ensureTile(id) {
   name.className = 'tile-name';
   const role = document.createElement('span');
   role.className = 'tile-role';
-  cap.append(name, role);
+  const status = document.createElement('span');
+  status.className = 'tile-status';
+  cap.append(name, role, status);
   tile.append(video, avatar, cap);
   tiles.append(tile);
-  renderTile(tile);
-  renderTileCount();
   return tile;
 }
 
 function renderTile(tile) {
-  const p = state.participants.get(tile.dataset.participantId);
+  const id = tile.dataset.participantId;
+  const p = person(id);
   const name = p && p.name ? p.name : '…';
+  const video = tile.querySelector('video');
+  const stream = liveStream(id);
+  if (stream) {
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+      playTile(video);
+    }
+  } else if (video.srcObject) {
+    video.srcObject = null;
+  }
+  const hasVideo = !!stream && stream.getVideoTracks().some((tr) => tr.readyState === 'live' && !tr.muted);
+  tile.classList.toggle('no-video', !hasVideo);
+  // Someone whose media does not reach us because of a private meeting.
+  let status = '';
+  const room = state.room;
+  const rp = room && room.participants.find((q) => q.id === id);
+  const away = !stream && room && room.mode && room.mode.caucus;
+  if (rp && rp.state === 'waiting' && rp.checking) status = t('room.identityCheck');
+  else if (away) status = amMediator() || room.inCaucus ? t('tile.outside') : t('tile.away');
+  else if (!stream) status = t('tile.connecting');
+  tile.classList.toggle('away', !!away);
+  tile.classList.toggle('checking', !!(rp && rp.state === 'waiting'));
   tile.querySelector('.tile-name').textContent = name;
   tile.querySelector('.tile-role').textContent = p ? roleLabel(p) : '';
+  tile.querySelector('.tile-status').textContent = status;
   tile.querySelector('.tile-avatar').textContent = initial(name);
-  tile.querySelector('video').setAttribute('aria-label', p ? `${name}, ${roleLabel(p)}` : name);
+  video.setAttribute('aria-label', [name, p ? roleLabel(p) : '', status].filter(Boolean).join(', '));
 }
 
-function removeTile(id) {
-  const tile = $('tiles').querySelector(`[data-participant-id="${CSS.escape(id)}"]`);
-  if (!tile) return;
-  const v = tile.querySelector('video');
-  v.srcObject = null;
+function playTile(video) {
+  video.muted = false;
+  const p = video.play();
+  if (!p) return;
+  p.catch((err) => {
+    if (err && err.name === 'AbortError') return; // replaced by a newer stream
+    // Autoplay with sound was refused: play muted, ask for a tap.
+    video.muted = true;
+    video.play().catch(() => {});
+    state.needSoundTap = true;
+    $('sound-on').hidden = false;
+  });
+}
+
+function dropTile(tile) {
+  tile.querySelector('video').srcObject = null;
   tile.remove();
-  renderTileCount();
 }
 
 function clearTiles() {
-  for (const tile of [...$('tiles').children]) {
-    tile.querySelector('video').srcObject = null;
-    tile.remove();
-  }
+  for (const tile of [...$('tiles').children]) dropTile(tile);
+  state.streams.clear();
   renderTileCount();
 }
 
 function renderTileCount() {
   const n = $('tiles').children.length;
   $('tiles').dataset.count = String(n);
-  $('room-waiting').hidden = n > 0;
+  $('room-waiting').hidden = n > 0 || isWaitingOutside();
   if (n === 0) {
     state.needSoundTap = false;
     $('sound-on').hidden = true;
@@ -575,51 +741,440 @@ function initial(name) {
 }
 
 function roleLabel(p) {
-  if (p.role === 'mediator') return t('role.mediator');
+  if (isMediatorRole(p.role)) return t('role.mediator');
   const k = 'side.' + (p.side || 'neutral');
   return t(k) !== k ? t(k) : t('side.neutral');
 }
 
+// person is what we know of a participant: the room's view first, then
+// the list from `joined`.
+function person(id) {
+  const rp = state.room && state.room.participants.find((p) => p.id === id);
+  if (rp) return rp;
+  if (state.room && state.room.self && state.room.self.id === id) return state.room.self;
+  return state.participants.get(id) || null;
+}
+
+function nameOf(id) {
+  const p = person(id);
+  return p && p.name ? p.name : t('chat.someone');
+}
+
+// ---------------------------------------------------------------- the room
+
+function isWaitingOutside() {
+  const r = state.room;
+  return !!(r && r.mode && r.mode.caucus && !r.inCaucus && !amMediator());
+}
+
+function modeInfo() {
+  const r = state.room;
+  if (!r || !r.mode || !r.mode.caucus) return { mode: 'joint', key: 'mode.joint', hint: 'mode.joint.hint', chat: 'chat.scope.joint' };
+  if (amMediator()) {
+    const side = r.mode.side === 'respondent' ? 'respondent' : 'applicant';
+    return { mode: 'caucus-in', key: 'mode.med.' + side, hint: 'mode.med.hint', chat: 'chat.scope.caucus' };
+  }
+  if (r.inCaucus) return { mode: 'caucus-in', key: 'mode.caucusIn', hint: 'mode.caucusIn.hint', chat: 'chat.scope.caucus' };
+  return { mode: 'caucus-waiting', key: 'mode.caucusWaiting', hint: 'mode.caucusWaiting.hint', chat: 'chat.scope.waiting' };
+}
+
+function renderRoom() {
+  renderMode();
+  renderTimer();
+  renderSelfAudio();
+  renderLobbySelf();
+  renderPeople();
+  renderTiles();
+  renderConsole();
+  renderChatScope();
+  renderNotes();
+  renderControls();
+}
+
+function renderMode() {
+  const m = modeInfo();
+  const label = $('mode-label');
+  const text = t(m.key);
+  if (label.dataset.mode !== m.mode || label.textContent !== text) {
+    label.dataset.mode = m.mode;
+    label.textContent = text;
+  }
+  $('mode-hint').textContent = t(m.hint);
+  // Waiting outside, the stage itself says it in more words.
+  $('mode-hint').hidden = m.mode === 'joint' || m.mode === 'caucus-waiting';
+  document.body.dataset.mode = m.mode;
+  $('caucus-wait').hidden = m.mode !== 'caucus-waiting';
+}
+
+function renderLobbySelf() {
+  const self = state.room && state.room.self;
+  $('lobby-checking').hidden = !(self && self.checking);
+}
+
+function renderSelfAudio() {
+  const self = state.room && state.room.self;
+  const muted = !!(self && self.muted);
+  $('muted-notice').hidden = !(muted && state.stage === 'room');
+  const req = state.unmuteRequest;
+  const show = !!req && state.stage === 'room' && (muted || !micOn());
+  if (req && !show && state.stage === 'room') state.unmuteRequest = null;
+  $('unmute-request').hidden = !show;
+  $('unmute-request-text').textContent = show ? t('room.unmuteRequested', { name: nameOf(req.from) }) : '';
+  $('muted-notice').classList.toggle('also-asked', show && muted);
+  if (show && muted) $('muted-notice').hidden = true; // one prompt is enough
+}
+
+function micOn() {
+  const tracks = state.localStream ? state.localStream.getAudioTracks() : [];
+  return tracks.some((tr) => tr.enabled);
+}
+
+function unmuteSelf() {
+  const self = state.room && state.room.self;
+  if (self && self.muted) send({ type: 'unmute' });
+  setLocalAudio(true);
+  state.unmuteRequest = null;
+  renderSelfAudio();
+}
+
+$('self-unmute').addEventListener('click', unmuteSelf);
+$('unmute-accept').addEventListener('click', unmuteSelf);
+$('unmute-dismiss').addEventListener('click', () => {
+  state.unmuteRequest = null;
+  renderSelfAudio();
+});
+
+// ---------------------------------------------------------------- timer
+
+function formatDuration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+function renderTimer() {
+  const started = state.room && state.room.startedAt ? Date.parse(state.room.startedAt) : NaN;
+  $('session-timer').textContent = Number.isFinite(started) ? formatDuration(Date.now() - started) : '0:00';
+}
+
+function startTimer() {
+  if (state.timer) return;
+  renderTimer();
+  state.timer = setInterval(renderTimer, 1000);
+}
+
+function stopTimer() {
+  clearInterval(state.timer);
+  state.timer = 0;
+}
+
 // ---------------------------------------------------------------- people
 
-function renderParticipants() {
-  const ul = $('participants');
-  ul.textContent = '';
-  const selfId = state.self && state.self.id;
-  const list = [...state.participants.values()].sort((a, b) => {
-    if (a.id === selfId) return -1;
-    if (b.id === selfId) return 1;
-    if ((a.role === 'mediator') !== (b.role === 'mediator')) return a.role === 'mediator' ? -1 : 1;
-    return 0;
-  });
-  for (const p of list) {
-    const li = document.createElement('li');
-    li.className = 'person ' + (p.online ? 'online' : 'offline');
-    li.dataset.participantId = p.id;
-    const dot = document.createElement('span');
-    dot.className = 'presence';
-    dot.setAttribute('aria-hidden', 'true');
-    const av = document.createElement('span');
-    av.className = 'person-avatar';
-    av.setAttribute('aria-hidden', 'true');
-    av.textContent = initial(p.name);
-    const text = document.createElement('span');
-    text.className = 'person-text';
-    const name = document.createElement('span');
-    name.className = 'person-name';
-    name.textContent = (p.name || '…') + (p.id === selfId ? ' ' + t('room.youSuffix') : '');
-    const role = document.createElement('span');
-    role.className = 'person-role';
-    role.textContent = roleLabel(p) + (p.online ? '' : ' · ' + t('room.offline'));
-    const sr = document.createElement('span');
-    sr.className = 'visually-hidden';
-    sr.textContent = p.online ? ', ' + t('room.online') : '';
-    text.append(name, role, sr);
-    li.append(av, text, dot);
-    ul.append(li);
+// keepFocus rebuilds part of the page and puts the focus back on the
+// same control (by participant and action) if it was inside.
+function keepFocus(container, rebuild) {
+  const a = document.activeElement;
+  let key = null;
+  if (a && container.contains(a)) {
+    const li = a.closest('[data-participant-id]');
+    key = { id: li && li.dataset.participantId, action: a.dataset.action };
   }
+  rebuild();
+  if (!key || !key.action) return;
+  const li = key.id && container.querySelector(`[data-participant-id="${CSS.escape(key.id)}"]`);
+  const again = li && li.querySelector(`[data-action="${key.action}"]`);
+  if (again && !again.disabled) again.focus();
+  else if (li) {
+    const first = li.querySelector('button:not([disabled])');
+    if (first) first.focus();
+  }
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function actionButton(action, label, cls, describedBy) {
+  const b = el('button', 'btn small ' + (cls || ''), label);
+  b.type = 'button';
+  b.dataset.action = action;
+  if (describedBy) b.setAttribute('aria-describedby', describedBy);
+  return b;
+}
+
+function personHead(p, idPrefix) {
+  const me = selfId();
+  const head = el('div', 'person-head');
+  const av = el('span', 'person-avatar', initial(p.name));
+  av.setAttribute('aria-hidden', 'true');
+  const text = el('span', 'person-text');
+  const name = el('span', 'person-name', (p.name || '…') + (p.id === me ? ' ' + t('room.youSuffix') : ''));
+  name.id = idPrefix + '-' + p.id;
+  const online = p.present !== undefined ? p.present : p.online;
+  const bits = [roleLabel(p)];
+  if (!online) bits.push(t('room.offline'));
+  if (p.muted) bits.push(t('room.mutedBadge'));
+  if (p.inCaucus && state.room && state.room.mode && state.room.mode.caucus && !isMediatorRole(p.role)) bits.push(t('room.inCaucusBadge'));
+  const role = el('span', 'person-role', bits.join(' · '));
+  const sr = el('span', 'visually-hidden', online ? ', ' + t('room.online') : '');
+  text.append(name, role, sr);
+  const dot = el('span', 'presence');
+  dot.setAttribute('aria-hidden', 'true');
+  head.append(av, text, dot);
+  head.classList.toggle('online', !!online);
+  return head;
+}
+
+function confirmRow(p) {
+  const pr = state.pendingRemove;
+  const box = el('div', 'confirm');
+  const msg = el('p', '', t(pr.kind === 'deny' ? 'med.confirmDeny' : 'med.confirmRemove', { name: p.name || '…' }));
+  msg.id = 'confirm-' + p.id;
+  const row = el('div', 'row-actions');
+  row.append(
+    actionButton('remove-confirm', t(pr.kind === 'deny' ? 'med.deny' : 'med.remove'), 'danger', msg.id),
+    actionButton('remove-cancel', t('med.cancel')),
+  );
+  box.append(msg, row);
+  return box;
+}
+
+function renderPeople() {
+  const ul = $('participants');
+  const me = selfId();
+  const med = amMediator();
+  let list;
+  if (state.room) {
+    list = state.room.participants.filter((p) => p.state === 'admitted');
+    if (!list.some((p) => p.id === me)) list.unshift(state.room.self);
+  } else {
+    list = [...state.participants.values()];
+  }
+  list = [...list].sort((a, b) => {
+    if (a.id === me) return -1;
+    if (b.id === me) return 1;
+    return Number(isMediatorRole(b.role)) - Number(isMediatorRole(a.role));
+  });
+  keepFocus(ul, () => {
+    ul.textContent = '';
+    for (const p of list) {
+      const li = el('li', 'person');
+      li.dataset.participantId = p.id;
+      const online = p.present !== undefined ? p.present : p.online;
+      li.classList.add(online ? 'online' : 'offline');
+      li.append(personHead(p, 'pname'));
+      if (med && state.room && p.id !== me && !isMediatorRole(p.role)) {
+        if (state.pendingRemove && state.pendingRemove.id === p.id) {
+          li.append(confirmRow(p));
+        } else {
+          const row = el('div', 'row-actions');
+          const nameId = 'pname-' + p.id;
+          const mute = actionButton('mute', t('med.mute'), '', nameId);
+          mute.disabled = !!p.muted || !online;
+          const ask = actionButton('ask-unmute', t('med.askUnmute'), '', nameId);
+          ask.disabled = !online;
+          row.append(mute, ask, actionButton('remove', t('med.remove'), 'danger-outline', nameId));
+          li.append(row);
+        }
+      }
+      ul.append(li);
+    }
+  });
   for (const tile of $('tiles').children) renderTile(tile);
 }
+
+$('participants').addEventListener('click', (ev) => onPersonAction(ev, 'remove'));
+
+function onPersonAction(ev, removeKind) {
+  const b = ev.target.closest('button[data-action]');
+  if (!b || b.disabled) return;
+  const li = b.closest('[data-participant-id]');
+  const id = li && li.dataset.participantId;
+  if (!id) return;
+  switch (b.dataset.action) {
+    case 'admit': send({ type: 'admit', participantId: id }); break;
+    case 'check': send({ type: 'check_identity', participantId: id, on: b.getAttribute('aria-pressed') !== 'true' }); break;
+    case 'checked': send({ type: 'identity_checked', participantId: id }); break;
+    case 'mute': send({ type: 'mute', participantId: id }); break;
+    case 'ask-unmute':
+      send({ type: 'ask_unmute', participantId: id });
+      showAlert({ key: 'med.asked', vars: { name: nameOf(id) }, transient: true, info: true });
+      break;
+    case 'remove':
+    case 'deny':
+      state.pendingRemove = { id, kind: b.dataset.action === 'deny' ? 'deny' : removeKind };
+      renderConsole();
+      renderPeople();
+      focusIn(id, 'remove-confirm');
+      break;
+    case 'remove-confirm':
+      send({ type: 'remove', participantId: id });
+      state.pendingRemove = null;
+      renderConsole();
+      renderPeople();
+      break;
+    case 'remove-cancel':
+      state.pendingRemove = null;
+      renderConsole();
+      renderPeople();
+      focusIn(id, b.closest('#lobby-list') ? 'deny' : 'remove');
+      break;
+    default:
+  }
+}
+
+function focusIn(id, action) {
+  const li = document.querySelector(`.side [data-participant-id="${CSS.escape(id)}"] [data-action="${action}"]`);
+  if (li) li.focus();
+}
+
+// ---------------------------------------------------------------- console
+
+function renderConsole() {
+  const med = amMediator() && !state.outcome;
+  $('mediator-panel').hidden = !med;
+  $('notes-panel').hidden = !amMediator();
+  if (!med || !state.room) return;
+  const room = state.room;
+  // The lobby.
+  const waiting = room.participants.filter((p) => p.state === 'waiting' && p.present);
+  const ul = $('lobby-list');
+  keepFocus(ul, () => {
+    ul.textContent = '';
+    for (const p of waiting) {
+      const li = el('li', 'lobby-item');
+      li.dataset.participantId = p.id;
+      li.dataset.consented = String(!!p.consented);
+      li.append(personHead(p, 'lname'));
+      const bits = [t(p.consented ? 'med.consented' : 'med.notConsented')];
+      if (p.checking) bits.push(t('med.checking'));
+      if (p.identityChecked) bits.push(t('med.checked.done'));
+      const st = el('p', 'lobby-status' + (p.consented ? ' ok' : ''), bits.join(' · '));
+      st.id = 'lstatus-' + p.id;
+      li.append(st);
+      if (state.pendingRemove && state.pendingRemove.id === p.id) {
+        li.append(confirmRow(p));
+      } else {
+        const nameId = 'lname-' + p.id;
+        const row = el('div', 'row-actions');
+        const admit = actionButton('admit', t('med.admit'), 'primary', nameId);
+        admit.disabled = !p.consented;
+        const check = actionButton('check', t(p.checking ? 'med.check.stop' : 'med.check'), '', nameId);
+        check.setAttribute('aria-pressed', String(!!p.checking));
+        const checked = actionButton('checked', t(p.identityChecked ? 'med.checked.done' : 'med.checked'), '', nameId);
+        checked.disabled = !!p.identityChecked;
+        row.append(admit, actionButton('deny', t('med.deny'), 'danger-outline', nameId), check, checked);
+        li.append(row);
+      }
+      ul.append(li);
+    }
+  });
+  $('lobby-empty').hidden = waiting.length > 0;
+  $('lobby-count').textContent = waiting.length > 0 ? `(${waiting.length})` : '';
+  $('admit-all').hidden = waiting.length === 0;
+  $('admit-all').disabled = !waiting.some((p) => p.consented);
+  // The mode.
+  const mode = room.mode || {};
+  $('mode-joint').setAttribute('aria-pressed', String(!mode.caucus));
+  $('mode-caucus-applicant').setAttribute('aria-pressed', String(!!mode.caucus && mode.side === 'applicant'));
+  $('mode-caucus-respondent').setAttribute('aria-pressed', String(!!mode.caucus && mode.side === 'respondent'));
+  // The lock.
+  const lock = $('lock-room');
+  lock.setAttribute('aria-pressed', String(!!room.locked));
+  lock.textContent = t(room.locked ? 'med.unlock' : 'med.lock');
+  lock.classList.toggle('locked', !!room.locked);
+}
+
+$('lobby-list').addEventListener('click', (ev) => onPersonAction(ev, 'deny'));
+$('admit-all').addEventListener('click', () => send({ type: 'admit_all' }));
+$('mode-joint').addEventListener('click', () => send({ type: 'set_mode', mode: { caucus: false } }));
+$('mode-caucus-applicant').addEventListener('click', () => send({ type: 'set_mode', mode: { caucus: true, side: 'applicant' } }));
+$('mode-caucus-respondent').addEventListener('click', () => send({ type: 'set_mode', mode: { caucus: true, side: 'respondent' } }));
+$('lock-room').addEventListener('click', () => {
+  send({ type: 'lock', locked: !(state.room && state.room.locked) });
+});
+
+// ---------------------------------------------------------------- chat
+
+function addChat(msg) {
+  state.chat.push({ from: msg.from || '', text: msg.text, at: msg.at || new Date().toISOString() });
+  if (state.chat.length > MAX_CHAT) state.chat.splice(0, state.chat.length - MAX_CHAT);
+  renderChat();
+}
+
+function timeOf(at) {
+  const d = new Date(at);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function renderMessages(box, items, emptyKey, mineId) {
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.textContent = '';
+  if (items.length === 0) {
+    box.append(el('p', 'log-empty', t(emptyKey)));
+    return;
+  }
+  for (const m of items) {
+    const mine = mineId && m.from === mineId;
+    const item = el('div', 'msg' + (mine ? ' mine' : ''));
+    item.dataset.from = m.from;
+    const meta = el('p', 'msg-meta');
+    meta.append(el('span', 'msg-from', mine ? t('chat.you') : nameOf(m.from)));
+    const time = el('time', 'msg-time', timeOf(m.at));
+    time.dateTime = m.at;
+    meta.append(' ', time);
+    item.append(meta, el('p', 'msg-text', m.text));
+    box.append(item);
+  }
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+function renderChat() {
+  renderMessages($('chat-log'), state.chat, 'chat.empty', selfId());
+}
+
+function renderChatScope() {
+  $('chat-scope').textContent = t(modeInfo().chat);
+}
+
+$('chat-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = $('chat-input');
+  const text = input.value.trim();
+  if (!text) return;
+  if (send({ type: 'chat', text: text.slice(0, 2000) })) input.value = '';
+  input.focus();
+});
+
+// ---------------------------------------------------------------- notes
+
+function renderNotes() {
+  if (!amMediator()) return;
+  renderMessages($('notes-log'), state.notes, 'notes.empty', '');
+}
+
+$('notes-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = $('notes-input');
+  const text = input.value.trim();
+  if (!text) return;
+  if (send({ type: 'note', text: text.slice(0, 2000) })) input.value = '';
+  input.focus();
+});
+
+// ---------------------------------------------------------------- consent
+
+$('consent-accept').addEventListener('click', () => {
+  if (!send({ type: 'consent' })) return;
+  state.consentSent = true;
+  setPhase('lobby');
+  renderRoom();
+});
 
 // ---------------------------------------------------------------- controls
 
@@ -633,23 +1188,24 @@ function renderControls() {
   const camOff = video.length === 0 || video.every((tr) => !tr.enabled);
   mic.disabled = audio.length === 0;
   cam.disabled = video.length === 0;
-  mic.setAttribute('aria-pressed', String(micOff && audio.length > 0));
-  cam.setAttribute('aria-pressed', String(camOff && video.length > 0));
+  // Each button's name says what it does now (no aria-pressed: its label
+  // changes instead); data-on says whether the device is on.
+  mic.dataset.on = String(!micOff);
+  cam.dataset.on = String(!camOff);
   mic.classList.toggle('off', micOff);
   cam.classList.toggle('off', camOff);
-  mic.setAttribute('aria-label', t(micOff ? 'ctl.unmute' : 'ctl.mute'));
-  cam.setAttribute('aria-label', t(camOff ? 'ctl.camOn' : 'ctl.camOff'));
-  mic.title = mic.getAttribute('aria-label');
-  cam.title = cam.getAttribute('aria-label');
+  mic.querySelector('.ctl-label').textContent = t(micOff ? 'ctl.unmute' : 'ctl.mute');
+  cam.querySelector('.ctl-label').textContent = t(camOff ? 'ctl.camOn' : 'ctl.camOff');
   $('self-tile').classList.toggle('no-video', camOff);
   $('self-tile').querySelector('.tile-avatar').textContent = initial(state.self ? state.self.name : t('room.you'));
 }
 
 $('toggle-mic').addEventListener('click', () => {
-  const tracks = state.localStream ? state.localStream.getAudioTracks() : [];
-  const on = tracks.some((tr) => tr.enabled);
-  for (const tr of tracks) tr.enabled = !on;
-  renderControls();
+  if (micOn()) {
+    setLocalAudio(false);
+  } else {
+    unmuteSelf();
+  }
 });
 
 $('toggle-cam').addEventListener('click', () => {
@@ -675,6 +1231,7 @@ $('leave').addEventListener('click', () => {
 });
 
 $('rejoin').addEventListener('click', () => location.reload());
+$('error-retry').addEventListener('click', () => location.reload());
 
 // ---------------------------------------------------------------- ended
 
@@ -709,7 +1266,7 @@ function renderEnded() {
   }
 }
 
-// ---------------------------------------------------------------- mediator
+// ---------------------------------------------------------------- mediator: outcome
 
 const form = $('outcome-form');
 
@@ -828,8 +1385,8 @@ function renderAll() {
   renderStatus();
   renderAlert();
   renderMediaProblem();
-  renderParticipants();
-  renderControls();
+  renderRoom();
+  renderChat();
   renderEnded();
   renderError();
   renderOutcome();

@@ -1,5 +1,5 @@
-// Concord client strings. Chinese when the browser prefers Chinese,
-// English otherwise; the choice can be switched and is remembered.
+// Concord client strings. Chinese by default, English when the browser
+// prefers English; the choice can be switched and is remembered.
 
 const STRINGS = {
   en: {
@@ -55,16 +55,13 @@ const STRINGS = {
     'side.respondent': 'Respondent',
     'side.neutral': 'Participant',
 
-    'ctl.mute': 'Mute microphone',
-    'ctl.unmute': 'Unmute microphone',
-    'ctl.camOff': 'Turn camera off',
-    'ctl.camOn': 'Turn camera on',
+    'ctl.mute': 'Mute',
+    'ctl.unmute': 'Unmute',
+    'ctl.camOff': 'Stop video',
+    'ctl.camOn': 'Start video',
     'ctl.leave': 'Leave',
-    'ctl.mic.short': 'Mic',
-    'ctl.cam.short': 'Camera',
     'controls.label': 'Call controls',
 
-    'med.heading': 'Mediator',
     'med.end': 'End session',
     'med.formTitle': 'Record the outcome and end the session',
     'med.result': 'Result',
@@ -73,7 +70,6 @@ const STRINGS = {
     'med.remedies': 'Remedies shown to the applicant',
     'med.remedies.hint': 'Choose at least one.',
     'med.submit': 'End session and record outcome',
-    'med.cancel': 'Cancel',
     'med.saving': 'Saving…',
     'med.done': 'Outcome recorded',
     'med.err.terms': 'Please write the agreed terms.',
@@ -115,6 +111,104 @@ const STRINGS = {
     'err.join_required': 'The connection was not accepted. Reconnecting…',
     'err.unknown': 'Error: {message}',
     'btn.dismiss': 'Dismiss',
+
+    'status.consent': 'Please read the session rules',
+    'status.lobby': 'In the waiting room',
+
+    'consent.heading': 'Before you join: the session rules',
+    'consent.intro': 'Please read these three rules. After you agree, you wait until the mediator lets you in.',
+    'consent.conf.title': 'Everything is confidential',
+    'consent.conf.text': 'What is said and shown in this session stays in it. Do not pass it on to anyone who is not taking part. The mediator keeps it confidential too.',
+    'consent.rec.title': 'Nobody records',
+    'consent.rec.text': 'Nobody records this session: not you, not the other side, and not the mediator. No photos, screenshots, audio or video recordings. The case file keeps only who attended, when, and for how long.',
+    'consent.how.title': 'How the session works',
+    'consent.how.text': 'The mediator first talks with everyone together (the joint session). The mediator may also speak privately with each side in turn; while that happens, the other side waits and cannot see, hear or read anything of it. The mediator may mute a microphone to keep order. You can leave at any time.',
+    'consent.accept': 'I agree to these rules',
+    'consent.leave': 'If you do not agree, you can simply close this page.',
+
+    'lobby.heading': 'Waiting room',
+    'lobby.text': 'The mediator will let you in shortly.',
+    'lobby.checking': 'The mediator can now see and hear you, to check who you are. Please look at the camera and have your ID card ready if asked.',
+    'lobby.hint': 'Keep this page open. Nobody else can see or hear you while you wait.',
+
+    'room.heading': 'Mediation session',
+    'room.timer': 'Session time',
+    'room.mutedByMediator': 'The mediator has muted your microphone. Tap Unmute when you want to speak.',
+    'room.unmuteMe': 'Unmute',
+    'room.notNow': 'Not now',
+    'room.unmuteRequested': '{name} asks you to turn on your microphone.',
+    'room.mutedBadge': 'muted by the mediator',
+    'room.inCaucusBadge': 'in the private meeting',
+    'room.identityCheck': 'Identity check (waiting room)',
+    'tile.away': 'In a private meeting',
+    'tile.outside': 'Waiting outside',
+    'tile.connecting': 'Connecting…',
+
+    'mode.joint': 'Joint session',
+    'mode.joint.hint': 'Everyone in the session sees and hears each other.',
+    'mode.caucusIn': 'Private meeting with the mediator',
+    'mode.caucusIn.hint': 'The other side cannot see or hear you, and does not receive this chat.',
+    'mode.caucusWaiting': 'The mediator is speaking privately with the other side; please wait',
+    'mode.caucusWaiting.long': 'The mediator is speaking privately with the other side. Please wait: you will be back in the joint session as soon as the mediator returns.',
+    'mode.caucusWaiting.hint': 'You do not see or hear the private meeting, and it does not see or hear you.',
+    'mode.med.applicant': 'Private meeting with the applicant',
+    'mode.med.respondent': 'Private meeting with the respondent',
+    'mode.med.hint': 'The other side waits and receives nothing of this meeting.',
+
+    'chat.heading': 'Chat',
+    'chat.label': 'Message',
+    'chat.send': 'Send',
+    'chat.scope.joint': 'Everyone in the session reads these messages. Nothing is saved: the chat is gone when you reload or leave.',
+    'chat.scope.caucus': 'Only the people in this private meeting read new messages. Nothing is saved.',
+    'chat.scope.waiting': 'Only your own side reads new messages while you wait. Nothing is saved.',
+    'chat.empty': 'No messages yet.',
+    'chat.you': 'You',
+    'chat.someone': 'Participant',
+
+    'notes.heading': 'Private notes',
+    'notes.hint': 'Only mediators see these notes.',
+    'notes.label': 'New note',
+    'notes.send': 'Add note',
+    'notes.empty': 'No notes yet.',
+
+    'med.heading': 'Mediator console',
+    'med.lobby': 'Waiting room',
+    'med.lobby.empty': 'Nobody is waiting.',
+    'med.admit': 'Admit',
+    'med.admitAll': 'Admit all',
+    'med.deny': 'Deny',
+    'med.check': 'Check identity on video',
+    'med.check.stop': 'Stop identity check',
+    'med.checked': 'Identity checked',
+    'med.checked.done': 'Identity checked ✓',
+    'med.consented': 'Accepted the session rules',
+    'med.notConsented': 'Has not accepted the rules yet',
+    'med.checking': 'Identity check in progress',
+    'med.mode': 'Session mode',
+    'med.mode.joint': 'Joint session',
+    'med.mode.applicant': 'Private: applicant',
+    'med.mode.respondent': 'Private: respondent',
+    'med.mode.hint': 'In a private meeting the other side sees, hears and reads nothing of it.',
+    'med.lock.heading': 'Room',
+    'med.lock': 'Lock the room',
+    'med.unlock': 'Room locked – unlock',
+    'med.lock.hint': 'A locked room lets nobody new in; those already admitted can reconnect.',
+    'med.mute': 'Mute',
+    'med.askUnmute': 'Ask to unmute',
+    'med.remove': 'Remove',
+    'med.confirmRemove': 'Remove {name} from this session? Their link will stop working for it.',
+    'med.confirmDeny': 'Deny {name} entry? Their link will stop working for this session.',
+    'med.cancel': 'Cancel',
+    'med.asked': 'Asked {name} to unmute.',
+
+    'err.removed.heading': 'You are no longer in this session',
+    'err.removed': 'The mediator has removed you from this session, and this link no longer works for it. If you think this is a mistake, please contact the mediation institution.',
+    'err.room_locked.heading': 'The room is locked',
+    'err.room_locked': 'The mediator has locked the room, so nobody new can come in at the moment. Please try again later or contact the mediation institution.',
+    'err.no_consent': 'This person has not accepted the session rules yet. You can admit them once they have.',
+    'err.not_allowed': 'Only the mediator can do that.',
+    'err.bad_message': 'That did not work. Please try again.',
+    'err.shutting_down': 'The server is restarting. Reconnecting…',
   },
   zh: {
     'lang.switch': 'English',
@@ -169,16 +263,13 @@ const STRINGS = {
     'side.respondent': '被申请人',
     'side.neutral': '参会人',
 
-    'ctl.mute': '关闭麦克风',
-    'ctl.unmute': '打开麦克风',
-    'ctl.camOff': '关闭摄像头',
-    'ctl.camOn': '打开摄像头',
+    'ctl.mute': '静音',
+    'ctl.unmute': '取消静音',
+    'ctl.camOff': '关闭视频',
+    'ctl.camOn': '开启视频',
     'ctl.leave': '离开',
-    'ctl.mic.short': '麦克风',
-    'ctl.cam.short': '摄像头',
     'controls.label': '会议控制',
 
-    'med.heading': '调解员',
     'med.end': '结束会议',
     'med.formTitle': '记录调解结果并结束会议',
     'med.result': '调解结果',
@@ -187,7 +278,6 @@ const STRINGS = {
     'med.remedies': '告知申请人的救济途径',
     'med.remedies.hint': '至少选择一项。',
     'med.submit': '结束会议并记录结果',
-    'med.cancel': '取消',
     'med.saving': '正在保存…',
     'med.done': '调解结果已记录',
     'med.err.terms': '请填写协议内容。',
@@ -229,6 +319,104 @@ const STRINGS = {
     'err.join_required': '连接未被接受，正在重新连接…',
     'err.unknown': '错误：{message}',
     'btn.dismiss': '关闭',
+
+    'status.consent': '请阅读会议规则',
+    'status.lobby': '正在等候室',
+
+    'consent.heading': '加入前请阅读：会议规则',
+    'consent.intro': '请阅读以下三条规则。您同意后，请在等候室等待调解员请您进入。',
+    'consent.conf.title': '全程保密',
+    'consent.conf.text': '本次会议中所说和所展示的内容仅限于本次会议。请勿告知未参加会议的任何人。调解员同样负有保密义务。',
+    'consent.rec.title': '任何人不得录制',
+    'consent.rec.text': '任何人都不得录制本次会议：您不可以，对方不可以，调解员也不可以。请勿拍照、截屏、录音或录像。案件记录只保存参会人员、时间和时长。',
+    'consent.how.title': '会议如何进行',
+    'consent.how.text': '调解员先与各方一起沟通（联席会议）。调解员也可能分别与每一方单独沟通（背对背调解）；此时另一方在外等候，看不到、听不到、也读不到单独沟通的任何内容。调解员可以为维持秩序关闭某人的麦克风。您可以随时离开。',
+    'consent.accept': '我同意以上规则',
+    'consent.leave': '如果您不同意，直接关闭本页面即可。',
+
+    'lobby.heading': '等候室',
+    'lobby.text': '调解员很快会请您进入。',
+    'lobby.checking': '调解员现在可以看到、听到您，以核实您的身份。请看向摄像头，如被要求请准备好身份证件。',
+    'lobby.hint': '请保持本页面打开。等候期间其他人看不到也听不到您。',
+
+    'room.heading': '调解会议',
+    'room.timer': '会议时长',
+    'room.mutedByMediator': '调解员已关闭您的麦克风。需要发言时请点“打开麦克风”。',
+    'room.unmuteMe': '打开麦克风',
+    'room.notNow': '暂不',
+    'room.unmuteRequested': '{name}请您打开麦克风。',
+    'room.mutedBadge': '已被调解员静音',
+    'room.inCaucusBadge': '在单独沟通中',
+    'room.identityCheck': '身份核实（等候室）',
+    'tile.away': '正在单独沟通',
+    'tile.outside': '在外等候',
+    'tile.connecting': '正在连接…',
+
+    'mode.joint': '联席会议',
+    'mode.joint.hint': '会议中的所有人都能互相看到、听到。',
+    'mode.caucusIn': '与调解员单独沟通',
+    'mode.caucusIn.hint': '对方看不到、听不到您，也收不到这里的聊天消息。',
+    'mode.caucusWaiting': '调解员正在与对方单独沟通，请稍候',
+    'mode.caucusWaiting.long': '调解员正在与对方单独沟通，请稍候。调解员回来后您将自动回到联席会议。',
+    'mode.caucusWaiting.hint': '您看不到也听不到单独沟通的内容，对方也看不到、听不到您。',
+    'mode.med.applicant': '正在与申请人单独沟通',
+    'mode.med.respondent': '正在与被申请人单独沟通',
+    'mode.med.hint': '另一方在外等候，收不到本次单独沟通的任何内容。',
+
+    'chat.heading': '聊天',
+    'chat.label': '消息',
+    'chat.send': '发送',
+    'chat.scope.joint': '会议中的所有人都能看到这些消息。消息不会保存：刷新或离开后即消失。',
+    'chat.scope.caucus': '新消息只有本次单独沟通中的人能看到。消息不会保存。',
+    'chat.scope.waiting': '等候期间，新消息只有您这一方的人能看到。消息不会保存。',
+    'chat.empty': '还没有消息。',
+    'chat.you': '我',
+    'chat.someone': '参会人',
+
+    'notes.heading': '调解员笔记',
+    'notes.hint': '只有调解员能看到这些笔记。',
+    'notes.label': '新笔记',
+    'notes.send': '添加笔记',
+    'notes.empty': '还没有笔记。',
+
+    'med.heading': '调解员控制台',
+    'med.lobby': '等候室',
+    'med.lobby.empty': '没有人在等候。',
+    'med.admit': '准许进入',
+    'med.admitAll': '全部准许进入',
+    'med.deny': '拒绝',
+    'med.check': '视频核实身份',
+    'med.check.stop': '结束身份核实',
+    'med.checked': '身份已核实',
+    'med.checked.done': '身份已核实 ✓',
+    'med.consented': '已同意会议规则',
+    'med.notConsented': '尚未同意会议规则',
+    'med.checking': '正在核实身份',
+    'med.mode': '会议模式',
+    'med.mode.joint': '联席会议',
+    'med.mode.applicant': '单独沟通：申请人',
+    'med.mode.respondent': '单独沟通：被申请人',
+    'med.mode.hint': '单独沟通时，另一方看不到、听不到、也读不到其中的任何内容。',
+    'med.lock.heading': '会议室',
+    'med.lock': '锁定会议室',
+    'med.unlock': '会议室已锁定 – 解锁',
+    'med.lock.hint': '锁定后新的人无法进入；已准许进入的人仍可重新连接。',
+    'med.mute': '静音',
+    'med.askUnmute': '请其开麦',
+    'med.remove': '移出',
+    'med.confirmRemove': '将{name}移出本次会议？其链接将对本次会议失效。',
+    'med.confirmDeny': '拒绝{name}进入？其链接将对本次会议失效。',
+    'med.cancel': '取消',
+    'med.asked': '已请{name}打开麦克风。',
+
+    'err.removed.heading': '您已不在本次会议中',
+    'err.removed': '调解员已将您移出本次会议，此链接对本次会议已失效。如您认为有误，请联系调解机构。',
+    'err.room_locked.heading': '会议室已锁定',
+    'err.room_locked': '调解员已锁定会议室，目前新的人无法进入。请稍后再试，或联系调解机构。',
+    'err.no_consent': '此人尚未同意会议规则。同意后即可准许其进入。',
+    'err.not_allowed': '只有调解员可以进行此操作。',
+    'err.bad_message': '操作未成功，请重试。',
+    'err.shutting_down': '服务器正在重启，正在重新连接…',
   },
 };
 
@@ -240,7 +428,8 @@ function initialLang() {
     if (saved === 'en' || saved === 'zh') return saved;
   } catch (_) { /* storage may be blocked */ }
   const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
-  return String(langs[0] || '').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+  // Chinese by default; English when the browser prefers English.
+  return String(langs[0] || '').toLowerCase().startsWith('en') ? 'en' : 'zh';
 }
 
 let lang = initialLang();
@@ -284,8 +473,9 @@ export function applyDom(root) {
 export function wireSwitch(button) {
   if (!button) return;
   const render = () => {
+    // The visible name is the accessible name; the title says more.
     button.textContent = t('lang.switch');
-    button.setAttribute('aria-label', t('lang.switch.label'));
+    button.title = t('lang.switch.label');
     button.lang = lang === 'zh' ? 'en' : 'zh-CN';
   };
   render();

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// newAdminHandler serves what an operator's monitoring and a profiling
+// session need, on an address that is not the public one:
+//
+//	/metrics         Prometheus text format: reg's metrics plus the Go
+//	                 runtime (go_*) and process (process_*) collectors
+//	/debug/pprof/    net/http/pprof: heap, goroutine, profile (CPU), trace, ...
+//
+// reg may be nil (a fresh registry). The runtime and process collectors
+// are registered on reg unless it already has them, so the handler can be
+// built twice on one registry.
+func newAdminHandler(reg *prometheus.Registry) http.Handler {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				panic(fmt.Sprintf("admin: register collector: %v", err))
+			}
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>Concord admin</title><h1>Concord admin</h1>`+
+			`<ul><li><a href="metrics">/metrics</a></li><li><a href="debug/pprof/">/debug/pprof/</a></li></ul>`)
+	})
+	return mux
+}
+
+// adminServer is the admin HTTP listener: newAdminHandler on its own
+// address (default 127.0.0.1:9090, never the public one).
+type adminServer struct {
+	ln   net.Listener
+	srv  *http.Server
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// startAdmin listens on addr and serves h until Close. Port 0 picks a
+// free port; Addr tells which.
+func startAdmin(addr string, h http.Handler, log *slog.Logger) (*adminServer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", addr, err)
+	}
+	a := &adminServer{ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No write timeout: /debug/pprof/profile and /trace stream for as
+		// long as their seconds parameter says.
+		IdleTimeout: 120 * time.Second,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "err", err)
+		}
+	}()
+	log.Info("admin listening", "url", "http://"+ln.Addr().String())
+	return a, nil
+}
+
+// Addr is the address the admin server listens on.
+func (a *adminServer) Addr() net.Addr { return a.ln.Addr() }
+
+// Close stops the admin server, waiting briefly for requests in flight.
+func (a *adminServer) Close() error {
+	var err error
+	a.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err = a.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			err = a.srv.Close()
+		}
+		a.wg.Wait()
+	})
+	return err
+}

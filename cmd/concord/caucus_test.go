@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// roomOfThree joins the demo's mediator, consumer (applicant) and
+// merchant (respondent) as pion clients and admits the parties.
+func roomOfThree(t *testing.T, ctx context.Context, ts *testServer) (med, app, resp *pionClient) {
+	t.Helper()
+	med = newPionClient(ctx, t, "mediator", ts.BaseURL, tokenFromURL(ts.Demo.Mediator))
+	app = newPionClient(ctx, t, "consumer", ts.BaseURL, tokenFromURL(ts.Demo.Consumer))
+	resp = newPionClient(ctx, t, "merchant", ts.BaseURL, tokenFromURL(ts.Demo.Merchant))
+	admitAll(t, med, app, resp)
+	waitReceiving(t, 5*time.Second, [][2]*pionClient{{med, app}, {med, resp}, {app, med}, {app, resp}, {resp, med}, {resp, app}})
+	return med, app, resp
+}
+
+// total counts every packet sub received from pub.
+func total(sub, pub *pionClient) int {
+	a, v := sub.from(pub.selfID())
+	return a + v
+}
+
+// waitReceiving waits until, for each {sub, pub} pair, sub's count from
+// pub grows.
+func waitReceiving(t *testing.T, within time.Duration, pairs [][2]*pionClient) {
+	t.Helper()
+	start := make([]int, len(pairs))
+	for i, p := range pairs {
+		start[i] = total(p[0], p[1])
+	}
+	deadline := time.Now().Add(within)
+	for {
+		ok := true
+		for i, p := range pairs {
+			if total(p[0], p[1]) < start[i]+3 {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			for i, p := range pairs {
+				t.Logf("%s from %s: %d -> %d", p[0].name, p[1].name, start[i], total(p[0], p[1]))
+			}
+			t.Fatalf("media did not flow within %s", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func setMode(c *pionClient, caucus bool, side string) time.Time {
+	mode := map[string]any{"caucus": caucus}
+	if caucus {
+		mode["side"] = side
+	}
+	at := time.Now()
+	c.send(map[string]any{"type": "set_mode", "mode": mode})
+	return at
+}
+
+func chatsFrom(c *pionClient, from string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.chats {
+		if m["from"] == from {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCaucusIsolation proves confidentiality at packet level through the
+// real server: during a caucus with the applicant, the respondent's
+// connections receive no RTP from the applicant or the mediator (and the
+// last packet arrived within 100 ms of the mode change), no chat, and
+// media flows again within 500 ms of the return to joint.
+func TestCaucusIsolation(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med, app, resp := roomOfThree(t, ctx, ts)
+
+	changedAt := setMode(med, true, "applicant")
+	time.Sleep(300 * time.Millisecond) // settle: let in-flight packets land
+	fromApp, fromMed := total(resp, app), total(resp, med)
+	appFromResp := total(app, resp)
+	for _, who := range []*pionClient{app, med} {
+		resp.mu.Lock()
+		last := resp.lastRTP[who.selfID()]
+		resp.mu.Unlock()
+		if lag := last.Sub(changedAt); lag > 100*time.Millisecond {
+			t.Errorf("respondent still received %s's media %s after the caucus began", who.name, lag)
+		}
+	}
+	app.send(map[string]any{"type": "chat", "text": "my bottom line is 800 yuan"})
+	time.Sleep(2 * time.Second)
+	if n := total(resp, app) - fromApp; n != 0 {
+		t.Errorf("respondent received %d packets from the applicant during the caucus", n)
+	}
+	if n := total(resp, med) - fromMed; n != 0 {
+		t.Errorf("respondent received %d packets from the mediator during the caucus", n)
+	}
+	if n := total(app, resp) - appFromResp; n != 0 {
+		t.Errorf("applicant received %d packets from the respondent during the caucus", n)
+	}
+	if chatsFrom(med, app.selfID()) != 1 {
+		t.Error("the mediator did not get the caucus chat")
+	}
+	if chatsFrom(resp, app.selfID()) != 0 {
+		t.Error("the respondent got the applicant's caucus chat")
+	}
+	// The caucus itself keeps working.
+	waitReceiving(t, time.Second, [][2]*pionClient{{med, app}, {app, med}})
+
+	setMode(med, false, "")
+	waitReceiving(t, 500*time.Millisecond, [][2]*pionClient{{resp, app}, {resp, med}, {app, resp}})
+	resp.send(map[string]any{"type": "chat", "text": "joint again"})
+	time.Sleep(200 * time.Millisecond)
+	if chatsFrom(app, resp.selfID()) != 1 || chatsFrom(med, resp.selfID()) != 1 {
+		t.Error("joint chat did not reach everyone")
+	}
+}
+
+// TestRapidCaucusToggles switches 50 times between the two caucuses: the
+// two sides are never in one room, so neither may ever receive a packet
+// or a chat of the other.
+func TestRapidCaucusToggles(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med, app, resp := roomOfThree(t, ctx, ts)
+	setMode(med, true, "applicant")
+	time.Sleep(300 * time.Millisecond)
+	appFromResp, respFromApp := total(app, resp), total(resp, app)
+	for i := 0; i < 50; i++ {
+		side := []string{"respondent", "applicant"}[i%2]
+		setMode(med, true, side)
+		app.send(map[string]any{"type": "chat", "text": "applicant secret"})
+		resp.send(map[string]any{"type": "chat", "text": "respondent secret"})
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := total(app, resp) - appFromResp; n != 0 {
+		t.Errorf("applicant received %d packets from the respondent", n)
+	}
+	if n := total(resp, app) - respFromApp; n != 0 {
+		t.Errorf("respondent received %d packets from the applicant", n)
+	}
+	if chatsFrom(app, resp.selfID()) != 0 || chatsFrom(resp, app.selfID()) != 0 {
+		t.Error("a chat crossed between the caucuses")
+	}
+	// The server still works: back to joint, everyone hears everyone.
+	setMode(med, false, "")
+	waitReceiving(t, 3*time.Second, [][2]*pionClient{{app, resp}, {resp, app}, {med, app}})
+}
+
+// TestLobbyAndRemoval: a waiting party receives and sends nothing; a
+// removed party is disconnected and its link no longer works.
+func TestLobbyAndRemoval(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med := newPionClient(ctx, t, "mediator", ts.BaseURL, tokenFromURL(ts.Demo.Mediator))
+	app := newPionClient(ctx, t, "consumer", ts.BaseURL, tokenFromURL(ts.Demo.Consumer))
+	time.Sleep(time.Second)
+	if total(med, app)+total(app, med) != 0 {
+		t.Fatal("media flowed to or from the lobby")
+	}
+	// Admission needs consent.
+	med.send(map[string]any{"type": "admit", "participantId": app.selfID()})
+	time.Sleep(100 * time.Millisecond)
+	med.mu.Lock()
+	gotNoConsent := len(med.errors) > 0 && med.errors[len(med.errors)-1]["code"] == "no_consent"
+	med.mu.Unlock()
+	if !gotNoConsent {
+		t.Fatal("admitting without consent was not refused")
+	}
+	// A party cannot run the room.
+	app.send(map[string]any{"type": "set_mode", "mode": map[string]any{"caucus": false}})
+	time.Sleep(100 * time.Millisecond)
+	app.mu.Lock()
+	gotNotAllowed := len(app.errors) > 0 && app.errors[len(app.errors)-1]["code"] == "not_allowed"
+	app.mu.Unlock()
+	if !gotNotAllowed {
+		t.Fatal("a party's set_mode was not refused")
+	}
+	admitAll(t, med, app)
+	waitReceiving(t, 5*time.Second, [][2]*pionClient{{med, app}, {app, med}})
+
+	med.send(map[string]any{"type": "remove", "participantId": app.selfID()})
+	time.Sleep(300 * time.Millisecond)
+	app.mu.Lock()
+	removed := len(app.errors) > 0 && app.errors[len(app.errors)-1]["code"] == "removed"
+	app.mu.Unlock()
+	if !removed {
+		t.Fatal("the removed party was not told")
+	}
+	if _, m := dialSignaling(t, ts.BaseURL, tokenFromURL(ts.Demo.Consumer)); m["code"] != "removed" {
+		t.Fatalf("removed party's link still works: %v", m)
+	}
+	// The timeline is in the case record, without content.
+	var rec struct {
+		Events []struct {
+			Type string `json:"type"`
+		} `json:"events"`
+	}
+	getJSON(t, ts.BaseURL+"/api/v1/cases/"+ts.Demo.CaseID, ts.MediatorToken, &rec)
+	seen := map[string]bool{}
+	for _, e := range rec.Events {
+		seen[e.Type] = true
+	}
+	for _, want := range []string{"room.consent", "room.admitted", "room.removed"} {
+		if !seen[want] {
+			t.Errorf("timeline lacks %s: %v", want, seen)
+		}
+	}
+}
+
+// TestReconnectDuringCaucus: a respondent that reconnects (a new device)
+// during a caucus with the applicant gets nothing of it, and receives
+// again when the mediator returns to joint.
+func TestReconnectDuringCaucus(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med, app, resp := roomOfThree(t, ctx, ts)
+	setMode(med, true, "applicant")
+	time.Sleep(200 * time.Millisecond)
+	resp.close()
+	again := newPionClient(ctx, t, "merchant-again", ts.BaseURL, tokenFromURL(ts.Demo.Merchant))
+	again.send(map[string]any{"type": "consent"})
+	time.Sleep(1500 * time.Millisecond)
+	if n := total(again, app) + total(again, med); n != 0 {
+		t.Fatalf("the reconnected respondent received %d packets from the caucus", n)
+	}
+	if again.stateOf(again.selfID()) != "admitted" {
+		// Its admission survived the reconnect.
+		t.Fatalf("reconnected respondent state %q", again.stateOf(again.selfID()))
+	}
+	setMode(med, false, "")
+	waitReceiving(t, 3*time.Second, [][2]*pionClient{{again, app}, {again, med}, {app, again}})
+}

@@ -1,0 +1,618 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/concord-odr/concord/cases"
+)
+
+// Every synthetic packet ends with a trailer the receiving participant
+// reads: which published track it belongs to, the track's own packet
+// counter (the SFU rewrites RTP sequence numbers and hides the gaps it
+// makes, so loss is counted on this counter), and the send time.
+const (
+	trailerLen   = 20
+	trailerMagic = 0x434c5431 // "CLT1"
+	// maxVideoPayload is the largest payload of a synthetic video packet.
+	maxVideoPayload = 1100
+)
+
+func putTrailer(b []byte, track, counter uint32, sent int64) {
+	t := b[len(b)-trailerLen:]
+	binary.BigEndian.PutUint32(t[0:], track)
+	binary.BigEndian.PutUint32(t[4:], counter)
+	binary.BigEndian.PutUint64(t[8:], uint64(sent))
+	binary.BigEndian.PutUint32(t[16:], trailerMagic)
+}
+
+func readTrailer(b []byte) (track, counter uint32, sent int64, ok bool) {
+	if len(b) < trailerLen {
+		return 0, 0, 0, false
+	}
+	t := b[len(b)-trailerLen:]
+	if binary.BigEndian.Uint32(t[16:]) != trailerMagic {
+		return 0, 0, 0, false
+	}
+	return binary.BigEndian.Uint32(t[0:]), binary.BigEndian.Uint32(t[4:]), int64(binary.BigEndian.Uint64(t[8:])), true
+}
+
+// ltPubTrack is one track a synthetic participant publishes.
+type ltPubTrack struct {
+	id     uint32
+	client *ltClient
+	video  bool
+	local  *webrtc.TrackLocalStaticRTP
+
+	sent      atomic.Uint64 // packets written while the connection was up
+	sentBytes atomic.Uint64
+	keyframe  chan struct{} // a PLI or FIR arrived
+}
+
+// ltClient is one synthetic participant: a signaling socket and the two
+// pion connections of the protocol, publishing synthetic Opus and VP8 if
+// its seat says so, and measuring everything it receives.
+type ltClient struct {
+	r    *loadRun
+	idx  int
+	room *ltRoom
+	tok  ltToken
+
+	ws   *websocket.Conn
+	wmu  sync.Mutex
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	self string
+
+	start     time.Time
+	joinNanos atomic.Int64 // socket open to first remote media; 0 until then
+	// Phases of the join, from socket open: "joined" arrived, admitted
+	// from the lobby (a mediator: at joined).
+	joinedNanos, admittedNanos atomic.Int64
+	joined                     atomic.Bool // "joined" arrived
+	failed                     atomic.Bool
+	pubUp                      atomic.Bool // the publish connection is connected
+
+	mu         sync.Mutex
+	err        error
+	waiting    bool // (mediator) someone consented and waits
+	pendingICE map[string][]webrtc.ICECandidateInit
+
+	tracks []*ltPubTrack
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *ltClient) isMediator() bool {
+	return c.tok.Role == cases.RoleMediator || c.tok.Role == "co_mediator"
+}
+
+func (c *ltClient) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.failed.Store(true)
+}
+
+func (c *ltClient) send(v any) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ws == nil {
+		return
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = c.ws.WriteJSON(v)
+}
+
+// newClientAPI builds the pion API the synthetic participants share: the
+// default codecs and interceptors (NACK, RTCP reports, TWCC) as a browser
+// has them, plus a counter of NACKs and PLIs. loopbackOnly keeps ICE on
+// the loopback interface.
+func newClientAPI(r *loadRun, loopbackOnly bool) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	ir.Add(&rtcpCounterFactory{r: r}) // first, so the NACK generator writes through it
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if loopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// rtcpCounterFactory counts the NACKs and PLIs the synthetic
+// participants send as subscribers.
+type rtcpCounterFactory struct{ r *loadRun }
+
+func (f *rtcpCounterFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &rtcpCounter{r: f.r}, nil
+}
+
+type rtcpCounter struct {
+	interceptor.NoOp
+	r *loadRun
+}
+
+func (i *rtcpCounter) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerNack:
+				i.r.nacksSent.Add(uint64(len(p.Nacks)))
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				i.r.plisSent.Add(1)
+			}
+		}
+		return w.Write(pkts, a)
+	})
+}
+
+// run joins, publishes and receives until ctx ends.
+func (c *ltClient) run(ctx context.Context) {
+	defer close(c.done)
+	if err := c.join(ctx); err != nil {
+		c.fail(err)
+		c.r.noteError("join: " + errText(err))
+		return
+	}
+	<-ctx.Done()
+}
+
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+func (c *ltClient) join(ctx context.Context) error {
+	c.start = time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ws, _, err := websocket.DefaultDialer.DialContext(dctx, ltWSURL(c.r.base), nil)
+	cancel()
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	c.ws = ws
+	c.wmu.Unlock()
+	c.send(map[string]any{"type": "join", "token": c.tok.Token})
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var first struct {
+		Type string `json:"type"`
+		Code string `json:"code"`
+		Self struct {
+			ID string `json:"id"`
+		} `json:"self"`
+	}
+	if err := ws.ReadJSON(&first); err != nil {
+		return fmt.Errorf("read joined: %w", err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	if first.Type != "joined" {
+		return fmt.Errorf("first message %s %s, want joined", first.Type, first.Code)
+	}
+	c.self = first.Self.ID
+	c.joined.Store(true)
+	c.joinedNanos.Store(max(1, time.Since(c.start).Nanoseconds()))
+	if c.isMediator() {
+		c.admittedNanos.Store(c.joinedNanos.Load())
+	}
+
+	api := c.r.api
+	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return err
+	}
+	c.sub.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			c.send(map[string]any{"type": "candidate", "pc": "sub", "candidate": cand.ToJSON()})
+		}
+	})
+	c.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go c.receive(tr) })
+
+	if c.tok.Publish {
+		if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+			return err
+		}
+		c.pub.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				c.send(map[string]any{"type": "candidate", "pc": "pub", "candidate": cand.ToJSON()})
+			}
+		})
+		c.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			c.pubUp.Store(s == webrtc.PeerConnectionStateConnected)
+		})
+		if c.r.cfg.Audio {
+			if err := c.addTrack(ctx, false); err != nil {
+				return err
+			}
+		}
+		if c.r.cfg.VideoKbps > 0 {
+			if err := c.addTrack(ctx, true); err != nil {
+				return err
+			}
+		}
+	}
+	go c.readLoop(ctx)
+	if !c.isMediator() {
+		c.send(map[string]any{"type": "consent"})
+	}
+	if c.pub != nil {
+		offer, err := c.pub.CreateOffer(nil)
+		if err != nil {
+			return err
+		}
+		if err := c.pub.SetLocalDescription(offer); err != nil {
+			return err
+		}
+		c.send(map[string]any{"type": "offer", "pc": "pub", "sdp": offer.SDP})
+	}
+	return nil
+}
+
+func (c *ltClient) addTrack(ctx context.Context, video bool) error {
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	kind := "audio"
+	if video {
+		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		kind = "video"
+	}
+	local, err := webrtc.NewTrackLocalStaticRTP(codec, kind, fmt.Sprintf("lt%d", c.idx))
+	if err != nil {
+		return err
+	}
+	sender, err := c.pub.AddTrack(local)
+	if err != nil {
+		return err
+	}
+	t := c.r.newPubTrack(c, video, local)
+	c.tracks = append(c.tracks, t)
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				switch p := p.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					c.r.plisRecv.Add(1)
+					select {
+					case t.keyframe <- struct{}{}:
+					default:
+					}
+				case *rtcp.TransportLayerNack:
+					c.r.nacksRecv.Add(uint64(len(p.Nacks)))
+				}
+			}
+		}
+	}()
+	if video {
+		go c.sendVideo(ctx, t)
+	} else {
+		go c.sendAudio(ctx, t)
+	}
+	return nil
+}
+
+// write sends one packet and counts it if the connection is up.
+func (c *ltClient) write(t *ltPubTrack, pkt *rtp.Packet) {
+	if err := t.local.WriteRTP(pkt); err != nil || !c.pubUp.Load() {
+		return
+	}
+	t.sent.Add(1)
+	t.sentBytes.Add(uint64(len(pkt.Payload) + 12))
+}
+
+// sendAudio sends one Opus-sized packet every 20 ms.
+func (c *ltClient) sendAudio(ctx context.Context, t *ltPubTrack) {
+	size := max(c.r.cfg.AudioKbps*1000/8/50, trailerLen+4)
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	payload[0] = 0xfc // an Opus TOC byte: CELT fullband 20 ms
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(c.idx * 7919), Timestamp: uint32(c.idx * 104729)}}
+	var counter uint32
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		counter++
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+		putTrailer(payload, t.id, counter, time.Now().UnixNano())
+		pkt.Payload = payload
+		c.write(t, pkt)
+	}
+}
+
+// sendVideo sends fps frames a second of the configured bitrate, each cut
+// into packets of at most maxVideoPayload bytes with VP8 payload
+// descriptors; a keyframe starts the stream and answers each PLI.
+func (c *ltClient) sendVideo(ctx context.Context, t *ltPubTrack) {
+	cfg := c.r.cfg
+	frameBytes, packets := cfg.videoFrame()
+	per := frameBytes / packets
+	buf := make([]byte, maxVideoPayload+trailerLen+16)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(c.idx * 3571), Timestamp: uint32(c.idx * 7727)}}
+	tsStep := uint32(90000 / cfg.FPS)
+	var counter uint32
+	keyframe := true
+	tick := time.NewTicker(time.Second / time.Duration(cfg.FPS))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case <-t.keyframe:
+			keyframe = true
+		default:
+		}
+		pkt.Timestamp += tsStep
+		for i := 0; i < packets; i++ {
+			p := buf[:per]
+			clear(p[:16])
+			if i == 0 {
+				p[0] = 0x10 // S: start of partition 0
+				if keyframe {
+					// VP8 frame tag of a keyframe, start code, 640x360.
+					copy(p[1:], []byte{0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01})
+				} else {
+					copy(p[1:], []byte{0x51, 0x2a, 0x01})
+				}
+			}
+			counter++
+			pkt.SequenceNumber++
+			pkt.Marker = i == packets-1
+			putTrailer(p, t.id, counter, time.Now().UnixNano())
+			pkt.Payload = p
+			c.write(t, pkt)
+		}
+		keyframe = false
+	}
+}
+
+// receive reads one forwarded track until it ends, measuring each packet.
+func (c *ltClient) receive(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1600)
+	var h rtp.Header
+	var st *ltStream
+	video := tr.Kind() == webrtc.RTPCodecTypeVideo
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now().UnixNano()
+		hl, err := h.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		end := n
+		if h.Padding && n > hl {
+			end -= int(buf[n-1])
+		}
+		if end < hl {
+			continue
+		}
+		track, counter, sent, ok := readTrailer(buf[hl:end])
+		if !ok {
+			c.r.foreign.Add(1)
+			continue
+		}
+		if st == nil || st.pub.id != track {
+			if st = c.r.stream(c, track); st == nil {
+				c.r.foreign.Add(1)
+				continue
+			}
+		}
+		st.add(counter, sent, now, n)
+		c.r.hist.add(now - sent)
+		if c.joinNanos.Load() == 0 && (video || c.r.cfg.VideoKbps == 0) {
+			c.joinNanos.CompareAndSwap(0, max(now-c.start.UnixNano(), 1))
+		}
+	}
+}
+
+// readLoop handles the server's messages.
+func (c *ltClient) readLoop(ctx context.Context) {
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.fail(fmt.Errorf("socket: %w", err))
+				c.r.noteError("socket closed")
+			}
+			return
+		}
+		var m struct {
+			Type      string                   `json:"type"`
+			PC        string                   `json:"pc"`
+			SDP       string                   `json:"sdp"`
+			Code      string                   `json:"code"`
+			Fatal     bool                     `json:"fatal"`
+			Candidate *webrtc.ICECandidateInit `json:"candidate"`
+			Room      json.RawMessage          `json:"room"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			continue
+		}
+		switch m.Type {
+		case "answer":
+			if c.pub == nil {
+				continue
+			}
+			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+				c.noteError(ctx, "pub answer: "+errText(err))
+				continue
+			}
+			c.flushICE("pub", c.pub)
+		case "offer":
+			if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+				c.noteError(ctx, "sub offer: "+errText(err))
+				continue
+			}
+			answer, err := c.sub.CreateAnswer(nil)
+			if err == nil {
+				err = c.sub.SetLocalDescription(answer)
+			}
+			if err != nil {
+				c.noteError(ctx, "sub answer: "+errText(err))
+				continue
+			}
+			c.send(map[string]any{"type": "answer", "pc": "sub", "sdp": answer.SDP})
+			c.flushICE("sub", c.sub)
+		case "candidate":
+			if m.Candidate == nil {
+				continue
+			}
+			pc := c.sub
+			if m.PC == "pub" {
+				pc = c.pub
+			}
+			if pc == nil {
+				continue
+			}
+			if pc.RemoteDescription() == nil {
+				c.mu.Lock()
+				if c.pendingICE == nil {
+					c.pendingICE = map[string][]webrtc.ICECandidateInit{}
+				}
+				c.pendingICE[m.PC] = append(c.pendingICE[m.PC], *m.Candidate)
+				c.mu.Unlock()
+				continue
+			}
+			_ = pc.AddICECandidate(*m.Candidate)
+		case "room":
+			c.onRoom(m.Room)
+		case "error":
+			c.noteError(ctx, "server error "+m.Code)
+			if m.Fatal {
+				c.fail(errors.New("server error " + m.Code))
+			}
+		case "session_ended":
+			c.fail(errors.New("session ended"))
+		}
+	}
+}
+
+// noteError counts an error, unless the run is stopping.
+func (c *ltClient) noteError(ctx context.Context, what string) {
+	if ctx.Err() == nil {
+		c.r.noteError(what)
+	}
+}
+
+func (c *ltClient) flushICE(name string, pc *webrtc.PeerConnection) {
+	c.mu.Lock()
+	pending := c.pendingICE[name]
+	delete(c.pendingICE, name)
+	c.mu.Unlock()
+	for _, cand := range pending {
+		_ = pc.AddICECandidate(cand)
+	}
+}
+
+// onRoom tracks the lobby: a mediator admits everyone who consented and
+// waits; a party notes when it is in.
+func (c *ltClient) onRoom(raw json.RawMessage) {
+	var room struct {
+		Self struct {
+			State string `json:"state"`
+		} `json:"self"`
+		Participants []struct {
+			State     string `json:"state"`
+			Consented bool   `json:"consented"`
+		} `json:"participants"`
+	}
+	if json.Unmarshal(raw, &room) != nil {
+		return
+	}
+	if room.Self.State == "admitted" && c.admittedNanos.Load() == 0 {
+		c.admittedNanos.CompareAndSwap(0, max(1, time.Since(c.start).Nanoseconds()))
+	}
+	if !c.isMediator() {
+		return
+	}
+	waiting := false
+	for _, p := range room.Participants {
+		if p.State == "waiting" && p.Consented {
+			waiting = true
+		}
+	}
+	c.mu.Lock()
+	c.waiting = waiting
+	c.mu.Unlock()
+	if waiting {
+		// At most one admit_all per room view: each admission changes the
+		// room, and so brings the next view.
+		c.send(map[string]any{"type": "admit_all"})
+	}
+}
+
+// admitAll sends admit_all if the latest room view shows someone who
+// consented and waits (the retry of waitReady).
+func (c *ltClient) admitAll() {
+	c.mu.Lock()
+	waiting := c.waiting
+	c.mu.Unlock()
+	if waiting {
+		c.send(map[string]any{"type": "admit_all"})
+	}
+}
+
+// close leaves the room and closes both connections.
+func (c *ltClient) close() {
+	if c.stop != nil {
+		c.stop()
+	}
+	<-c.done
+	c.send(map[string]any{"type": "leave"})
+	c.wmu.Lock()
+	if c.ws != nil {
+		_ = c.ws.Close()
+	}
+	c.wmu.Unlock()
+	if c.pub != nil {
+		_ = c.pub.Close()
+	}
+	if c.sub != nil {
+		_ = c.sub.Close()
+	}
+}
+
+func ltWSURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }

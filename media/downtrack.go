@@ -1,0 +1,427 @@
+package media
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// packetSize bounds an RTP packet's payload; the receive MTU is
+	// smaller.
+	packetSize = 1500
+	// Queue depths per subscriber and track: about half a second of
+	// media at the rates Concord's clients send. A subscriber that falls
+	// further behind loses packets rather than delaying the others.
+	videoQueue = 128
+	audioQueue = 32
+	// keyframeWait is how long a video subscriber that lost packets to a
+	// full queue waits for a keyframe before forwarding resumes anyway.
+	keyframeWait = time.Second
+	// stopWait bounds how long stopping a subscription waits for a write
+	// already in progress on the subscriber's connection.
+	stopWait = 250 * time.Millisecond
+	// maxReorder is how far behind the newest packet a late one (a
+	// retransmission, or reordered upstream) may be and still be
+	// forwarded; maxJump is a sequence jump taken as a restart of the
+	// publisher's stream.
+	maxReorder = 1024
+	maxJump    = 4096
+)
+
+// packetMeta is what the read loop parsed from one packet, shared by all
+// of the track's subscribers.
+type packetMeta struct {
+	seq      uint16
+	ts       uint32
+	at       int64 // arrival, unix nanoseconds
+	marker   bool
+	keyframe bool  // the first packet of a VP8 keyframe
+	hasLevel bool  // level carries an RFC 6464 audio level byte
+	level    uint8 // V bit and level, as on the wire
+}
+
+// slot is one queued packet; its payload buffer is reused.
+type slot struct {
+	meta    packetMeta
+	resync  bool // packets were dropped just before this one
+	payload []byte
+}
+
+// downTrack is one subscriber's copy of an upTrack. It implements
+// webrtc.TrackLocal. Packets reach it through a bounded queue that the
+// publisher's read loop fills without waiting; a goroutine of its own
+// rewrites each packet (SSRC, payload type, sequence number, timestamp,
+// header extensions) and writes it to the subscriber's connection. A
+// subscriber whose connection is slow only loses its own packets.
+type downTrack struct {
+	up         *upTrack
+	subscriber string
+	streamID   string
+	log        *slog.Logger
+
+	// The queue; the publisher's read loop pushes, run pops.
+	qmu          sync.Mutex
+	ring         []slot
+	head, count  int
+	gap          bool  // packets were dropped since the last queued one
+	waitKeyframe bool  // video: dropping until the next keyframe
+	waitSince    int64 // when waitKeyframe began, unix nanoseconds
+	closed       bool
+	wake         chan struct{}
+	done         chan struct{}
+	stopOnce     sync.Once
+
+	// The writer; run holds wmu while it writes one packet.
+	wmu        sync.Mutex
+	writer     webrtc.TrackLocalWriter
+	ssrc       uint32
+	pt         uint8
+	levelExtID uint8
+	rw         rewriter
+	hdr        rtp.Header
+	exts       [4]rtp.Extension // backing array for hdr.Extensions
+	levelBuf   [1]byte
+
+	// Retransmission (nack.go). cache is nil for audio.
+	raws     *rawWriters
+	senderID string
+	raw      interceptor.RTPWriter
+	rtxSSRC  uint32
+	rtxPT    uint8
+	rtxSeq   uint16
+	rtxHdr   rtp.Header
+	rtxBuf   [packetSize + 2]byte
+	cache    []sentPacket
+	nacks    [maxPendingNacks]uint16 // guarded by qmu
+	nnacks   int                     // guarded by qmu
+
+	bound   atomic.Bool
+	stopped atomic.Bool
+
+	sent       atomic.Uint64 // packets written
+	dropped    atomic.Uint64 // packets dropped for a full queue
+	resent     atomic.Uint64 // retransmissions written
+	nackMissed atomic.Uint64 // NACKed packets no longer cached
+}
+
+var _ webrtc.TrackLocal = (*downTrack)(nil)
+
+func newDownTrack(up *upTrack, subscriber string, raws *rawWriters, log *slog.Logger) *downTrack {
+	n := audioQueue
+	if up.kind == webrtc.RTPCodecTypeVideo {
+		n = videoQueue
+	}
+	d := &downTrack{
+		up:         up,
+		subscriber: subscriber,
+		streamID:   up.publisher,
+		log:        log,
+		ring:       make([]slot, n),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		rw:         rewriter{clockRate: up.codec.ClockRate},
+		raws:       raws,
+	}
+	if up.kind == webrtc.RTPCodecTypeVideo {
+		d.cache = make([]sentPacket, sentCacheSize)
+		d.rtxSeq = uint16(rand.Uint32())
+	}
+	arena := make([]byte, n*packetSize)
+	for i := range d.ring {
+		d.ring[i].payload = arena[i*packetSize : i*packetSize : (i+1)*packetSize]
+	}
+	go d.run()
+	return d
+}
+
+// Bind is called by pion when the subscriber's connection negotiated the
+// track; it picks the subscriber's payload type and header extension ids.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if !strings.EqualFold(c.MimeType, d.up.codec.MimeType) {
+			continue
+		}
+		d.wmu.Lock()
+		d.ssrc = uint32(ctx.SSRC())
+		d.pt = uint8(c.PayloadType)
+		d.writer = ctx.WriteStream()
+		d.senderID = ctx.ID()
+		d.raw = nil
+		d.rtxSSRC = uint32(ctx.SSRCRetransmission())
+		d.rtxPT = rtxPayloadType(ctx.CodecParameters(), c.PayloadType)
+		d.levelExtID = 0
+		for _, e := range ctx.HeaderExtensions() {
+			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+				d.levelExtID = uint8(e.ID)
+			}
+		}
+		d.wmu.Unlock()
+		d.bound.Store(true)
+		d.up.requestKeyframe()
+		return c, nil
+	}
+	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+}
+
+// Unbind is called by pion when the track is removed. It must not wait
+// for a write in progress.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(false)
+	return nil
+}
+
+func (d *downTrack) ID() string                { return d.up.id }
+func (d *downTrack) RID() string               { return "" }
+func (d *downTrack) StreamID() string          { return d.streamID }
+func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+
+// push queues one packet for this subscriber. It is called by the
+// publisher's read loop, never blocks and allocates nothing; the payload
+// is copied. A full queue drops the packet; video then waits for the
+// next keyframe, so the subscriber's decoder resumes on a clean picture.
+func (d *downTrack) push(m *packetMeta, payload []byte) {
+	if !d.bound.Load() {
+		return
+	}
+	d.qmu.Lock()
+	if d.closed {
+		d.qmu.Unlock()
+		return
+	}
+	if d.waitKeyframe {
+		if !m.keyframe && m.at-d.waitSince < int64(keyframeWait) {
+			d.qmu.Unlock()
+			d.dropped.Add(1)
+			return
+		}
+		d.waitKeyframe = false
+	}
+	if d.count == len(d.ring) {
+		d.gap = true
+		video := d.up.kind == webrtc.RTPCodecTypeVideo
+		if video && !d.waitKeyframe {
+			d.waitKeyframe, d.waitSince = true, m.at
+		}
+		d.qmu.Unlock()
+		d.dropped.Add(1)
+		if video {
+			d.up.requestKeyframe()
+		}
+		return
+	}
+	s := &d.ring[(d.head+d.count)%len(d.ring)]
+	s.meta = *m
+	s.resync = d.gap
+	s.payload = append(s.payload[:0], payload...)
+	d.gap = false
+	d.count++
+	d.qmu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes queued packets to the subscriber until stop.
+func (d *downTrack) run() {
+	for {
+		select {
+		case <-d.wake:
+		case <-d.done:
+			return
+		}
+		d.resendPending()
+		for {
+			d.qmu.Lock()
+			if d.count == 0 {
+				d.qmu.Unlock()
+				break
+			}
+			s := &d.ring[d.head] // push never touches the head slot while count > 0
+			d.qmu.Unlock()
+
+			d.wmu.Lock()
+			if d.stopped.Load() {
+				d.wmu.Unlock()
+				return
+			}
+			d.writeLocked(s)
+			d.wmu.Unlock()
+
+			d.qmu.Lock()
+			d.head = (d.head + 1) % len(d.ring)
+			d.count--
+			d.qmu.Unlock()
+		}
+	}
+}
+
+// writeLocked rewrites one packet for this subscriber and writes it. wmu
+// must be held.
+func (d *downTrack) writeLocked(s *slot) {
+	if d.writer == nil || !d.bound.Load() {
+		return
+	}
+	seq, ts, ok := d.rw.rewrite(&s.meta, s.resync, false)
+	if !ok {
+		return
+	}
+	h := &d.hdr
+	h.Version = 2
+	h.Padding = false
+	h.Marker = s.meta.marker
+	h.PayloadType = d.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = d.ssrc
+	h.CSRC = h.CSRC[:0]
+	h.Extension = false
+	h.ExtensionProfile = 0
+	h.Extensions = d.exts[:0]
+	if d.levelExtID != 0 && s.meta.hasLevel {
+		d.levelBuf[0] = s.meta.level
+		_ = h.SetExtension(d.levelExtID, d.levelBuf[:])
+	}
+	if _, err := d.writer.WriteRTP(h, s.payload); err == nil {
+		d.sent.Add(1)
+		if d.cache != nil {
+			d.rememberLocked(seq, ts, s.meta.marker, s.payload)
+		}
+	}
+}
+
+// stop ends forwarding to this subscriber: nothing is queued or written
+// afterwards. With wait, it first waits for a write already in progress,
+// so that once it returns no packet of the track is handed to the
+// subscriber's connection any more. A connection blocked for longer than
+// stopWait (TCP back-pressure) is not waited for: its write began before
+// stop was called, and nothing newer follows it.
+func (d *downTrack) stop(wait bool) {
+	d.stopOnce.Do(func() {
+		d.stopped.Store(true)
+		d.qmu.Lock()
+		d.closed = true
+		d.qmu.Unlock()
+		close(d.done)
+		if !wait {
+			return
+		}
+		deadline := time.Now().Add(stopWait)
+		for !d.wmu.TryLock() {
+			if time.Now().After(deadline) {
+				d.log.Warn("subscriber connection blocked; stopped without waiting for its write")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		d.wmu.Unlock()
+	})
+}
+
+// readRTCP drains the subscriber's RTCP for this track and passes keyframe
+// requests to the publisher. It returns when the sender is stopped.
+func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.up.requestKeyframe()
+			case *rtcp.TransportLayerNack:
+				d.nack(p)
+			}
+		}
+	}
+}
+
+// rewriter maps a source's sequence numbers and timestamps onto one
+// subscriber's continuous outgoing stream. The outgoing stream starts at
+// random values, stays gapless across packets the SFU chose not to
+// forward, and continues smoothly when the source changes.
+type rewriter struct {
+	clockRate uint32
+
+	started    bool
+	seqOffset  uint16 // in - out
+	tsOffset   uint32 // in - out
+	hi         uint16 // newest incoming sequence number since the last resync
+	floor      uint16 // incoming sequence numbers older than this are dropped
+	lastOutSeq uint16
+	lastOutTS  uint32
+	lastAt     int64
+}
+
+// rewrite returns the outgoing sequence number and timestamp of a packet,
+// or ok false to drop it. resync says the SFU dropped packets just before
+// this one (the outgoing sequence continues without a gap); newSource says
+// the packet comes from a different stream than the previous one (the
+// timestamp is also re-based, on the time elapsed).
+func (r *rewriter) rewrite(m *packetMeta, resync, newSource bool) (seq uint16, ts uint32, ok bool) {
+	switch {
+	case !r.started:
+		r.started = true
+		r.seqOffset = m.seq - uint16(rand.Uint32())
+		r.tsOffset = m.ts - rand.Uint32()
+		r.restartAt(m)
+	case newSource:
+		r.seqOffset = m.seq - (r.lastOutSeq + 1)
+		r.tsOffset = m.ts - (r.lastOutTS + r.elapsedTicks(m.at))
+		r.restartAt(m)
+	case resync:
+		r.seqOffset = m.seq - (r.lastOutSeq + 1)
+		r.restartAt(m)
+	default:
+		ahead := m.seq - r.hi
+		back := r.hi - m.seq
+		switch {
+		case ahead < 0x8000 && ahead >= maxJump, ahead >= 0x8000 && back >= maxJump:
+			// The source restarted its numbering: continue after what the
+			// subscriber has, as after a switch.
+			return r.rewrite(m, false, true)
+		case ahead >= 0x8000 && (back > r.hi-r.floor || back > maxReorder):
+			return 0, 0, false // older than what may still be forwarded
+		}
+	}
+	seq, ts = m.seq-r.seqOffset, m.ts-r.tsOffset
+	if seqNewer(m.seq, r.hi) {
+		r.hi = m.seq
+		r.lastOutSeq, r.lastOutTS, r.lastAt = seq, ts, m.at
+		if r.hi-r.floor > maxReorder {
+			r.floor = r.hi - maxReorder
+		}
+	}
+	return seq, ts, true
+}
+
+func (r *rewriter) restartAt(m *packetMeta) {
+	r.hi, r.floor = m.seq, m.seq
+	r.lastOutSeq = m.seq - r.seqOffset
+	r.lastOutTS = m.ts - r.tsOffset
+	r.lastAt = m.at
+}
+
+// elapsedTicks is the time since the last packet written, in clock ticks,
+// at least one.
+func (r *rewriter) elapsedTicks(at int64) uint32 {
+	if r.lastAt == 0 || at <= r.lastAt || r.clockRate == 0 {
+		return 1
+	}
+	ticks := uint64(at-r.lastAt) * uint64(r.clockRate) / uint64(time.Second)
+	if ticks == 0 {
+		return 1
+	}
+	return uint32(ticks)
+}
