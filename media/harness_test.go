@@ -1,0 +1,434 @@
+package media
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/concord-odr/concord/media/internal/pionlog"
+)
+
+// The tests drive the SFU with real pion clients: each has a publish and
+// a subscribe PeerConnection and talks to its Peer through the same
+// Signal messages signaling/ relays.
+
+func testLogger() *slog.Logger {
+	if os.Getenv("CONCORD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newTestSFU(t testing.TB, p Params) *SFU {
+	t.Helper()
+	if p.Logger == nil {
+		p.Logger = testLogger()
+	}
+	s, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// clientOpts shape a test client's network.
+type clientOpts struct {
+	net        transport.Net
+	networks   []webrtc.NetworkType // default UDP4
+	iceServers []webrtc.ICEServer
+	relayOnly  bool
+	discard    bool // do not read received media (benchmarks)
+}
+
+// received is what a client got from one remote track.
+type received struct {
+	stream, kind string
+	ssrc         uint32
+	packets      int
+	seqs         []uint16
+	tss          []uint32
+	counters     map[uint32]bool // the publisher's packet numbers
+	levels       int             // packets carrying an audio level
+}
+
+type testClient struct {
+	t    testing.TB
+	id   string
+	peer *Peer
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	sigs chan Signal
+
+	mu     sync.Mutex
+	tracks []*received
+	pubOK  chan struct{} // closed when the pub connection is connected
+	closed chan struct{}
+	loop   chan struct{} // closed when signalLoop returns
+}
+
+func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: testLogger()}}
+	if o.net != nil {
+		se.SetNet(o.net)
+	}
+	se.SetIncludeLoopbackCandidate(true)
+	networks := o.networks
+	if networks == nil {
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	}
+	se.SetNetworkTypes(networks)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+}
+
+// newTestClient joins room as id.
+func newTestClient(t testing.TB, room *Room, id string, o clientOpts) *testClient {
+	t.Helper()
+	c := &testClient{t: t, id: id, sigs: make(chan Signal, 4096), pubOK: make(chan struct{}), closed: make(chan struct{}), loop: make(chan struct{})}
+	api := clientAPI(t, o)
+	cfg := webrtc.Configuration{ICEServers: o.iceServers}
+	if o.relayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	var err error
+	if c.pub, err = api.NewPeerConnection(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c.sub, err = api.NewPeerConnection(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	c.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(c.pubOK) })
+		}
+	})
+	c.peer, err = room.AddPeer(id, func(s Signal) {
+		select {
+		case c.sigs <- s:
+		default:
+			t.Errorf("%s: signal queue full", id)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: c.pub, PCSubscribe: c.sub} {
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				_ = c.peer.HandleCandidate(name, cand.ToJSON())
+			}
+		})
+	}
+	if !o.discard {
+		c.sub.OnTrack(c.onTrack)
+	}
+	go c.signalLoop()
+	return c
+}
+
+func (c *testClient) close() {
+	select {
+	case <-c.closed:
+		return
+	default:
+		close(c.closed)
+	}
+	_ = c.pub.Close()
+	_ = c.sub.Close()
+	<-c.loop
+}
+
+// errorf reports a client error, unless the client is closing.
+func (c *testClient) errorf(format string, args ...any) {
+	select {
+	case <-c.closed:
+	default:
+		c.t.Errorf(format, args...)
+	}
+}
+
+func (c *testClient) signalLoop() {
+	defer close(c.loop)
+	for {
+		var s Signal
+		select {
+		case <-c.closed:
+			return
+		case s = <-c.sigs:
+		}
+		pc := c.pub
+		if s.PC == PCSubscribe {
+			pc = c.sub
+		}
+		switch s.Type {
+		case "answer":
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.SDP}); err != nil {
+				c.errorf("%s: set answer: %v", c.id, err)
+			}
+		case "offer":
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: s.SDP}); err != nil {
+				c.errorf("%s: set offer: %v", c.id, err)
+				continue
+			}
+			answer, err := pc.CreateAnswer(nil)
+			if err == nil {
+				err = pc.SetLocalDescription(answer)
+			}
+			if err == nil {
+				err = c.peer.HandleAnswer(answer.SDP)
+			}
+			if err != nil && !errors.Is(err, ErrClosed) {
+				c.errorf("%s: answer: %v", c.id, err)
+			}
+		case "candidate":
+			_ = pc.AddICECandidate(*s.Candidate)
+		}
+	}
+}
+
+func (c *testClient) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	r := &received{stream: tr.StreamID(), kind: tr.Kind().String(), ssrc: uint32(tr.SSRC()), counters: map[uint32]bool{}}
+	c.mu.Lock()
+	c.tracks = append(c.tracks, r)
+	c.mu.Unlock()
+	for {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		r.packets++
+		r.seqs = append(r.seqs, p.SequenceNumber)
+		r.tss = append(r.tss, p.Timestamp)
+		if n := len(p.Payload); n >= 4 {
+			r.counters[binary.BigEndian.Uint32(p.Payload[n-4:])] = true
+		}
+		if p.Extension && len(p.Extensions) > 0 {
+			r.levels++
+		}
+		c.mu.Unlock()
+	}
+}
+
+// got returns a copy of what arrived from stream's track of kind (the
+// latest such track), or nil.
+func (c *testClient) got(stream, kind string) *received {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.tracks) - 1; i >= 0; i-- {
+		r := c.tracks[i]
+		if r.stream == stream && r.kind == kind {
+			cp := *r
+			cp.seqs = append([]uint16(nil), r.seqs...)
+			cp.tss = append([]uint32(nil), r.tss...)
+			cp.counters = make(map[uint32]bool, len(r.counters))
+			for k := range r.counters {
+				cp.counters[k] = true
+			}
+			return &cp
+		}
+	}
+	return nil
+}
+
+// packets counts what arrived from stream, over all its tracks of kind.
+func (c *testClient) packets(stream, kind string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.tracks {
+		if r.stream == stream && r.kind == kind {
+			n += r.packets
+		}
+	}
+	return n
+}
+
+// source is a synthetic media source a client publishes.
+type source struct {
+	track *webrtc.TrackLocalStaticRTP
+	kind  string
+	mu    sync.Mutex
+	sent  uint32 // packets sent so far; also the last counter
+	level func() uint8
+}
+
+func (s *source) count() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
+}
+
+// publish adds an audio and/or a video source and negotiates the pub
+// connection.
+func (c *testClient) publish(ctx context.Context, audio, video bool, videoRate int) (a, v *source) {
+	c.t.Helper()
+	if audio {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", c.id)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		a = &source{track: tr, kind: "audio"}
+	}
+	if video {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", c.id)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		v = &source{track: tr, kind: "video"}
+	}
+	var senders []*webrtc.RTPSender
+	for _, s := range []*source{a, v} {
+		if s == nil {
+			continue
+		}
+		sender, err := c.pub.AddTrack(s.track)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		senders = append(senders, sender)
+		go func() {
+			for {
+				if _, _, err := sender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.peer.HandleOffer(offer.SDP); err != nil {
+		c.t.Fatal(err)
+	}
+	if a != nil {
+		go a.sendAudio(ctx, senders[0])
+	}
+	if v != nil {
+		go v.sendVideo(ctx, videoRate)
+	}
+	return a, v
+}
+
+// sendAudio sends a 20 ms Opus-sized packet every 20 ms, with an audio
+// level extension when a.level is set.
+func (a *source) sendAudio(ctx context.Context, sender *webrtc.RTPSender) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	payload := make([]byte, 80)
+	var levelID uint8
+	for seq, ts := uint16(1000), uint32(0); ; seq, ts = seq+1, ts+960 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		a.sent++
+		binary.BigEndian.PutUint32(payload[len(payload)-4:], a.sent)
+		level := a.level
+		a.mu.Unlock()
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: payload}
+		if level != nil {
+			if levelID == 0 {
+				for _, e := range sender.GetParameters().HeaderExtensions {
+					if e.URI == sdp.AudioLevelURI {
+						levelID = uint8(e.ID)
+					}
+				}
+			}
+			if levelID != 0 {
+				_ = p.Header.SetExtension(levelID, []byte{level()})
+			}
+		}
+		_ = a.track.WriteRTP(p)
+	}
+}
+
+// setLevel changes the audio level the source reports.
+func (a *source) setLevel(level uint8) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.level = func() uint8 { return level }
+}
+
+// sendVideo sends 30 frames a second of packetsPerFrame packets each,
+// VP8-shaped: each frame starts a partition, every 30th is a keyframe.
+func (v *source) sendVideo(ctx context.Context, packetsPerFrame int) {
+	if packetsPerFrame <= 0 {
+		packetsPerFrame = 1
+	}
+	tick := time.NewTicker(33 * time.Millisecond)
+	defer tick.Stop()
+	payload := make([]byte, 1000)
+	seq, ts := uint16(60000), uint32(0)
+	for frame := 0; ; frame++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ts += 3000
+		for i := range packetsPerFrame {
+			payload[0] = 0 // VP8 descriptor: continuation
+			if i == 0 {
+				payload[0] = 0x10 // start of partition 0
+				payload[1] = 1    // inter frame
+				if frame%30 == 0 {
+					payload[1] = 0 // keyframe
+				}
+			}
+			v.mu.Lock()
+			v.sent++
+			binary.BigEndian.PutUint32(payload[len(payload)-4:], v.sent)
+			v.mu.Unlock()
+			_ = v.track.WriteRTP(&rtp.Packet{Header: rtp.Header{
+				Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: i == packetsPerFrame-1,
+			}, Payload: payload})
+			seq++
+		}
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
