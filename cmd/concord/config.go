@@ -24,6 +24,10 @@ type Config struct {
 	MediaUDP       string
 	PublicIPs      string
 	AllowedOrigins string
+	AdminToken     string
+	ImportSecret   string
+	CalendarDir    string
+	RulesDir       string
 	LinkTTL        time.Duration
 	ResumeGrace    time.Duration
 	LogLevel       string
@@ -50,6 +54,10 @@ func (c *Config) settings() []setting {
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
 		{"public-ip", "CONCORD_PUBLIC_IP", "comma-separated public IPs announced for media (NAT 1:1)", str(&c.PublicIPs, "")},
 		{"allowed-origins", "CONCORD_ALLOWED_ORIGINS", "comma-separated extra web origins allowed to open signaling sockets", str(&c.AllowedOrigins, "")},
+		{"admin-token", "CONCORD_ADMIN_TOKEN", "the operator's bearer token for the staff API (empty disables it; --demo generates one)", str(&c.AdminToken, "")},
+		{"import-secret", "CONCORD_IMPORT_SECRET", "HMAC key external platforms sign case imports with (empty disables imports)", str(&c.ImportSecret, "")},
+		{"calendar-dir", "CONCORD_CALENDAR_DIR", "folder of YYYY.json working-day calendars overriding the built-in ones", str(&c.CalendarDir, "")},
+		{"rules-dir", "CONCORD_RULES_DIR", "folder of rule-set files overriding the built-in ones", str(&c.RulesDir, "")},
 		{"link-ttl", "CONCORD_LINK_TTL", "how long join links stay valid", func(fs *flag.FlagSet, name, usage string) {
 			fs.DurationVar(&c.LinkTTL, name, 72*time.Hour, usage)
 		}},
@@ -129,6 +137,9 @@ func (c *Config) validate() error {
 		if net.ParseIP(ip) == nil {
 			errs = append(errs, fmt.Errorf("public-ip %q is not an IP address", ip))
 		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 24 {
+		errs = append(errs, errors.New("admin-token must be at least 24 characters"))
 	}
 	if c.LinkTTL <= 0 || c.LinkTTL > 30*24*time.Hour {
 		errs = append(errs, errors.New("link-ttl must be between 1s and 720h"))

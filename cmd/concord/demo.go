@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -134,7 +139,7 @@ func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
 }
 
 // print writes the demo's links for a newcomer.
-func (d *Demo) print(w io.Writer, base string) {
+func (d *Demo) print(w io.Writer, base, adminToken string) {
 	fmt.Fprintf(w, "\nConcord is running at %s\n", base)
 	fmt.Fprintf(w, "Demo case %s (%s), state %s\n", d.CaseNumber, d.CaseID, d.CaseState)
 	if len(d.Links) == 0 {
@@ -148,5 +153,26 @@ func (d *Demo) print(w io.Writer, base string) {
 	if med, ok := d.Link("mediator"); ok {
 		fmt.Fprintf(w, "The case record:\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases/%s\n", med.Token, base, d.CaseID)
 	}
+	if adminToken != "" {
+		fmt.Fprintf(w, "Staff API (operator token, kept in the data folder):\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases\n", adminToken, base)
+	}
 	fmt.Fprintln(w)
+}
+
+// demoAdminToken reads the demo's operator token from the data folder,
+// creating a random one on first use.
+func demoAdminToken(dir string) (string, error) {
+	path := filepath.Join(dir, "admin.token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 24 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write demo admin token: %w", err)
+	}
+	return tok, nil
 }

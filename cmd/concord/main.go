@@ -22,8 +22,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/calendar"
 	"github.com/concord-odr/concord/cases/joinlink"
 	"github.com/concord-odr/concord/cases/postgres"
+	"github.com/concord-odr/concord/cases/rules"
 	"github.com/concord-odr/concord/cases/sqlite"
 	"github.com/concord-odr/concord/media"
 	"github.com/concord-odr/concord/signaling"
@@ -170,7 +172,28 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
-	m.cases = cases.NewService(cases.ServiceParams{Store: m.store, Logger: m.log})
+	var err error
+	sp := cases.ServiceParams{Store: m.store, Logger: m.log}
+	if m.Config.CalendarDir != "" {
+		cal, err := calendar.Load(m.Config.CalendarDir)
+		if err != nil {
+			return fmt.Errorf("calendar: %w", err)
+		}
+		sp.Calendar = cal
+	}
+	if m.Config.RulesDir != "" {
+		book, err := rules.Load(m.Config.RulesDir)
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		sp.Rules = book
+	}
+	m.cases = cases.NewService(sp)
+	if m.Config.AdminToken == "" && m.Config.Demo {
+		if m.Config.AdminToken, err = demoAdminToken(m.Config.DataDir); err != nil {
+			return err
+		}
+	}
 
 	if m.Config.RedisURL != "" {
 		opt, err := redis.ParseURL(m.Config.RedisURL)
@@ -211,8 +234,10 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:    m.log,
 		Cases:     m.cases,
 		Tokens:    m.signer,
-		Signaling: m.sig,
-		Rooms:     m.sig,
+		Signaling:    m.sig,
+		Rooms:        m.sig,
+		AdminToken:   m.Config.AdminToken,
+		ImportSecret: m.Config.ImportSecret,
 	})
 
 	m.ln, err = net.Listen("tcp", m.Config.Addr)
@@ -241,7 +266,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("demo: %w", err)
 		}
 		m.Demo = d
-		d.print(m.Stdout, m.BaseURL())
+		d.print(m.Stdout, m.BaseURL(), m.Config.AdminToken)
 	}
 	return nil
 }

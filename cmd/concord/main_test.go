@@ -141,3 +141,40 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Fatalf("read back: %v", rec["state"])
 	}
 }
+
+// TestDemoOperatorToken: --demo generates an operator token, kept in the
+// data folder, that opens the staff API and any case record.
+func TestDemoOperatorToken(t *testing.T) {
+	cfg := testConfig(t)
+	ts := startTestServerWith(t, cfg)
+	tok := ts.Config.AdminToken
+	if len(tok) < 24 {
+		t.Fatalf("demo operator token %q", tok)
+	}
+	var list struct {
+		Cases []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if code := getJSON(t, ts.BaseURL+"/api/v1/cases", tok, &list); code != 200 {
+		t.Fatalf("list with operator token: %d", code)
+	}
+	found := false
+	for _, c := range list.Cases {
+		found = found || c.ID == ts.Demo.CaseID
+	}
+	if !found {
+		t.Fatalf("demo case not listed: %+v", list)
+	}
+	var rec map[string]any
+	if code := getJSON(t, ts.BaseURL+"/api/v1/cases/"+ts.Demo.CaseID, tok, &rec); code != 200 || rec["id"] != ts.Demo.CaseID {
+		t.Fatalf("operator reads the case: %d %v", code, rec["id"])
+	}
+	if code := getJSON(t, ts.BaseURL+"/api/v1/cases", tokenFromURL(ts.Demo.Consumer), nil); code != 401 {
+		t.Fatalf("a party's token lists cases: %d", code)
+	}
+	b, err := os.ReadFile(cfg.DataDir + "/admin.token")
+	if err != nil || strings.TrimSpace(string(b)) != tok {
+		t.Fatalf("token not kept: %v", err)
+	}
+}

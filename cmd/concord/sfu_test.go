@@ -37,6 +37,7 @@ type pionClient struct {
 	room     map[string]any // the latest room view
 	chats    []map[string]any
 	left     map[string]bool // participants the server said left
+	closed   bool
 	errors   []map[string]any
 	ended    string
 }
@@ -178,6 +179,16 @@ func (c *pionClient) send(v any) {
 	_ = c.ws.WriteJSON(v)
 }
 
+// failf reports a client-side failure unless the client is shutting down.
+func (c *pionClient) failf(format string, args ...any) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		c.t.Errorf(format, args...)
+	}
+}
+
 func (c *pionClient) readLoop() {
 	c.wmu.Lock()
 	ws := c.ws
@@ -191,20 +202,20 @@ func (c *pionClient) readLoop() {
 		switch m["type"] {
 		case "answer":
 			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)}); err != nil {
-				c.t.Errorf("%s: pub answer: %v", c.name, err)
+				c.failf("%s: pub answer: %v", c.name, err)
 			}
 		case "offer":
 			if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m["sdp"].(string)}); err != nil {
-				c.t.Errorf("%s: sub offer: %v", c.name, err)
+				c.failf("%s: sub offer: %v", c.name, err)
 				continue
 			}
 			answer, err := c.sub.CreateAnswer(nil)
 			if err != nil {
-				c.t.Errorf("%s: create answer: %v", c.name, err)
+				c.failf("%s: create answer: %v", c.name, err)
 				continue
 			}
 			if err := c.sub.SetLocalDescription(answer); err != nil {
-				c.t.Errorf("%s: set answer: %v", c.name, err)
+				c.failf("%s: set answer: %v", c.name, err)
 				continue
 			}
 			c.send(map[string]any{"type": "answer", "pc": "sub", "sdp": answer.SDP})
@@ -302,6 +313,9 @@ func (c *pionClient) selfID() string {
 }
 
 func (c *pionClient) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	_ = c.ws.Close()
 	_ = c.pub.Close()
 	_ = c.sub.Close()
