@@ -231,9 +231,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ResumeGrace:    m.Config.ResumeGrace,
 	})
 	handler := web.NewHandler(web.Params{
-		Logger:    m.log,
-		Cases:     m.cases,
-		Tokens:    m.signer,
+		Logger:       m.log,
+		Cases:        m.cases,
+		Tokens:       m.signer,
 		Signaling:    m.sig,
 		Rooms:        m.sig,
 		AdminToken:   m.Config.AdminToken,
