@@ -24,6 +24,12 @@ if ! command -v chromium >/dev/null; then
 	apt_install chromium
 fi
 
+# --- pdftotext, to read back the agreement PDFs in their test.
+if ! command -v pdftotext >/dev/null; then
+	log "installing poppler-utils"
+	apt_install poppler-utils
+fi
+
 # --- PostgreSQL on 127.0.0.1:5432 with a `test` database.
 export CONCORD_TEST_DATABASE_URL="${CONCORD_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }

@@ -464,7 +464,8 @@ func (r *Room) ViewFor(viewer string) (View, bool) {
 		return View{}, false
 	}
 	med := IsMediator(v.Role)
-	out := View{Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer)}
+	out := View{Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer),
+		Participants: []MemberView{}}
 	for _, id := range r.order {
 		m := r.members[id]
 		if !med && m.state != StateAdmitted {
