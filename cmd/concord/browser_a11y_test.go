@@ -71,7 +71,7 @@ func fetchAxe() (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "install", "--prefix", dir, "--no-audit", "--no-fund", "--no-save",
 		"--no-package-lock", "--loglevel=error", axeVersion)
@@ -112,7 +112,7 @@ func (a *axeAuditor) audit(t *testing.T, tb *tab, screen string) {
 	select {
 	case <-a.done:
 		unavailable = a.err
-	case <-time.After(50 * time.Second):
+	case <-time.After(90 * time.Second):
 		unavailable = fmt.Errorf("axe-core did not arrive in time")
 	}
 	if unavailable != nil {
@@ -122,7 +122,7 @@ func (a *axeAuditor) audit(t *testing.T, tb *tab, screen string) {
 		a.warnOnce.Do(func() { t.Logf("skipping the accessibility audits: %v", unavailable) })
 		return
 	}
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
 	defer cancel()
 	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof window.axe === 'object' && typeof window.axe.run === 'function'`))
 	if err != nil {

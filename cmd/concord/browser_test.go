@@ -27,12 +27,13 @@ import (
 // set. Set CONCORD_BROWSER_SCREENSHOTS to a folder to keep screenshots of
 // the key screens.
 func TestBrowserThreeParties(t *testing.T) {
+	step := stepper(t)
 	browserCtx := startBrowser(t)
 	axe := loadAxe(t) // fetched while the server and the tabs start
 	srv := startTestServer(t)
 	demo := srv.Demo
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testLimit)
 	defer cancel()
 
 	med := openTab(t, browserCtx, "mediator", demo.Mediator, false)
@@ -42,17 +43,26 @@ func TestBrowserThreeParties(t *testing.T) {
 	dumpOnFailure(t, tabs)
 
 	// The mediator enters directly; the parties are shown the rules.
-	med.waitState(t, "in-room", 20*time.Second)
-	consumer.waitState(t, "consent", 20*time.Second)
-	merchant.waitState(t, "consent", 20*time.Second)
+	step("tabs open")
+	med.waitState(t, "in-room", joinWait)
+	consumer.waitState(t, "consent", joinWait)
+	merchant.waitState(t, "consent", joinWait)
 	consumer.screenshot(t, "concord-phone-consent.png")
 	axe.audit(t, consumer, "consent")
+	// The consumer goes on in Chinese, the default for most parties.
+	consumer.click(t, "#lang-switch")
+	consumer.waitJS(t, `document.documentElement.lang === 'zh-CN' && document.getElementById('consent-accept').textContent.includes('同意')`, uiWait, "switch to Chinese")
+	consumer.screenshot(t, "concord-phone-consent-zh.png")
+	axe.audit(t, consumer, "consent (Chinese)")
 
+	step("rules shown")
 	enterRoom(t, med, consumer, merchant)
+	step("admitted")
 
 	// Every page receives two remote video streams whose bytes grow, and
 	// shows them in two tiles.
-	waitMediaFlowing(t, tabs, 2, 20*time.Second)
+	waitMediaFlowing(t, tabs, 2, joinWait)
+	step("media flows")
 	consumer.screenshot(t, "concord-phone.png")
 	consumer.screenshot(t, "concord-phone-room.png")
 	axe.audit(t, consumer, "room (phone)")
@@ -80,9 +90,10 @@ func TestBrowserThreeParties(t *testing.T) {
 	med.screenshot(t, "concord-mediator-done.png")
 	merchant.screenshot(t, "concord-ended.png")
 
+	step("outcome recorded")
 	// Every page shows the end.
 	for _, tb := range tabs {
-		tb.waitState(t, "ended", 10*time.Second)
+		tb.waitState(t, "ended", uiWait)
 	}
 	axe.audit(t, consumer, "ended")
 
@@ -111,6 +122,23 @@ func TestBrowserThreeParties(t *testing.T) {
 
 // ---------------------------------------------------------------- browser
 
+// stepper returns a function that logs how long the test has run at each
+// step, to tell a slow machine from a stuck step.
+func stepper(t *testing.T) func(string) {
+	start := time.Now()
+	return func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
+}
+
+// Timeouts. A loaded machine (CI runs every package's tests at once, on
+// few CPUs, next to three tabs encoding video) can be many times slower
+// than an idle one; each wait ends as soon as its condition holds, so on
+// an idle machine every browser test takes well under a minute.
+const (
+	uiWait    = 20 * time.Second // a page reacts to a click or a room change
+	joinWait  = 45 * time.Second // a page loads and joins, or media starts flowing
+	testLimit = 4 * time.Minute  // one whole test
+)
+
 // startBrowser starts a headless Chromium with fake camera and microphone
 // for the test, or skips the test when there is none (fails under CI).
 func startBrowser(t *testing.T) context.Context {
@@ -122,7 +150,7 @@ func startBrowser(t *testing.T) context.Context {
 		}
 		t.Fatal("chromium is not installed, and CI needs the real-browser test:", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testLimit)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chrome),
 		chromedp.Headless,
@@ -231,8 +259,20 @@ func (tb *tab) click(t *testing.T, sel string) {
 	if err := chromedp.Do(tb.ctx,
 		chromedp.WaitVisible(sel),
 		chromedp.ScrollIntoView(sel),
-		chromedp.Click(sel),
 	); err != nil {
+		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
+	}
+	// A real tap hits whatever is on top: make sure that is the element.
+	hit := fmt.Sprintf(`(() => {
+		const el = document.querySelector(%q);
+		const r = el.getBoundingClientRect();
+		const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+		return el === top || el.contains(top) ? '' : String(top && (top.id || top.className || top.tagName));
+	})()`, sel)
+	if over := evalJS[string](t, tb, hit); over != "" {
+		t.Fatalf("%s: %s is covered by %s", tb.name, sel, over)
+	}
+	if err := chromedp.Do(tb.ctx, chromedp.Click(sel)); err != nil {
 		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
 	}
 }
@@ -280,40 +320,49 @@ func saveScreenshot(t *testing.T, ctx context.Context, path string) {
 
 // enterRoom takes the parties through the session rules and the lobby:
 // each accepts the rules; once all of them have, the mediator admits
-// everyone at once, or each one with its own Admit button.
+// everyone at once. The lobby screens are photographed and audited.
 func enterRoom(t *testing.T, med *tab, parties ...*tab) {
-	enterRoomWith(t, med, false, parties...)
+	enterRoomWith(t, med, entryAll, parties...)
 }
 
-func enterRoomWith(t *testing.T, med *tab, oneByOne bool, parties ...*tab) {
+// How enterRoomWith admits the parties.
+const (
+	entryAll   = iota // "Admit all", with screenshots and audits of the lobby
+	entryQuiet        // "Admit all", nothing else
+	entryEach         // an identity check, then each party's own Admit button
+)
+
+func enterRoomWith(t *testing.T, med *tab, how int, parties ...*tab) {
 	t.Helper()
 	for i, p := range parties {
-		p.waitState(t, "consent", 20*time.Second)
+		p.waitState(t, "consent", joinWait)
 		p.click(t, "#consent-accept")
-		p.waitState(t, "lobby", 10*time.Second)
-		p.waitJS(t, `!document.getElementById('lobby-view').hidden`, 5*time.Second, "show the lobby")
-		if i == 0 {
+		p.waitState(t, "lobby", uiWait)
+		p.waitJS(t, `!document.getElementById('lobby-view').hidden`, uiWait, "show the lobby")
+		if i == 0 && how == entryAll {
 			p.screenshot(t, "concord-phone-lobby.png")
 			axeFor(t).audit(t, p, "lobby")
 		}
 	}
 	// The mediator's lobby lists them all, with their consent.
 	med.waitJS(t, fmt.Sprintf(`document.querySelectorAll('#lobby-list [data-participant-id][data-consented="true"]').length === %d`, len(parties)),
-		10*time.Second, "list the consenting parties in the lobby")
-	med.screenshot(t, "concord-mediator-lobby.png")
-	axeFor(t).audit(t, med, "mediator console with the lobby")
-	if oneByOne {
+		uiWait, "list the consenting parties in the lobby")
+	if how == entryAll {
+		med.screenshot(t, "concord-mediator-lobby.png")
+		axeFor(t).audit(t, med, "mediator console with the lobby")
+	}
+	if how == entryEach {
 		checkIdentity(t, med, parties)
 		for n := len(parties); n > 0; n-- {
 			med.click(t, `#lobby-list [data-participant-id] button[data-action="admit"]`)
 			med.waitJS(t, fmt.Sprintf(`document.querySelectorAll('#lobby-list [data-participant-id]').length === %d`, n-1),
-				5*time.Second, "admit one party")
+				uiWait, "admit one party")
 		}
 	} else {
 		med.click(t, "#admit-all")
 	}
 	for _, p := range append([]*tab{med}, parties...) {
-		p.waitState(t, "in-room", 10*time.Second)
+		p.waitState(t, "in-room", uiWait)
 	}
 }
 
@@ -339,12 +388,12 @@ func checkIdentity(t *testing.T, med *tab, parties []*tab) {
 	}
 	med.click(t, item+` button[data-action="check"]`)
 	med.waitJS(t, fmt.Sprintf(`[...document.querySelectorAll('#tiles .tile.checking[data-participant-id=%q] video')].some((v) => v.videoWidth > 0)`, id),
-		10*time.Second, "show the waiting party's video for the identity check")
-	party.waitJS(t, `!document.getElementById('lobby-checking').hidden`, 5*time.Second, "say the mediator sees it")
+		uiWait, "show the waiting party's video for the identity check")
+	party.waitJS(t, `!document.getElementById('lobby-checking').hidden`, uiWait, "say the mediator sees it")
 	med.screenshot(t, "concord-mediator-identity-check.png")
 	party.screenshot(t, "concord-lobby-checking.png")
 	med.click(t, item+` button[data-action="checked"]`)
-	med.waitJS(t, `document.querySelector('`+item+` button[data-action="checked"]').disabled`, 5*time.Second, "mark the identity checked")
+	med.waitJS(t, `document.querySelector('`+item+` button[data-action="checked"]').disabled`, uiWait, "mark the identity checked")
 }
 
 // statsJS reads a page's inbound media: bytes per received track

@@ -15,7 +15,7 @@ const RESULTS = ['settled', 'partially_settled', 'not_settled', 'withdrawn', 'ad
 const TERMINAL = new Set(['invalid_token', 'token_expired', 'not_found', 'replaced', 'removed', 'room_locked']);
 const JOIN_TIMEOUT_MS = 15000;
 const MAX_BACKOFF_MS = 15000;
-const MAX_CHAT = 500;
+const MAX_CHAT = 1000;
 
 const state = {
   phase: 'preflight',
@@ -125,6 +125,7 @@ function renderStatus() {
   let key = STATUS_KEY[state.phase];
   if (state.phase === 'ended' && state.left) key = 'status.left';
   if (state.phase === 'preflight' && state.mediaProblem) key = 'status.blocked';
+  if (state.phase === 'error' && state.fatal && t('status.' + state.fatal.code) !== 'status.' + state.fatal.code) key = 'status.' + state.fatal.code;
   $('status').dataset.state = STATUS_STATE[state.phase];
   $('status-text').textContent = t(key);
 }
@@ -389,6 +390,9 @@ function onRoom(room) {
   if (self.state === 'admitted') {
     if (state.phase !== 'in-room') setPhase('in-room');
   } else if (self.consented || state.consentSent) {
+    // Agreed on this page already, but the server does not know (it
+    // restarted, say): say so again rather than ask again.
+    if (!self.consented) send({ type: 'consent' });
     if (state.phase !== 'lobby') setPhase('lobby');
   } else if (state.phase !== 'consent') {
     setPhase('consent');
@@ -406,14 +410,15 @@ function onServerError(msg) {
     endSession(null);
     return;
   }
-  if (TERMINAL.has(code)) {
+  if (TERMINAL.has(code) && msg.fatal) {
     fail(code, serverText);
     return;
   }
   // Everything else: tell the user, in their language when we can; a
   // fatal one is followed by the server closing the socket, and we
-  // reconnect.
-  const key = 'err.' + code;
+  // reconnect. A control that names someone no longer known is not_found
+  // too, but not fatal.
+  const key = 'err.' + code + (code === 'not_found' && !msg.fatal ? '.person' : '');
   if (t(key) !== key) showAlert({ key, transient: true });
   else if (serverText) showAlert({ text: serverText, transient: true });
   else showAlert({ key: 'err.unknown', vars: { message: code }, transient: true });
@@ -621,7 +626,12 @@ function renderTiles() {
   }
   want.forEach((id, i) => {
     const tile = ensureTile(id);
-    if (tiles.children[i] !== tile) tiles.insertBefore(tile, tiles.children[i] || null);
+    if (tiles.children[i] !== tile) {
+      tiles.insertBefore(tile, tiles.children[i] || null);
+      // Moving a video element pauses it.
+      const v = tile.querySelector('video');
+      if (v.srcObject) v.play().catch(() => {});
+    }
     renderTile(tile);
   });
   for (const id of [...state.streams.keys()]) {
@@ -720,6 +730,10 @@ function renderTileCount() {
   const n = $('tiles').children.length;
   $('tiles').dataset.count = String(n);
   $('room-waiting').hidden = n > 0 || isWaitingOutside();
+  // The mediator alone in the room: say who waits in the lobby.
+  const waiting = amMediator() && state.room
+    ? state.room.participants.filter((p) => p.state === 'waiting' && p.present).length : 0;
+  $('room-waiting').textContent = waiting > 0 ? t('room.lobbyWaiting', { n: waiting }) : t('room.waiting');
   if (n === 0) {
     state.needSoundTap = false;
     $('sound-on').hidden = true;
@@ -813,15 +827,22 @@ function renderLobbySelf() {
 
 function renderSelfAudio() {
   const self = state.room && state.room.self;
-  const muted = !!(self && self.muted);
-  $('muted-notice').hidden = !(muted && state.stage === 'room');
+  const inRoom = state.stage === 'room';
+  const muted = !!(self && self.muted) && inRoom;
   const req = state.unmuteRequest;
-  const show = !!req && state.stage === 'room' && (muted || !micOn());
-  if (req && !show && state.stage === 'room') state.unmuteRequest = null;
-  $('unmute-request').hidden = !show;
-  $('unmute-request-text').textContent = show ? t('room.unmuteRequested', { name: nameOf(req.from) }) : '';
-  $('muted-notice').classList.toggle('also-asked', show && muted);
-  if (show && muted) $('muted-notice').hidden = true; // one prompt is enough
+  const asked = !!req && inRoom && (muted || !micOn());
+  if (req && !asked && inRoom) state.unmuteRequest = null;
+  // One prompt at a time: the mediator's request, or the mute notice.
+  $('unmute-request').hidden = !asked;
+  $('muted-notice').hidden = !muted || asked;
+  // Both texts are live regions: set only when they change, so that they
+  // are read out once.
+  setText($('unmute-request-text'), asked ? t('room.unmuteRequested', { name: nameOf(req.from) }) : '');
+  setText($('muted-text'), muted && !asked ? t('room.mutedByMediator') : '');
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function micOn() {
@@ -1103,8 +1124,9 @@ $('lock-room').addEventListener('click', () => {
 
 function addChat(msg) {
   state.chat.push({ from: msg.from || '', text: msg.text, at: msg.at || new Date().toISOString() });
-  if (state.chat.length > MAX_CHAT) state.chat.splice(0, state.chat.length - MAX_CHAT);
-  renderChat();
+  const trim = state.chat.length > MAX_CHAT;
+  if (trim) state.chat.splice(0, state.chat.length - MAX_CHAT);
+  renderChat(trim);
 }
 
 function timeOf(at) {
@@ -1112,14 +1134,24 @@ function timeOf(at) {
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function renderMessages(box, items, emptyKey, mineId) {
+// renderMessages shows a log of messages. The log is a live region, so it
+// only appends what is new (a screen reader then reads just that); force
+// redraws it all, for a change of language.
+function renderMessages(box, items, emptyKey, mineId, force) {
+  const rendered = box.dataset.rendered === undefined ? -1 : Number(box.dataset.rendered);
+  if (!force && rendered === items.length) return;
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.textContent = '';
+  let from = rendered;
+  if (force || rendered <= 0 || rendered > items.length) {
+    box.textContent = '';
+    from = 0;
+  }
+  box.dataset.rendered = String(items.length);
   if (items.length === 0) {
     box.append(el('p', 'log-empty', t(emptyKey)));
     return;
   }
-  for (const m of items) {
+  for (const m of items.slice(from)) {
     const mine = mineId && m.from === mineId;
     const item = el('div', 'msg' + (mine ? ' mine' : ''));
     item.dataset.from = m.from;
@@ -1131,11 +1163,13 @@ function renderMessages(box, items, emptyKey, mineId) {
     item.append(meta, el('p', 'msg-text', m.text));
     box.append(item);
   }
-  if (atEnd) box.scrollTop = box.scrollHeight;
+  // Follow the conversation, unless the reader scrolled up to read back.
+  const last = items[items.length - 1];
+  if (atEnd || (mineId && last.from === mineId)) box.scrollTop = box.scrollHeight;
 }
 
-function renderChat() {
-  renderMessages($('chat-log'), state.chat, 'chat.empty', selfId());
+function renderChat(force) {
+  renderMessages($('chat-log'), state.chat, 'chat.empty', selfId(), force);
 }
 
 function renderChatScope() {
@@ -1153,9 +1187,9 @@ $('chat-form').addEventListener('submit', (ev) => {
 
 // ---------------------------------------------------------------- notes
 
-function renderNotes() {
+function renderNotes(force) {
   if (!amMediator()) return;
-  renderMessages($('notes-log'), state.notes, 'notes.empty', '');
+  renderMessages($('notes-log'), state.notes, 'notes.empty', '', force);
 }
 
 $('notes-form').addEventListener('submit', (ev) => {
@@ -1386,7 +1420,8 @@ function renderAll() {
   renderAlert();
   renderMediaProblem();
   renderRoom();
-  renderChat();
+  renderChat(true);
+  renderNotes(true);
   renderEnded();
   renderError();
   renderOutcome();

@@ -114,6 +114,8 @@ const STRINGS = {
 
     'status.consent': 'Please read the session rules',
     'status.lobby': 'In the waiting room',
+    'status.removed': 'Removed from the session',
+    'status.room_locked': 'The room is locked',
 
     'consent.heading': 'Before you join: the session rules',
     'consent.intro': 'Please read these three rules. After you agree, you wait until the mediator lets you in.',
@@ -132,6 +134,7 @@ const STRINGS = {
     'lobby.hint': 'Keep this page open. Nobody else can see or hear you while you wait.',
 
     'room.heading': 'Mediation session',
+    'room.lobbyWaiting': 'Waiting room: {n} waiting for you to let them in.',
     'room.timer': 'Session time',
     'room.mutedByMediator': 'The mediator has muted your microphone. Tap Unmute when you want to speak.',
     'room.unmuteMe': 'Unmute',
@@ -207,6 +210,7 @@ const STRINGS = {
     'err.room_locked': 'The mediator has locked the room, so nobody new can come in at the moment. Please try again later or contact the mediation institution.',
     'err.no_consent': 'This person has not accepted the session rules yet. You can admit them once they have.',
     'err.not_allowed': 'Only the mediator can do that.',
+    'err.not_found.person': 'That person is no longer in the session.',
     'err.bad_message': 'That did not work. Please try again.',
     'err.shutting_down': 'The server is restarting. Reconnecting…',
   },
@@ -322,6 +326,8 @@ const STRINGS = {
 
     'status.consent': '请阅读会议规则',
     'status.lobby': '正在等候室',
+    'status.removed': '已被移出会议',
+    'status.room_locked': '会议室已锁定',
 
     'consent.heading': '加入前请阅读：会议规则',
     'consent.intro': '请阅读以下三条规则。您同意后，请在等候室等待调解员请您进入。',
@@ -340,6 +346,7 @@ const STRINGS = {
     'lobby.hint': '请保持本页面打开。等候期间其他人看不到也听不到您。',
 
     'room.heading': '调解会议',
+    'room.lobbyWaiting': '等候室：{n} 人在等您准许进入。',
     'room.timer': '会议时长',
     'room.mutedByMediator': '调解员已关闭您的麦克风。需要发言时请点“打开麦克风”。',
     'room.unmuteMe': '打开麦克风',
@@ -415,6 +422,7 @@ const STRINGS = {
     'err.room_locked': '调解员已锁定会议室，目前新的人无法进入。请稍后再试，或联系调解机构。',
     'err.no_consent': '此人尚未同意会议规则。同意后即可准许其进入。',
     'err.not_allowed': '只有调解员可以进行此操作。',
+    'err.not_found.person': '此人已不在会议中。',
     'err.bad_message': '操作未成功，请重试。',
     'err.shutting_down': '服务器正在重启，正在重新连接…',
   },
