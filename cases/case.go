@@ -131,11 +131,27 @@ const (
 // against it go first to reconciliation, where it may settle directly.
 // It is known by its unified social credit code.
 type Enterprise struct {
-	CreditCode string    `json:"creditCode"`
-	Name       string    `json:"name"`
-	Status     string    `json:"status"` // enrolled, withdrawn
-	CreatedAt  time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	CreditCode string `json:"creditCode"`
+	Name       string `json:"name"`
+	// Status: pending (applied), enrolled (approved), suspended or
+	// withdrawn (removed); see odr.go.
+	Status string `json:"status"`
+	// Enrolment (see odr.go): the supervising institution, the
+	// categories and the stores or platforms the merchant covers, its
+	// district (an administrative division code, which dispatch uses) and
+	// the working days it commits to answer in (0: the rule set's).
+	InstitutionID string   `json:"institutionId,omitempty"`
+	Categories    []string `json:"categories,omitempty"`
+	Stores        []string `json:"stores,omitempty"`
+	District      string   `json:"district,omitempty"`
+	ResponseDays  int      `json:"responseDays,omitempty"`
+	// StatusReason is why it was suspended or removed; ReviewedBy and
+	// ReviewedAt record the last approval, suspension or removal.
+	StatusReason string     `json:"statusReason,omitempty"`
+	ReviewedBy   string     `json:"reviewedBy,omitempty"`
+	ReviewedAt   *time.Time `json:"reviewedAt,omitempty"`
+	CreatedAt    time.Time  `json:"createdAt"`
+	UpdatedAt    time.Time  `json:"updatedAt"`
 }
 
 // Party is one side of a dispute.
@@ -192,6 +208,10 @@ type Confirmation struct {
 	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
 	Confirmed   bool       `json:"confirmed"`
 	Note        string     `json:"note,omitempty"`
+	// AgreementID names the agreement to confirm, and Deadline the last
+	// day (China time) it could be requested: 30 days from its signature.
+	AgreementID string `json:"agreementId,omitempty"`
+	Deadline    string `json:"deadline,omitempty"`
 }
 
 // Referral is where a case that did not settle went next.
@@ -210,6 +230,10 @@ type Outcome struct {
 	SessionID  string    `json:"sessionId,omitempty"`
 	RecordedBy string    `json:"recordedBy"`
 	RecordedAt time.Time `json:"recordedAt"`
+	// AgreementID names the signed agreement of a settled outcome.
+	AgreementID string `json:"agreementId,omitempty"`
+	// NextSessionAt is when an adjourned case meets again, if scheduled.
+	NextSessionAt *time.Time `json:"nextSessionAt,omitempty"`
 }
 
 // Case is one dispute.
@@ -236,9 +260,11 @@ type Case struct {
 	Rejection    *Rejection    `json:"rejection,omitempty"`
 	Confirmation *Confirmation `json:"confirmation,omitempty"`
 	Referral     *Referral     `json:"referral,omitempty"`
-	Version      int64         `json:"version"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	UpdatedAt    time.Time     `json:"updatedAt"`
+	// Agreement is the case's signed mediation agreement in force.
+	Agreement *AgreementRef `json:"agreement,omitempty"`
+	Version   int64         `json:"version"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
 }
 
 // PendingDeadline returns the deadline the case is running against, or
@@ -336,4 +362,8 @@ type Event struct {
 	Actor   string          `json:"actor"`
 	At      time.Time       `json:"at"`
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// PrevHash and Hash chain the case's log (see audit.go): the hash of
+	// the event before this one ("" for the first) and this event's own.
+	PrevHash string `json:"prevHash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }

@@ -149,14 +149,18 @@ func (s *Service) PutEnterprise(ctx context.Context, e *Enterprise) error {
 	if e.Status == "" {
 		e.Status = EnterpriseEnrolled
 	}
-	if e.Status != EnterpriseEnrolled && e.Status != EnterpriseWithdrawn {
-		return FieldErrorf("status", "status must be enrolled or withdrawn")
+	if !validEnterpriseStatus(e.Status) {
+		return FieldErrorf("status", "status must be pending, enrolled, suspended or withdrawn")
+	}
+	if err := checkEnrolment(e); err != nil {
+		return err
 	}
 	now := s.now().UTC()
 	e.CreatedAt, e.UpdatedAt = now, now
 	return s.store.Update(ctx, func(tx Tx) error {
 		if old, err := tx.Enterprise(ctx, e.CreditCode); err == nil {
 			e.CreatedAt = old.CreatedAt
+			keepEnrolment(e, old)
 		} else if ErrorCode(err) != ENOTFOUND {
 			return err
 		}

@@ -15,6 +15,12 @@ const (
 	// EIDEMPOTENCY: an idempotency key was used again with another request.
 	EIDEMPOTENCY = "idempotency_key_reused"
 	EINTERNAL    = "internal" // anything else; its detail is logged, never shown
+	// EUNAUTHORIZED: no credential, or one that is not valid (wrong
+	// password, expired or revoked token).
+	EUNAUTHORIZED = "unauthorized"
+	// EFORBIDDEN: a valid credential whose role may not do this. Where the
+	// caller may not even know of the thing, ENOTFOUND is used instead.
+	EFORBIDDEN = "forbidden"
 )
 
 // Error is a domain error: a stable code and a message safe to show a user.

@@ -151,7 +151,13 @@ func (s *Service) applyLocked(ctx context.Context, tx Tx, c *Case, req Transitio
 	if req.Payload != nil {
 		details["payload"] = req.Payload
 	}
-	return s.setStateLocked(ctx, tx, c, req.To, req.Actor, details)
+	from := c.State
+	if err := s.setStateLocked(ctx, tx, c, req.To, req.Actor, details); err != nil {
+		return err
+	}
+	// The reconciliation record follows the case in and out of its stage
+	// (odr.go), whichever route the step took.
+	return s.reconciliationStepLocked(ctx, tx, c, from, req)
 }
 
 // allowedAfter describes the states a case may move to from st.
@@ -186,19 +192,23 @@ func (s *Service) checkLocked(ctx context.Context, tx Tx, c *Case, req Transitio
 		if err != nil {
 			return nil, err
 		}
+		if err := enterpriseCovers(e, c); err != nil {
+			return nil, err
+		}
 		d["enterprise"] = e.CreditCode
 
 	case StateDispatched:
 		if c.State == StateReconciliation {
 			switch req.ReasonCode {
-			case ReasonDeclined:
+			case ReasonDeclined, ReasonRefused, ReasonEnterpriseSuspended:
 			case ReasonDeadlinePassed:
 				if !c.Overdue(now) {
 					due := c.PendingDeadline()
 					return nil, Errorf(ETRANSITION, "the reconciliation deadline has not passed (it ends with %s)", dueDate(due))
 				}
 			default:
-				return nil, FieldErrorf("reasonCode", "leaving reconciliation needs reasonCode %s or %s", ReasonDeclined, ReasonDeadlinePassed)
+				return nil, FieldErrorf("reasonCode", "leaving reconciliation needs reasonCode %s, %s, %s or %s",
+					ReasonDeclined, ReasonRefused, ReasonDeadlinePassed, ReasonEnterpriseSuspended)
 			}
 			d["reasonCode"] = req.ReasonCode
 			if err := validField("reason", req.Reason, 2000, false); err != nil {
@@ -295,13 +305,21 @@ func (s *Service) checkLocked(ctx context.Context, tx Tx, c *Case, req Transitio
 		if err := validField("body", req.Body, 200, false); err != nil {
 			return nil, err
 		}
+		// The window runs from the agreement taking effect: the mediator's
+		// signature (see effectiveAt).
 		window := s.ruleSet(c).ConfirmationWindowDays
-		last := calendar.DateOf(c.Outcome.RecordedAt).AddDays(window)
+		last := calendar.DateOf(effectiveAt(c)).AddDays(window)
 		if last.Before(calendar.DateOf(now)) {
 			return nil, Errorf(ETRANSITION, "confirmation must be requested within %d days of the agreement; the last day was %s", window, last)
 		}
-		c.Confirmation = &Confirmation{By: req.By, Body: req.Body, RequestedAt: now}
+		c.Confirmation = &Confirmation{By: req.By, Body: req.Body, RequestedAt: now, Deadline: last.String()}
 		d["by"] = req.By
+		d["deadline"] = last.String()
+		if c.Agreement != nil {
+			c.Confirmation.AgreementID = c.Agreement.ID
+			d["agreementId"] = c.Agreement.ID
+			d["textHash"] = c.Agreement.TextHash
+		}
 		if req.Body != "" {
 			d["body"] = req.Body
 		}
@@ -434,7 +452,10 @@ func (s *Service) setStateLocked(ctx context.Context, tx Tx, c *Case, to State, 
 		c.Deadlines = append(c.Deadlines, dl)
 		details["dueDate"] = dl.DueDate
 	case StateReconciliation:
-		dl := s.deadline(c, DeadlineReconciliation, now)
+		dl, err := s.reconciliationDeadline(ctx, tx, c, now)
+		if err != nil {
+			return err
+		}
 		c.Deadlines = append(c.Deadlines, dl)
 		details["dueDate"] = dl.DueDate
 	}
@@ -453,6 +474,12 @@ func (s *Service) deadline(c *Case, kind string, now time.Time) Deadline {
 	if kind == DeadlineReconciliation {
 		days = rs.ReconciliationDays
 	}
+	return s.deadlineDays(c, kind, days, now)
+}
+
+// deadlineDays starts a deadline of the given kind and length at now.
+func (s *Service) deadlineDays(c *Case, kind string, days int, now time.Time) Deadline {
+	rs := s.ruleSet(c)
 	due, exact := s.cal.AddWorkdays(calendar.DateOf(now), days)
 	if !exact {
 		s.log.Warn("working-day calendar lacks a year; deadline counts weekends only",

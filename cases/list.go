@@ -26,6 +26,11 @@ type CaseQuery struct {
 	Cursor string
 	// Limit is the page size, 1 to MaxPageSize; 0 means DefaultPageSize.
 	Limit int
+	// InstitutionIDs, when not nil, confines the listing to the cases of
+	// these institutions, and RespondentCreditCode, when set, to the
+	// complaints against one enterprise: the caller's scope.
+	InstitutionIDs       []string
+	RespondentCreditCode string
 }
 
 // Page sizes of ListCases.
@@ -52,7 +57,8 @@ type cursor struct {
 // digest identifies q's filters, so that a cursor is not used with
 // another query.
 func (q CaseQuery) digest() string {
-	b, _ := json.Marshal([]any{q.State, q.InstitutionID, q.Category, q.Overdue, q.CreatedFrom, q.CreatedTo})
+	b, _ := json.Marshal([]any{q.State, q.InstitutionID, q.Category, q.Overdue, q.CreatedFrom, q.CreatedTo,
+		q.InstitutionIDs, q.RespondentCreditCode})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])
 }
@@ -60,7 +66,8 @@ func (q CaseQuery) digest() string {
 // ListCases lists the cases matching q, a page at a time, in a stable
 // order: by creation time, then id.
 func (s *Service) ListCases(ctx context.Context, q CaseQuery) (*CasePage, error) {
-	f := CaseFilter{State: q.State, InstitutionID: q.InstitutionID, Category: q.Category}
+	f := CaseFilter{State: q.State, InstitutionID: q.InstitutionID, Category: q.Category,
+		InstitutionIDs: q.InstitutionIDs, RespondentCreditCode: q.RespondentCreditCode}
 	if q.State != "" && !q.State.Valid() {
 		return nil, FieldErrorf("state", "unknown state %q", q.State)
 	}

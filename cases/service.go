@@ -24,6 +24,9 @@ type ServiceParams struct {
 	Calendar *calendar.Calendar
 	// Rules holds the rule sets; nil means the embedded ones.
 	Rules *rules.Book
+	// Outbox, when set, keeps the outcomes EndSessionDurably could not
+	// write because the store was unreachable.
+	Outbox *OutcomeOutbox
 }
 
 // Service applies the lifecycle rules on top of a Store.
@@ -33,11 +36,13 @@ type Service struct {
 	now   func() time.Time
 	cal   *calendar.Calendar
 	rules *rules.Book
+	// outbox is ServiceParams.Outbox.
+	outbox *OutcomeOutbox
 }
 
 // NewService returns a Service.
 func NewService(p ServiceParams) *Service {
-	s := &Service{store: p.Store, log: p.Logger, now: p.Now, cal: p.Calendar, rules: p.Rules}
+	s := &Service{store: p.Store, log: p.Logger, now: p.Now, cal: p.Calendar, rules: p.Rules, outbox: p.Outbox}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,6 +133,18 @@ func validField(field, v string, max int, required bool) error {
 // ScheduleSession creates a session for a case that is accepted or being
 // mediated; the first session moves an accepted case to mediating.
 func (s *Service) ScheduleSession(ctx context.Context, caseID, actor string, participants []Participant) (*Session, error) {
+	return s.ScheduleSessionWith(ctx, caseID, actor, participants, nil)
+}
+
+// SessionHook runs inside the transaction that creates a session, after
+// the session is written: what it writes commits with the session, and
+// its error undoes both.
+type SessionHook func(ctx context.Context, tx Tx, c *Case, sess *Session) error
+
+// ScheduleSessionWith is ScheduleSession with a hook run in its
+// transaction (issuing the participants' join links, for example); then
+// may be nil.
+func (s *Service) ScheduleSessionWith(ctx context.Context, caseID, actor string, participants []Participant, then SessionHook) (*Session, error) {
 	if len(participants) == 0 {
 		return nil, FieldErrorf("participants", "a session needs participants")
 	}
@@ -184,7 +201,13 @@ func (s *Service) ScheduleSession(ctx context.Context, caseID, actor string, par
 		if err := tx.PutSession(ctx, sess); err != nil {
 			return err
 		}
-		return s.appendEvent(ctx, tx, c.ID, "session.scheduled", actor, map[string]any{"sessionId": sess.ID})
+		if err := s.appendEvent(ctx, tx, c.ID, "session.scheduled", actor, map[string]any{"sessionId": sess.ID}); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(ctx, tx, c, sess)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -260,70 +283,15 @@ func closeAttendance(sess *Session, participantID string, at time.Time) bool {
 
 // EndSession ends a session and records its outcome. A final result
 // closes the case with that outcome; adjourned leaves it mediating. Only
-// the session's mediator may end it.
+// the session's mediator may end it. Ending it again with the same
+// outcome is a retry: it records nothing and returns the same case and
+// session (see RecordOutcome in outcome.go).
 func (s *Service) EndSession(ctx context.Context, sessionID, actorID string, o Outcome) (*Case, *Session, error) {
-	if !o.Result.Valid() {
-		return nil, nil, FieldErrorf("result", "unknown outcome %q", o.Result)
-	}
-	if err := validText("terms", o.Terms, 20000, o.Result == ResultSettled || o.Result == ResultPartiallySettled); err != nil {
-		return nil, nil, err
-	}
-	if o.Result == ResultNotSettled && len(o.Remedies) == 0 {
-		return nil, nil, FieldErrorf("remedies", "a not-settled outcome needs the remedies shown to the applicant")
-	}
-	var c *Case
-	var sess *Session
-	err := s.store.Update(ctx, func(tx Tx) error {
-		var err error
-		sess, err = tx.Session(ctx, sessionID)
-		if err != nil {
-			return err
-		}
-		p, ok := sess.Participant(actorID)
-		if !ok || p.Role != RoleMediator {
-			return Errorf(ENOTFOUND, "no such session")
-		}
-		if sess.Status == SessionEnded {
-			return Errorf(ETRANSITION, "the session has already ended")
-		}
-		c, err = tx.Case(ctx, sess.CaseID)
-		if err != nil {
-			return err
-		}
-		// A session of a case already closed by another session still ends,
-		// but its outcome cannot change the case.
-		if c.State != StateMediating && c.State != StateClosed {
-			return Errorf(ETRANSITION, "a case in state %s cannot record an outcome", c.State)
-		}
-		if c.State == StateClosed && o.Result.Final() {
-			return Errorf(ETRANSITION, "the case is already closed; end this session as adjourned")
-		}
-		now := s.now().UTC()
-		if sess.StartedAt == nil {
-			sess.StartedAt = &now
-		}
-		sess.EndedAt = &now
-		sess.Status = SessionEnded
-		closeAttendance(sess, "", now)
-		if err := tx.PutSession(ctx, sess); err != nil {
-			return err
-		}
-		o.SessionID = sess.ID
-		o.RecordedBy = actorID
-		o.RecordedAt = now
-		if err := s.appendEvent(ctx, tx, c.ID, "session.ended", actorID, map[string]any{"sessionId": sess.ID, "result": o.Result}); err != nil {
-			return err
-		}
-		if !o.Result.Final() {
-			return s.appendEvent(ctx, tx, c.ID, "case.adjourned", actorID, o)
-		}
-		c.Outcome = &o
-		return s.setStateLocked(ctx, tx, c, StateClosed, actorID, map[string]any{"outcome": o})
-	})
+	res, err := s.RecordOutcome(ctx, EndRequest{SessionID: sessionID, ActorID: actorID, Outcome: o})
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, sess, nil
+	return res.Case, res.Session, nil
 }
 
 // CaseRecord is a case with its sessions and its event log.

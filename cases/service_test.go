@@ -204,7 +204,8 @@ func TestEndSessionValidation(t *testing.T) {
 		{"unknown session", "s_nope", med, cases.Outcome{Result: cases.ResultWithdrawn}, cases.ENOTFOUND},
 		{"party", sess.ID, party, cases.Outcome{Result: cases.ResultWithdrawn}, cases.ENOTFOUND},
 		{"withdrawn", sess.ID, med, cases.Outcome{Result: cases.ResultWithdrawn}, ""},
-		{"twice", sess.ID, med, cases.Outcome{Result: cases.ResultWithdrawn}, cases.ETRANSITION},
+		{"retried", sess.ID, med, cases.Outcome{Result: cases.ResultWithdrawn}, ""},
+		{"twice", sess.ID, med, cases.Outcome{Result: cases.ResultNotSettled, Remedies: []string{"litigation"}}, cases.ETRANSITION},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := svc.EndSession(ctx, tt.sessionID, tt.actor, tt.o)

@@ -63,9 +63,11 @@ type Tx interface {
 	PutSession(ctx context.Context, s *Session) error
 
 	// AppendEvent adds an event to its case's log and sets its Seq
-	// (1, 2, ... per case). Events are never changed or removed.
+	// (1, 2, ... per case), PrevHash and Hash (SealEvent; a log written
+	// before hashing is chained first). Events are never changed or
+	// removed.
 	AppendEvent(ctx context.Context, e *Event) error
-	// Events lists a case's events in order.
+	// Events lists a case's events in order, with their hashes.
 	Events(ctx context.Context, caseID string) ([]Event, error)
 
 	// Idempotency returns the record of an idempotency key.
@@ -73,6 +75,105 @@ type Tx interface {
 	// PutIdempotency records a key once: a second record with the same
 	// scope and key is ECONFLICT.
 	PutIdempotency(ctx context.Context, r *IdempotencyRecord) error
+
+	// ChainHeads lists the last event of every case's log, with its hash
+	// (see audit.go).
+	ChainHeads(ctx context.Context) ([]ChainHead, error)
+
+	// Agreement returns one agreement version.
+	Agreement(ctx context.Context, id string) (*Agreement, error)
+	// Agreements lists a case's agreements by number.
+	Agreements(ctx context.Context, caseID string) ([]Agreement, error)
+	// PutAgreement inserts or updates an agreement (versioned). A second
+	// agreement with the same case and number is ECONFLICT.
+	PutAgreement(ctx context.Context, a *Agreement) error
+	// PutFollowUp inserts or updates a follow-up of an agreed term
+	// (versioned).
+	PutFollowUp(ctx context.Context, f *FollowUp) error
+	// FollowUps lists the follow-ups that match f by DueAt, then ID.
+	FollowUps(ctx context.Context, f FollowUpFilter) ([]FollowUp, error)
+
+	// Account returns a staff account by id.
+	Account(ctx context.Context, id string) (*Account, error)
+	// AccountByLogin returns a staff account by its (lower-case) login.
+	AccountByLogin(ctx context.Context, login string) (*Account, error)
+	// PutAccount inserts or updates an account, versioned like PutCase. A
+	// second account with the same login is ECONFLICT.
+	PutAccount(ctx context.Context, a *Account) error
+	// Accounts lists the accounts that match f by login.
+	Accounts(ctx context.Context, f AccountFilter) ([]Account, error)
+
+	// StaffSession returns a login session; in an Update it is locked.
+	StaffSession(ctx context.Context, id string) (*StaffSession, error)
+	// PutStaffSession inserts or replaces a login session (no versioning).
+	PutStaffSession(ctx context.Context, s *StaffSession) error
+	// RevokeStaffSessions revokes every session of an account that is not
+	// revoked yet, and returns how many it revoked.
+	RevokeStaffSessions(ctx context.Context, accountID, reason string, at time.Time) (int, error)
+	// RefreshToken returns a refresh token by hash; in an Update it is
+	// locked, so that two refreshes with one token take turns.
+	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
+	// PutRefreshToken inserts or replaces a refresh token. Its session
+	// must exist.
+	PutRefreshToken(ctx context.Context, r *RefreshToken) error
+
+	// JoinLinkByCode returns the short join link with the given code hash.
+	JoinLinkByCode(ctx context.Context, codeHash string) (*JoinLink, error)
+	// PutJoinLink inserts a short join link. A second link with the same
+	// id or code hash is ECONFLICT.
+	PutJoinLink(ctx context.Context, l *JoinLink) error
+	// JoinLinks lists a session's short links, oldest first.
+	JoinLinks(ctx context.Context, sessionID string) ([]JoinLink, error)
+
+	// PutRevocation records a revocation. If one with the same key exists
+	// it is kept and r is filled from it.
+	PutRevocation(ctx context.Context, r *Revocation) error
+	// Revocation returns a revocation that covers a token with this jti
+	// of this participant of this session: of the token, the participant
+	// or the session. ENOTFOUND when none does.
+	Revocation(ctx context.Context, jti, sessionID, participantID string) (*Revocation, error)
+
+	// PutOutbox inserts or replaces an outbox message.
+	PutOutbox(ctx context.Context, m *OutboxMessage) error
+	// OutboxMessage returns an outbox message by id.
+	OutboxMessage(ctx context.Context, id string) (*OutboxMessage, error)
+	// ClaimOutbox takes up to limit pending messages due at now, oldest
+	// first, counts an attempt on each and moves their next attempt to
+	// leaseUntil, so that no other worker takes them meanwhile. Messages
+	// another transaction holds are skipped.
+	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]OutboxMessage, error)
+
+	// ODR reconciliation (odr.go).
+
+	// Enterprises lists every ODR enterprise by credit code.
+	Enterprises(ctx context.Context) ([]Enterprise, error)
+	// Reconciliation returns a case's reconciliation record.
+	Reconciliation(ctx context.Context, caseID string) (*Reconciliation, error)
+	// PutReconciliation inserts or updates a case's reconciliation record,
+	// versioned like PutCase. Its case must exist.
+	PutReconciliation(ctx context.Context, r *Reconciliation) error
+	// Reconciliations lists the records that match f by StartedAt, then
+	// CaseID.
+	Reconciliations(ctx context.Context, f ReconciliationFilter) ([]Reconciliation, error)
+	// DispatchRoutes lists the dispatch routes by id.
+	DispatchRoutes(ctx context.Context) ([]DispatchRoute, error)
+	// PutDispatchRoute inserts or replaces a dispatch route.
+	PutDispatchRoute(ctx context.Context, r *DispatchRoute) error
+	// DeleteDispatchRoute removes a dispatch route (ENOTFOUND if none).
+	DeleteDispatchRoute(ctx context.Context, id string) error
+
+	// Mediators' shifts (queue.go) and session reminders (schedule.go).
+
+	// PutShift inserts or replaces a shift.
+	PutShift(ctx context.Context, s *Shift) error
+	// DeleteShift removes a shift (ENOTFOUND if none).
+	DeleteShift(ctx context.Context, id string) error
+	// Shifts lists the shifts that match f by StartsAt, then ID.
+	Shifts(ctx context.Context, f ShiftFilter) ([]Shift, error)
+	// PutReminder inserts or replaces a session reminder.
+	PutReminder(ctx context.Context, r *Reminder) error
+	// Reminders lists the reminders that match f by DueAt, then ID.
+	Reminders(ctx context.Context, f ReminderFilter) ([]Reminder, error)
 }
 
 // CaseFilter selects cases for Tx.ListCases. Zero fields select
@@ -80,7 +181,13 @@ type Tx interface {
 type CaseFilter struct {
 	State         State
 	InstitutionID string
-	Category      string
+	// InstitutionIDs, when not nil, selects the cases of one of these
+	// institutions (an empty, non-nil list selects none). It narrows
+	// InstitutionID, it does not widen it.
+	InstitutionIDs []string
+	// RespondentCreditCode selects the complaints against one enterprise.
+	RespondentCreditCode string
+	Category             string
 	// DueBy, when set, selects the cases whose pending deadline falls due
 	// at or before it: the overdue ones.
 	DueBy time.Time

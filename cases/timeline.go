@@ -59,18 +59,25 @@ func (s *Service) Removed(ctx context.Context, sessionID, participantID string) 
 		if err != nil {
 			return err
 		}
-		for _, ev := range events {
-			if ev.Type != RoomRemoved {
-				continue
-			}
-			var re RoomEvent
-			if json.Unmarshal(ev.Payload, &re) == nil && re.SessionID == sessionID && re.ParticipantID == participantID {
-				removed = true
-			}
-		}
+		removed = RemovedIn(events, sessionID, participantID)
 		return nil
 	})
 	return removed, err
+}
+
+// RemovedIn reports whether a case's events record the removal of a
+// participant from a session.
+func RemovedIn(events []Event, sessionID, participantID string) bool {
+	for _, ev := range events {
+		if ev.Type != RoomRemoved {
+			continue
+		}
+		var re RoomEvent
+		if json.Unmarshal(ev.Payload, &re) == nil && re.SessionID == sessionID && re.ParticipantID == participantID {
+			return true
+		}
+	}
+	return false
 }
 
 // ModeDurations adds up, from a case's events, how long one session spent

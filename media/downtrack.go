@@ -45,6 +45,7 @@ type packetMeta struct {
 	ts       uint32
 	at       int64 // arrival, unix nanoseconds
 	marker   bool
+	layer    uint8 // simulcast layer, 0 the lowest
 	keyframe bool  // the first packet of a VP8 keyframe
 	hasLevel bool  // level carries an RFC 6464 audio level byte
 	level    uint8 // V bit and level, as on the wire
@@ -52,9 +53,10 @@ type packetMeta struct {
 
 // slot is one queued packet; its payload buffer is reused.
 type slot struct {
-	meta    packetMeta
-	resync  bool // packets were dropped just before this one
-	payload []byte
+	meta      packetMeta
+	resync    bool // packets were dropped just before this one
+	newSource bool // the first packet of another layer
+	payload   []byte
 }
 
 // downTrack is one subscriber's copy of an upTrack. It implements
@@ -77,9 +79,15 @@ type downTrack struct {
 	waitKeyframe bool  // video: dropping until the next keyframe
 	waitSince    int64 // when waitKeyframe began, unix nanoseconds
 	closed       bool
-	wake         chan struct{}
-	done         chan struct{}
-	stopOnce     sync.Once
+	// Simulcast: the layer forwarded (-1 before the first), the one to
+	// switch to at its next keyframe, and when that keyframe was last
+	// asked for.
+	current, target int
+	switched        bool // the next queued packet starts the current layer
+	askedAt         int64
+	wake            chan struct{}
+	done            chan struct{}
+	stopOnce        sync.Once
 
 	// The writer; run holds wmu while it writes one packet.
 	wmu        sync.Mutex
@@ -107,8 +115,12 @@ type downTrack struct {
 
 	bound   atomic.Bool
 	stopped atomic.Bool
+	ssrcA   atomic.Uint32 // ssrc, for the RTCP reader
+
+	bw *bandwidth // the subscriber's, nil in benchmarks
 
 	sent       atomic.Uint64 // packets written
+	sentBytes  atomic.Uint64 // payload bytes written
 	dropped    atomic.Uint64 // packets dropped for a full queue
 	resent     atomic.Uint64 // retransmissions written
 	nackMissed atomic.Uint64 // NACKed packets no longer cached
@@ -131,6 +143,9 @@ func newDownTrack(up *upTrack, subscriber string, raws *rawWriters, log *slog.Lo
 		done:       make(chan struct{}),
 		rw:         rewriter{clockRate: up.codec.ClockRate},
 		raws:       raws,
+	}
+	if up.simulcast {
+		d.current, d.target = -1, 0
 	}
 	if up.kind == webrtc.RTPCodecTypeVideo {
 		d.cache = make([]sentPacket, sentCacheSize)
@@ -166,8 +181,9 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			}
 		}
 		d.wmu.Unlock()
+		d.ssrcA.Store(uint32(ctx.SSRC()))
 		d.bound.Store(true)
-		d.up.requestKeyframe()
+		d.up.requestKeyframe(d.wantedLayer())
 		return c, nil
 	}
 	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
@@ -198,6 +214,28 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		d.qmu.Unlock()
 		return
 	}
+	if d.up.simulcast && int(m.layer) != d.current {
+		// Another layer: switch to it at its keyframe if it is the target.
+		if int(m.layer) != d.target {
+			d.qmu.Unlock()
+			return
+		}
+		if !m.keyframe {
+			ask := m.at-d.askedAt >= int64(keyframeInterval)
+			if ask {
+				d.askedAt = m.at
+			}
+			target := d.target
+			d.qmu.Unlock()
+			if ask {
+				d.up.requestKeyframe(target)
+			}
+			return
+		}
+		d.switched = d.current >= 0
+		d.current = int(m.layer)
+		d.waitKeyframe = false
+	}
 	if d.waitKeyframe {
 		if !m.keyframe && m.at-d.waitSince < int64(keyframeWait) {
 			d.qmu.Unlock()
@@ -212,24 +250,64 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		if video && !d.waitKeyframe {
 			d.waitKeyframe, d.waitSince = true, m.at
 		}
+		layer := d.current
 		d.qmu.Unlock()
 		d.dropped.Add(1)
 		if video {
-			d.up.requestKeyframe()
+			d.up.requestKeyframe(max(layer, 0))
 		}
 		return
 	}
 	s := &d.ring[(d.head+d.count)%len(d.ring)]
 	s.meta = *m
 	s.resync = d.gap
+	s.newSource = d.switched
 	s.payload = append(s.payload[:0], payload...)
-	d.gap = false
+	d.gap, d.switched = false, false
 	d.count++
 	d.qmu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// wantedLayer is the layer this subscriber needs keyframes of.
+func (d *downTrack) wantedLayer() int {
+	if !d.up.simulcast {
+		return 0
+	}
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	if d.current < 0 || d.target != d.current {
+		return d.target
+	}
+	return d.current
+}
+
+// setTarget chooses the simulcast layer this subscriber should receive;
+// the switch happens at that layer's next keyframe, which it asks for.
+func (d *downTrack) setTarget(layer int) {
+	if !d.up.simulcast {
+		return
+	}
+	d.qmu.Lock()
+	changed := d.target != layer
+	d.target = layer
+	if changed {
+		d.askedAt = time.Now().UnixNano()
+	}
+	d.qmu.Unlock()
+	if changed {
+		d.up.requestKeyframe(layer)
+	}
+}
+
+// layers returns the layer forwarded and the one wanted.
+func (d *downTrack) layers() (current, target int) {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	return d.current, d.target
 }
 
 // run writes queued packets to the subscriber until stop.
@@ -272,7 +350,7 @@ func (d *downTrack) writeLocked(s *slot) {
 	if d.writer == nil || !d.bound.Load() {
 		return
 	}
-	seq, ts, ok := d.rw.rewrite(&s.meta, s.resync, false)
+	seq, ts, ok := d.rw.rewrite(&s.meta, s.resync, s.newSource)
 	if !ok {
 		return
 	}
@@ -294,6 +372,10 @@ func (d *downTrack) writeLocked(s *slot) {
 	}
 	if _, err := d.writer.WriteRTP(h, s.payload); err == nil {
 		d.sent.Add(1)
+		d.sentBytes.Add(uint64(len(s.payload)))
+		if d.bw != nil {
+			d.bw.bytes.Add(uint64(len(s.payload)))
+		}
 		if d.cache != nil {
 			d.rememberLocked(seq, ts, s.meta.marker, s.payload)
 		}
@@ -339,9 +421,21 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.up.requestKeyframe()
+				d.up.requestKeyframe(d.wantedLayer())
 			case *rtcp.TransportLayerNack:
 				d.nack(p)
+			case *rtcp.ReceiverReport:
+				if d.bw != nil && d.up.kind == webrtc.RTPCodecTypeVideo {
+					for _, r := range p.Reports {
+						if r.SSRC == d.ssrcA.Load() {
+							d.bw.onLoss(float64(r.FractionLost) / 256)
+						}
+					}
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				if d.bw != nil {
+					d.bw.onREMB(float64(p.Bitrate))
+				}
 			}
 		}
 	}

@@ -48,7 +48,9 @@ func benchUpTrack(kind webrtc.RTPCodecType) *upTrack {
 	if kind == webrtc.RTPCodecTypeAudio {
 		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	}
-	return newUpTrack("pub-video", "pub", kind, codec, slog.New(slog.DiscardHandler))
+	up := newUpTrack("pub-video", "pub", kind, codec, slog.New(slog.DiscardHandler))
+	up.layers[0].Store(up.newLayer(0, "", nil, 1234))
+	return up
 }
 
 // bindSink binds d to w as pion's Bind would.
@@ -84,7 +86,7 @@ func BenchmarkForward(b *testing.B) {
 				for range n {
 					seq++
 					raw[2], raw[3] = byte(seq>>8), byte(seq)
-					up.handle(raw, now)
+					up.handle(up.layer(0), raw, now)
 				}
 			}
 			var sent uint64
@@ -146,7 +148,7 @@ func TestForwardAllocs(t *testing.T) {
 		for range 16 {
 			seq++
 			raw[2], raw[3] = byte(seq>>8), byte(seq)
-			up.handle(raw, now)
+			up.handle(up.layer(0), raw, now)
 		}
 		sent += 16
 		for _, s := range sinks {
@@ -201,7 +203,7 @@ func BenchmarkForwardPion(b *testing.B) {
 		for range n {
 			seq++
 			raw[2], raw[3] = byte(seq>>8), byte(seq)
-			up.handle(raw, time.Now())
+			up.handle(up.layer(0), raw, time.Now())
 		}
 		sent += uint64(n)
 		for _, d := range downs {

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
@@ -51,6 +53,9 @@ type clientOpts struct {
 	iceServers []webrtc.ICEServer
 	relayOnly  bool
 	discard    bool // do not read received media (benchmarks)
+	// reportInterval, when set, replaces pion's 1 s receiver report
+	// interval.
+	reportInterval time.Duration
 }
 
 // received is what a client got from one remote track.
@@ -74,7 +79,10 @@ type testClient struct {
 
 	mu     sync.Mutex
 	tracks []*received
+	cands  []string      // the SFU's ICE candidates, as signaled
 	pubOK  chan struct{} // closed when the pub connection is connected
+	lose   atomic.Bool   // lose the next sub offer, as with a dropped socket
+	offers []string      // the sub offers received
 	closed chan struct{}
 	loop   chan struct{} // closed when signalLoop returns
 }
@@ -89,7 +97,11 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 		t.Fatal(err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	var opts []webrtc.InterceptorOption
+	if o.reportInterval > 0 {
+		opts = append(opts, webrtc.WithReportReceiverOptions(report.ReceiverInterval(o.reportInterval)))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, opts...); err != nil {
 		t.Fatal(err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: testLogger()}}
@@ -103,6 +115,7 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	}
 	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetRelayAcceptanceMinWait(100 * time.Millisecond) // browsers do not wait 2 s
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 
@@ -165,8 +178,15 @@ func (c *testClient) close() {
 	<-c.loop
 }
 
-// errorf reports a client error, unless the client is closing.
+// errorf reports a client error, unless the client is closing (or the
+// SFU closed its connections: pion closes a connection on DTLS
+// close_notify).
 func (c *testClient) errorf(format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && (errors.Is(err, ErrClosed) || errors.Is(err, webrtc.ErrConnectionClosed)) {
+			return
+		}
+	}
 	select {
 	case <-c.closed:
 	default:
@@ -193,6 +213,15 @@ func (c *testClient) signalLoop() {
 				c.errorf("%s: set answer: %v", c.id, err)
 			}
 		case "offer":
+			c.mu.Lock()
+			c.offers = append(c.offers, s.SDP)
+			c.mu.Unlock()
+			if c.lose.CompareAndSwap(true, false) {
+				continue
+			}
+			if rd := pc.CurrentRemoteDescription(); rd != nil && rd.SDP == s.SDP {
+				continue // an offer already answered, sent again
+			}
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: s.SDP}); err != nil {
 				c.errorf("%s: set offer: %v", c.id, err)
 				continue
@@ -204,10 +233,13 @@ func (c *testClient) signalLoop() {
 			if err == nil {
 				err = c.peer.HandleAnswer(answer.SDP)
 			}
-			if err != nil && !errors.Is(err, ErrClosed) {
+			if err != nil {
 				c.errorf("%s: answer: %v", c.id, err)
 			}
 		case "candidate":
+			c.mu.Lock()
+			c.cands = append(c.cands, s.PC+" "+s.Candidate.Candidate)
+			c.mu.Unlock()
 			_ = pc.AddICECandidate(*s.Candidate)
 		}
 	}
@@ -235,6 +267,25 @@ func (c *testClient) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// sfuCandidates lists the candidates the SFU signaled ("pub candidate:...").
+func (c *testClient) sfuCandidates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.cands...)
+}
+
+// selectedPair is the candidate pair the sub connection uses.
+func (c *testClient) selectedPair() *webrtc.ICECandidatePair {
+	for _, r := range c.sub.GetReceivers() {
+		if tr := r.Transport(); tr != nil {
+			if p, err := tr.ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // got returns a copy of what arrived from stream's track of kind (the

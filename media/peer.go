@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -30,25 +32,46 @@ type Peer struct {
 	// ups is guarded by room.mu.
 	ups map[string]*upTrack
 
+	onState atomic.Pointer[func(pc, state string)]
+
+	// Local candidates wait while a description is being set and not
+	// yet sent: a client drops a candidate that arrives before the
+	// description it belongs to.
+	cmu       sync.Mutex
+	held      map[string]bool // pc -> candidates are held
+	heldCands map[string][]Signal
+
+	bw       *bandwidth    // the sub connection's estimate
+	realloc  chan struct{} // wakes allocateLoop
+	done     chan struct{} // closed by closePCs
+	doneOnce sync.Once
+
 	mu             sync.Mutex // guards the fields below
 	subs           map[*upTrack]subscription
 	awaitingAnswer bool // a sub offer is out
 	renegotiate    bool // changes happened while an offer was out
 	iceRestart     bool // the next sub offer restarts ICE
 	pending        map[string][]CandidateInit
+	maxLayer       map[string]int // publisher -> highest simulcast layer wanted
 	closed         bool
 }
 
 func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	p := &Peer{
-		id:      id,
-		room:    r,
-		log:     r.log.With("participant", id),
-		send:    send,
-		ups:     map[string]*upTrack{},
-		subs:    map[*upTrack]subscription{},
-		pending: map[string][]CandidateInit{},
+		id:        id,
+		room:      r,
+		log:       r.log.With("participant", id),
+		send:      send,
+		ups:       map[string]*upTrack{},
+		subs:      map[*upTrack]subscription{},
+		pending:   map[string][]CandidateInit{},
+		maxLayer:  map[string]int{},
+		held:      map[string]bool{PCPublish: true, PCSubscribe: true},
+		heldCands: map[string][]Signal{},
+		realloc:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
+	p.bw = newBandwidth(p.reallocate)
 	cfg := webrtc.Configuration{}
 	var err error
 	if p.pub, err = r.sfu.api.NewPeerConnection(cfg); err != nil {
@@ -65,38 +88,74 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 				return
 			}
 			init := c.ToJSON()
-			p.send(Signal{Type: "candidate", PC: name, Candidate: &init})
+			p.sendCandidate(name, Signal{Type: "candidate", PC: name, Candidate: &init})
 		})
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 			p.log.Debug("connection state", "pc", name, "state", s.String())
+			if f := p.onState.Load(); f != nil {
+				(*f)(name, s.String())
+			}
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
+	go p.allocateLoop()
 	return p, nil
 }
 
 // ID is the participant id.
 func (p *Peer) ID() string { return p.id }
 
-// onTrack starts forwarding a track the participant publishes.
+// OnConnectionState sets f to be told of each state change of the
+// participant's two connections: pc is PCPublish or PCSubscribe, state
+// one of RTCPeerConnection's connectionState values ("connecting",
+// "connected", "disconnected", "failed", "closed"). Signaling can, for
+// instance, call RestartICE when the sub connection fails while the
+// participant's socket is up. f must not block.
+func (p *Peer) OnConnectionState(f func(pc, state string)) {
+	p.onState.Store(&f)
+}
+
+// onTrack starts forwarding a track the participant publishes, or one
+// simulcast layer of it (pion calls onTrack once per layer).
 func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	up := newUpTrack(p.id+"-"+remote.ID(), p.id, remote.Kind(), remote.Codec().RTPCodecCapability,
-		p.log.With("track", remote.ID(), "kind", remote.Kind().String()))
-	up.src = remote
-	up.ssrc = uint32(remote.SSRC())
-	up.writeRTCP = p.pub.WriteRTCP
-	if remote.Kind() == webrtc.RTPCodecTypeAudio {
-		for _, e := range receiver.GetParameters().HeaderExtensions {
-			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
-				up.levelExtID = uint8(e.ID)
+	index, simulcast := 0, false
+	if tracks := receiver.Tracks(); len(tracks) > 1 && remote.RID() != "" {
+		// Layers in the order the publisher listed its encodings: lowest
+		// first, as browsers' sendEncodings conventionally are.
+		simulcast = true
+		for i, t := range tracks {
+			if t.RID() == remote.RID() {
+				index = min(i, maxLayers-1)
 			}
 		}
 	}
-	if !p.room.addUp(p, up) {
+	up, isNew := p.room.publish(p, p.id+"-"+remote.ID(), func(id string) *upTrack {
+		up := newUpTrack(id, p.id, remote.Kind(), remote.Codec().RTPCodecCapability,
+			p.log.With("track", remote.ID(), "kind", remote.Kind().String()))
+		up.simulcast = simulcast
+		up.writeRTCP = p.pub.WriteRTCP
+		if remote.Kind() == webrtc.RTPCodecTypeAudio {
+			for _, e := range receiver.GetParameters().HeaderExtensions {
+				if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+					up.levelExtID = uint8(e.ID)
+				}
+			}
+		}
+		return up
+	})
+	if up == nil {
 		return
 	}
-	up.log.Info("track published", "codec", up.codec.MimeType, "audio_level", up.levelExtID != 0)
-	go up.forward(func() { p.room.removeUp(p, up) })
+	l := up.newLayer(index, remote.RID(), remote, uint32(remote.SSRC()))
+	if !up.start(l, func() { p.room.removeUp(p, up) }) {
+		return
+	}
+	if isNew {
+		up.log.Info("track published", "codec", up.codec.MimeType, "simulcast", up.simulcast, "audio_level", up.levelExtID != 0)
+	}
+	if simulcast {
+		up.log.Debug("simulcast layer", "rid", remote.RID(), "layer", index)
+	}
 }
 
 // subscribeLocked starts sending up to this peer. room.mu must be held.
@@ -110,6 +169,7 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 		return
 	}
 	d := newDownTrack(up, p.id, p.room.sfu.raws, p.log.With("track", up.id))
+	d.bw = p.bw
 	sender, err := p.sub.AddTrack(d)
 	if err != nil {
 		d.stop(false)
@@ -120,6 +180,9 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	up.addDown(d)
 	p.subs[up] = subscription{down: d, sender: sender}
 	p.negotiateLocked()
+	if up.simulcast {
+		p.reallocate()
+	}
 }
 
 // unsubscribeLocked stops sending up to this peer; no packet of up
@@ -164,6 +227,10 @@ func (p *Peer) negotiateLocked() {
 		return
 	}
 	p.renegotiate = false
+	// An ICE restart gathers from CreateOffer on: hold its candidates
+	// until the offer is out.
+	p.holdCandidates(PCSubscribe)
+	defer p.releaseCandidates(PCSubscribe)
 	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.iceRestart})
 	p.iceRestart = false
 	if err != nil {
@@ -179,11 +246,13 @@ func (p *Peer) negotiateLocked() {
 }
 
 // RestartICE restarts ICE on the connection the SFU offers (sub): it
-// sends a new offer with fresh ICE credentials, replacing an offer still
-// waiting for its answer (the client may have lost it with its socket).
-// Call it when the participant's network changed, such as when its
-// signaling resumes after a drop. The client restarts ICE on its own
-// connection (pub) by sending an offer with fresh credentials
+// sends an offer with fresh ICE credentials. Call it when the
+// participant's network changed, such as when its signaling resumes
+// after a drop. If an offer is still waiting for its answer (the client
+// may have lost it with its socket), that offer is sent again and the
+// restart follows its answer; a client must therefore ignore an offer
+// identical to one it already answered. The client restarts ICE on its
+// own connection (pub) by sending an offer with fresh credentials
 // (RTCPeerConnection.restartIce), which HandleOffer accepts as usual.
 func (p *Peer) RestartICE() error {
 	p.mu.Lock()
@@ -191,15 +260,47 @@ func (p *Peer) RestartICE() error {
 	if p.closed {
 		return ErrClosed
 	}
-	if p.sub.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
-		if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			return fmt.Errorf("media: roll back sub offer: %w", err)
-		}
-		p.awaitingAnswer = false
-	}
 	p.iceRestart = true
+	if p.awaitingAnswer {
+		p.renegotiate = true
+		if ld := p.sub.PendingLocalDescription(); ld != nil {
+			p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: ld.SDP})
+		}
+		return nil
+	}
 	p.negotiateLocked()
 	return nil
+}
+
+// sendCandidate sends a local candidate, or holds it until the
+// description being set on pc has been sent.
+func (p *Peer) sendCandidate(pc string, s Signal) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if p.held[pc] {
+		p.heldCands[pc] = append(p.heldCands[pc], s)
+		return
+	}
+	p.send(s)
+}
+
+// holdCandidates holds pc's local candidates from now on.
+func (p *Peer) holdCandidates(pc string) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	p.held[pc] = true
+}
+
+// releaseCandidates sends the candidates held for pc, after the
+// description just sent, and the next ones as they come.
+func (p *Peer) releaseCandidates(pc string) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	for _, s := range p.heldCands[pc] {
+		p.send(s)
+	}
+	delete(p.heldCands, pc)
+	p.held[pc] = false
 }
 
 // ErrNegotiation wraps every error caused by what the client sent.
@@ -213,6 +314,10 @@ func (p *Peer) HandleOffer(sdp string) error {
 	if p.closed {
 		return ErrClosed
 	}
+	// An ICE restart offer restarts gathering as it is applied: hold the
+	// new candidates until the answer is out.
+	p.holdCandidates(PCPublish)
+	defer p.releaseCandidates(PCPublish)
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return fmt.Errorf("%w: %v", ErrNegotiation, err)
 	}
@@ -266,7 +371,9 @@ func (p *Peer) HandleCandidate(pc string, c CandidateInit) error {
 	default:
 		return fmt.Errorf("%w: unknown connection %q", ErrNegotiation, pc)
 	}
-	if conn.RemoteDescription() == nil {
+	if rd := conn.RemoteDescription(); rd == nil || c.UsernameFragment != nil && *c.UsernameFragment != "" && *c.UsernameFragment != iceUfrag(rd.SDP) {
+		// Before the description it belongs to (the client's next offer
+		// or answer, such as an ICE restart): hold it.
 		if len(p.pending[pc]) >= 64 {
 			return fmt.Errorf("%w: too many early candidates", ErrNegotiation)
 		}
@@ -277,6 +384,18 @@ func (p *Peer) HandleCandidate(pc string, c CandidateInit) error {
 		return fmt.Errorf("%w: %v", ErrNegotiation, err)
 	}
 	return nil
+}
+
+// iceUfrag returns the first ICE username fragment in an SDP.
+func iceUfrag(sdp string) string {
+	for len(sdp) > 0 {
+		line, rest, _ := strings.Cut(sdp, "\n")
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
+			return v
+		}
+		sdp = rest
+	}
+	return ""
 }
 
 func (p *Peer) flushCandidatesLocked(pc string, conn *webrtc.PeerConnection) {
@@ -290,6 +409,7 @@ func (p *Peer) flushCandidatesLocked(pc string, conn *webrtc.PeerConnection) {
 
 // closePCs stops forwarding to this peer and closes its connections.
 func (p *Peer) closePCs() {
+	p.doneOnce.Do(func() { close(p.done) })
 	p.mu.Lock()
 	p.closed = true
 	for up, s := range p.subs {

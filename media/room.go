@@ -227,21 +227,26 @@ func (r *Room) Close() {
 	}
 }
 
-// addUp registers a newly published track and forwards it to every
-// allowed subscriber.
-func (r *Room) addUp(pub *Peer, up *upTrack) bool {
+// publish returns pub's track id, creating it with create (and
+// forwarding it to every allowed subscriber) when it is new. It returns
+// nil if the room closed or pub left.
+func (r *Room) publish(pub *Peer, id string, create func(id string) *upTrack) (up *upTrack, isNew bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.peers[pub.id] != pub {
-		return false
+		return nil, false
 	}
-	pub.ups[up.id] = up
+	if up := pub.ups[id]; up != nil {
+		return up, false
+	}
+	up = create(id)
+	pub.ups[id] = up
 	for subID, sub := range r.peers {
 		if r.allowed[[2]string{subID, pub.id}] {
 			sub.subscribeLocked(up)
 		}
 	}
-	return true
+	return up, true
 }
 
 // removeUp stops forwarding a track whose publisher stopped sending.

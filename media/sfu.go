@@ -1,7 +1,3 @@
-// Package media is Concord's selective forwarding unit, built on
-// pion/webrtc. It forwards RTP between the participants of a room as it
-// is told to (Room.Allow); it knows nothing of cases or of the rules that
-// decide who may receive whom.
 package media
 
 import (

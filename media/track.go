@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,53 +16,80 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// rtpReader is where an upTrack's packets come from: a
-// *webrtc.TrackRemote in production.
+// rtpReader is where a layer's packets come from: a *webrtc.TrackRemote
+// in production.
 type rtpReader interface {
 	Read(b []byte) (int, interceptor.Attributes, error)
 }
 
-// keyframeInterval is the shortest time between two keyframe requests
-// the SFU sends a publisher for one track.
-const keyframeInterval = 500 * time.Millisecond
+const (
+	// keyframeInterval is the shortest time between two keyframe requests
+	// the SFU sends a publisher for one layer.
+	keyframeInterval = 500 * time.Millisecond
+	// maxLayers is the most simulcast encodings a track may have.
+	maxLayers = 3
+	// rateInterval is how often layer bit rates are measured.
+	rateInterval = 500 * time.Millisecond
+)
 
-// upTrack is one track a participant publishes. Its read loop parses each
-// packet once and hands it to the downTracks of the subscribers currently
-// allowed to receive it. Handing over is a copy into the downTrack's own
-// queue: it never waits for a subscriber's connection.
+// layer is one RTP stream of a track: the track itself, or one of its
+// simulcast encodings (0 the lowest).
+type layer struct {
+	index int
+	rid   string
+	src   rtpReader
+	ssrc  uint32
+	nacks *nackGenerator // video only
+	pkt   rtp.Packet     // owned by the layer's read loop
+
+	bytes  atomic.Uint64 // payload bytes since the last rate measurement
+	lastAt atomic.Int64  // last arrival, unix nanoseconds
+	rate   atomic.Uint64 // bit/s, float64 bits
+
+	lastKeyframeReq int64 // rtcpLoop only
+}
+
+func (l *layer) bitrate() float64 { return math.Float64frombits(l.rate.Load()) }
+
+// upTrack is one track a participant publishes, in one layer or in up to
+// three simulcast layers. Each layer's read loop parses each packet once
+// and hands it to the downTracks of the subscribers currently allowed to
+// receive the track; each downTrack keeps the layer it forwards. Handing
+// over is a copy into the downTrack's own queue: it never waits for a
+// subscriber's connection.
 type upTrack struct {
 	id        string // track id, unique within the room
 	publisher string // participant id
 	kind      webrtc.RTPCodecType
 	codec     webrtc.RTPCodecCapability
 	vp8       bool
+	simulcast bool // published in several layers
 	// levelExtID is the publisher's id of the RFC 6464 audio level header
 	// extension, 0 when it did not negotiate one.
 	levelExtID uint8
-	src        rtpReader
-	ssrc       uint32
 	writeRTCP  func([]rtcp.Packet) error // to the publisher
 	log        *slog.Logger
 
+	layers [maxLayers]atomic.Pointer[layer]
+
+	lmu     sync.Mutex // guards running and ended
+	running int        // layer read loops
+	ended   bool       // the last read loop ended
+
 	mu    sync.RWMutex
-	downs []*downTrack // copy-on-write; the read loop fans out under RLock
+	downs []*downTrack // copy-on-write; the read loops fan out under RLock
 
 	// level accumulates audio levels between two reads by the room's
 	// active speaker detector.
 	level levelMeter
 
-	// nacks tracks arrivals for NACKs to the publisher (video).
-	nacks *nackGenerator
-
-	lastKeyframeReq atomic.Int64 // unix nanoseconds
-	keyframeReq     chan struct{}
-	done            chan struct{} // closed when the read loop ends
-
-	pkt rtp.Packet // owned by the read loop
+	keyframeWant atomic.Uint32 // layers to send a PLI for, a bit each
+	keyframeReq  chan struct{}
+	done         chan struct{} // closed when the last read loop ends
 }
 
 func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability, log *slog.Logger) *upTrack {
-	u := &upTrack{
+	return &upTrack{
 		id:          id,
 		publisher:   publisher,
 		kind:        kind,
@@ -71,10 +99,54 @@ func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTP
 		keyframeReq: make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
-	if kind == webrtc.RTPCodecTypeVideo {
-		u.nacks = &nackGenerator{}
+}
+
+// newLayer returns layer index of u, to be read from src.
+func (u *upTrack) newLayer(index int, rid string, src rtpReader, ssrc uint32) *layer {
+	l := &layer{index: index, rid: rid, src: src, ssrc: ssrc}
+	if u.kind == webrtc.RTPCodecTypeVideo {
+		l.nacks = &nackGenerator{}
 	}
-	return u
+	return l
+}
+
+// layer returns layer i, nil if it is not (yet) published.
+func (u *upTrack) layer(i int) *layer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	return u.layers[i].Load()
+}
+
+// start reads l until it ends, on a goroutine of its own; the first
+// layer also starts the track's RTCP loop. onDone runs when the last
+// layer's read loop ended. It reports false if the track already ended.
+func (u *upTrack) start(l *layer, onDone func()) bool {
+	u.lmu.Lock()
+	if u.ended {
+		u.lmu.Unlock()
+		return false
+	}
+	u.layers[l.index].Store(l)
+	u.running++
+	first := u.running == 1
+	u.lmu.Unlock()
+	if first {
+		go u.rtcpLoop()
+	}
+	go func() {
+		u.forward(l)
+		u.lmu.Lock()
+		u.running--
+		last := u.running == 0
+		u.ended = u.ended || last
+		u.lmu.Unlock()
+		if last {
+			close(u.done)
+			onDone()
+		}
+	}()
+	return true
 }
 
 // addDown starts forwarding to d.
@@ -104,47 +176,49 @@ func (u *upTrack) removeDown(d *downTrack, wait bool) {
 	d.stop(wait)
 }
 
-// forward reads the publisher's RTP until the track ends and fans it out.
-// It ends at the first read error; onDone runs last.
-func (u *upTrack) forward(onDone func()) {
-	defer onDone()
-	defer close(u.done)
-	go u.rtcpLoop()
+// forward reads one layer until it ends and fans its packets out. It
+// ends at the first read error.
+func (u *upTrack) forward(l *layer) {
 	buf := make([]byte, packetSize)
 	for {
-		n, _, err := u.src.Read(buf)
+		n, _, err := l.src.Read(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				u.log.Debug("track read ended", "err", err)
+				u.log.Debug("track read ended", "rid", l.rid, "err", err)
 			}
 			return
 		}
-		u.handle(buf[:n], time.Now())
+		u.handle(l, buf[:n], time.Now())
 	}
 }
 
 // handle is the per-packet hot path: parse once, note the audio level,
 // and queue the packet for every allowed subscriber. It allocates
 // nothing.
-func (u *upTrack) handle(raw []byte, now time.Time) {
-	if err := u.pkt.Unmarshal(raw); err != nil {
+func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
+	pkt := &l.pkt
+	if err := pkt.Unmarshal(raw); err != nil {
 		return
 	}
-	payload := u.pkt.Payload
+	payload := pkt.Payload
 	if len(payload) == 0 || len(payload) > packetSize {
 		return // padding-only probe
 	}
-	if u.nacks != nil {
-		u.nacks.observe(u.pkt.SequenceNumber)
+	at := now.UnixNano()
+	l.bytes.Add(uint64(len(payload)))
+	l.lastAt.Store(at)
+	if l.nacks != nil {
+		l.nacks.observe(pkt.SequenceNumber)
 	}
 	m := packetMeta{
-		seq:    u.pkt.SequenceNumber,
-		ts:     u.pkt.Timestamp,
-		marker: u.pkt.Marker,
-		at:     now.UnixNano(),
+		seq:    pkt.SequenceNumber,
+		ts:     pkt.Timestamp,
+		marker: pkt.Marker,
+		at:     at,
+		layer:  uint8(l.index),
 	}
 	if u.levelExtID != 0 {
-		if ext := u.pkt.GetExtension(u.levelExtID); len(ext) > 0 {
+		if ext := pkt.GetExtension(u.levelExtID); len(ext) > 0 {
 			m.level, m.hasLevel = ext[0], true
 			u.level.add(ext[0] & 0x7f)
 		}
@@ -159,12 +233,13 @@ func (u *upTrack) handle(raw []byte, now time.Time) {
 	u.mu.RUnlock()
 }
 
-// requestKeyframe asks the publisher for a keyframe, at most every
-// keyframeInterval. It never blocks.
-func (u *upTrack) requestKeyframe() {
-	if u.kind != webrtc.RTPCodecTypeVideo {
+// requestKeyframe asks the publisher for a keyframe of a layer, at most
+// every keyframeInterval. It never blocks and allocates nothing.
+func (u *upTrack) requestKeyframe(layer int) {
+	if u.kind != webrtc.RTPCodecTypeVideo || layer < 0 || layer >= maxLayers {
 		return
 	}
+	u.keyframeWant.Or(1 << layer)
 	select {
 	case u.keyframeReq <- struct{}{}:
 	default:
@@ -172,37 +247,61 @@ func (u *upTrack) requestKeyframe() {
 }
 
 // rtcpLoop sends the publisher the PLIs requestKeyframe asks for,
-// throttled, and NACKs for what did not arrive, so that neither the read
-// loop nor a subscriber's RTCP loop ever writes to the publisher's
-// connection.
+// throttled, and NACKs for what did not arrive, and measures the layers'
+// bit rates. Neither the read loops nor a subscriber's RTCP loop ever
+// write to the publisher's connection.
 func (u *upTrack) rtcpLoop() {
 	var tick <-chan time.Time
-	if u.nacks != nil {
+	if u.kind == webrtc.RTPCodecTypeVideo {
 		t := time.NewTicker(nackTick)
 		defer t.Stop()
 		tick = t.C
 	}
 	var seqs []uint16
+	lastRate := time.Now()
 	for {
 		select {
 		case <-u.done:
 			return
-		case <-tick:
-			seqs = u.nacks.due(time.Now().UnixNano(), seqs[:0])
-			if len(seqs) > 0 && u.writeRTCP != nil {
-				_ = u.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
-					MediaSSRC: u.ssrc,
-					Nacks:     rtcp.NackPairsFromSequenceNumbers(seqs),
-				}})
+		case now := <-tick:
+			for i := range maxLayers {
+				l := u.layer(i)
+				if l == nil {
+					continue
+				}
+				seqs = l.nacks.due(now.UnixNano(), seqs[:0])
+				if len(seqs) > 0 && u.writeRTCP != nil {
+					_ = u.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+						MediaSSRC: l.ssrc,
+						Nacks:     rtcp.NackPairsFromSequenceNumbers(seqs),
+					}})
+				}
+			}
+			if dt := now.Sub(lastRate); dt >= rateInterval {
+				lastRate = now
+				for i := range maxLayers {
+					if l := u.layer(i); l != nil {
+						measured := float64(l.bytes.Swap(0)) * 8 / dt.Seconds()
+						prev := l.bitrate()
+						if prev > 0 {
+							measured = 0.5*prev + 0.5*measured
+						}
+						l.rate.Store(math.Float64bits(measured))
+					}
+				}
 			}
 		case <-u.keyframeReq:
+			want := u.keyframeWant.Swap(0)
 			now := time.Now().UnixNano()
-			if now-u.lastKeyframeReq.Load() < int64(keyframeInterval) {
-				continue
-			}
-			u.lastKeyframeReq.Store(now)
-			if u.writeRTCP != nil {
-				_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: u.ssrc}})
+			for i := range maxLayers {
+				l := u.layer(i)
+				if want&(1<<i) == 0 || l == nil || now-l.lastKeyframeReq < int64(keyframeInterval) {
+					continue
+				}
+				l.lastKeyframeReq = now
+				if u.writeRTCP != nil {
+					_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+				}
 			}
 		}
 	}

@@ -43,6 +43,7 @@ const (
 	TypeLock              = "lock"
 	TypeChat              = "chat"
 	TypeNote              = "note"
+	TypeAgreementUpdated  = "agreement_updated"
 )
 
 // maxChatRunes bounds one chat message or note.
@@ -127,6 +128,7 @@ type outbound struct {
 	Message       string               `json:"message,omitempty"`
 	Fatal         bool                 `json:"fatal,omitempty"`
 	Room          *RoomState           `json:"room,omitempty"`
+	Agreement     *AgreementInfo       `json:"agreement,omitempty"`
 	From          string               `json:"from,omitempty"`
 	Text          string               `json:"text,omitempty"`
 	At            *time.Time           `json:"at,omitempty"`
@@ -137,6 +139,16 @@ type RoomState struct {
 	rooms.View
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	Notes     []Note     `json:"notes,omitempty"` // mediators only
+}
+
+// AgreementInfo announces a changed agreement; clients fetch its text
+// through the API.
+type AgreementInfo struct {
+	ID        string `json:"id"`
+	Revision  int    `json:"revision"`
+	TextHash  string `json:"textHash"`
+	VisibleTo string `json:"visibleTo"`
+	Status    string `json:"status"`
 }
 
 // Note is a mediator's private note.

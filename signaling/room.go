@@ -420,3 +420,34 @@ func (r *room) listLocked(self string) []Participant {
 func toParticipant(p cases.Participant, online bool) Participant {
 	return Participant{ID: p.ID, Name: p.Name, Role: p.Role, Side: p.Side, Online: online}
 }
+
+// AgreementUpdated tells the participants of a case's open rooms that its
+// agreement changed, so their clients fetch it again (the API checks
+// visibility once more). A draft visible to one side only (prepared in a
+// caucus) is announced to the mediators and that side alone.
+func (s *Server) AgreementUpdated(caseID, agreementID string, revision int, textHash, visibleTo, status string) {
+	s.mu.Lock()
+	var rs []*room
+	for _, r := range s.rooms {
+		if r.caseID == caseID {
+			rs = append(rs, r)
+		}
+	}
+	s.mu.Unlock()
+	msg := outbound{Type: TypeAgreementUpdated, Agreement: &AgreementInfo{
+		ID: agreementID, Revision: revision, TextHash: textHash, VisibleTo: visibleTo, Status: status,
+	}}
+	for _, r := range rs {
+		r.mu.Lock()
+		for id, c := range r.conns {
+			p, _, ok := r.policy.Participant(id)
+			if v, _ := r.policy.ViewFor(id); !ok || v.Self.State != rooms.StateAdmitted {
+				continue // the lobby hears nothing of the agreement
+			}
+			if visibleTo == "all" || visibleTo == "" || rooms.IsMediator(p.Role) || string(p.Side) == visibleTo {
+				c.enqueue(msg)
+			}
+		}
+		r.mu.Unlock()
+	}
+}

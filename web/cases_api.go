@@ -2,9 +2,9 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,15 +16,17 @@ import (
 	"strings"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/identity"
 )
 
-// The case lifecycle API. Who may call what:
+// The case lifecycle API. Who may call what (see authz.go, where every
+// decision is made):
 //
-//   - the platform operator, by the bearer token Params.AdminToken (staff
-//     accounts come later): creating cases at a window, by phone or from
-//     a kiosk, the lifecycle steps, listing and search, institutions,
-//     mediators and ODR enterprises. With no AdminToken every staff
-//     request is refused.
+//   - staff, by a staff access token, and the platform operator, by the
+//     bearer token Params.AdminToken: creating cases at a window, by
+//     phone or from a kiosk, the lifecycle steps, listing and search,
+//     sessions and their join links, institutions, mediators and ODR
+//     enterprises, each within the staff member's scope.
 //   - an external platform, by an HMAC-SHA256 signature of the body with
 //     Params.ImportSecret: importing a case with its external number.
 //   - anyone: the online intake form, the list of institutions, the rule
@@ -53,16 +55,16 @@ func (h *Handler) registerCaseAPI() {
 	h.mux.HandleFunc("POST /api/v1/imports/cases", h.importCase)
 	h.mux.HandleFunc("GET /api/v1/rulesets", h.ruleSets)
 	h.mux.HandleFunc("GET /api/v1/institutions", h.listInstitutions)
-	h.mux.HandleFunc("POST /api/v1/institutions", h.operator(h.createInstitution))
-	h.mux.HandleFunc("PUT /api/v1/institutions/{id}", h.operator(h.putInstitution))
-	h.mux.HandleFunc("GET /api/v1/institutions/{id}/mediators", h.operator(h.listMediators))
-	h.mux.HandleFunc("POST /api/v1/institutions/{id}/mediators", h.operator(h.createMediator))
+	h.mux.HandleFunc("POST /api/v1/institutions", h.guard(staffOnly, h.createInstitution))
+	h.mux.HandleFunc("PUT /api/v1/institutions/{id}", h.guard(staffOnly, h.putInstitution))
+	h.mux.HandleFunc("GET /api/v1/institutions/{id}/mediators", h.guard(staffOnly, h.listMediators))
+	h.mux.HandleFunc("POST /api/v1/institutions/{id}/mediators", h.guard(staffOnly, h.createMediator))
 	h.mux.HandleFunc("PUT /api/v1/enterprises/{creditCode}", h.operator(h.putEnterprise))
-	h.mux.HandleFunc("POST /api/v1/cases", h.operator(h.createCase))
-	h.mux.HandleFunc("GET /api/v1/cases", h.operator(h.listCases))
-	h.mux.HandleFunc("POST /api/v1/cases/{id}/transitions", h.operator(h.transition))
-	h.mux.HandleFunc("POST /api/v1/cases/{id}/sessions", h.operator(h.scheduleSession))
-	h.mux.HandleFunc("GET /api/v1/cases/{id}/events", h.caseEvents)
+	h.mux.HandleFunc("POST /api/v1/cases", h.guard(staffOnly, h.createCase))
+	h.mux.HandleFunc("GET /api/v1/cases", h.guard(staffOnly, h.listCases))
+	h.mux.HandleFunc("POST /api/v1/cases/{id}/transitions", h.guard(staffOnly, h.transition))
+	h.mux.HandleFunc("POST /api/v1/cases/{id}/sessions", h.guard(staffOnly, h.scheduleSession))
+	h.mux.HandleFunc("GET /api/v1/cases/{id}/events", h.guard(staffOrParty, h.caseEvents))
 }
 
 // fieldProblem is a problem document that names the input at fault.
@@ -100,32 +102,6 @@ func (h *Handler) writeCaseError(w http.ResponseWriter, r *http.Request, err err
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeFieldProblem(w, code, cases.ErrorField(err), cases.ErrorMessage(err))
-}
-
-// bearer returns the request's bearer token.
-func bearer(r *http.Request) (string, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	token = strings.TrimSpace(token)
-	return token, ok && token != ""
-}
-
-// isOperator reports whether the request carries the admin token.
-func (h *Handler) isOperator(r *http.Request) bool {
-	token, ok := bearer(r)
-	return ok && h.p.AdminToken != "" &&
-		subtle.ConstantTimeCompare([]byte(token), []byte(h.p.AdminToken)) == 1
-}
-
-// operator lets only the platform operator through to next.
-func (h *Handler) operator(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !h.isOperator(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="concord-staff"`)
-			writeProblem(w, codeUnauthorized, "this endpoint needs the operator's bearer token")
-			return
-		}
-		next(w, r)
-	}
 }
 
 // readBody reads a JSON request body of at most maxCaseBody bytes.
@@ -308,7 +284,12 @@ func (h *Handler) createCase(w http.ResponseWriter, r *http.Request) {
 		h.writeCaseError(w, r, err)
 		return
 	}
-	h.openOnce(w, r, "operator:POST /api/v1/cases", req, req.newCase(req.Channel, "", operatorActor),
+	p := principalOf(r)
+	if err := h.authorize(r.Context(), p, actCreateCase, target{InstitutionID: req.InstitutionID}); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
+	h.openOnce(w, r, p.actor()+":POST /api/v1/cases", req, req.newCase(req.Channel, "", p.actor()),
 		func(c *cases.Case, _ bool) (int, []byte, error) {
 			b, err := encodeJSON(c)
 			return http.StatusCreated, b, err
@@ -491,6 +472,17 @@ func ifMatchVersion(r *http.Request) (int64, bool, error) {
 
 // transition performs one lifecycle step on a case.
 func (h *Handler) transition(w http.ResponseWriter, r *http.Request) {
+	// Whoever may not see the case learns nothing, not even whether the
+	// body would have been valid.
+	p := principalOf(r)
+	c, err := h.p.Cases.Case(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = h.caseVisible(r.Context(), p, c)
+	}
+	if err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	b, ok := readBody(w, r)
 	if !ok {
 		return
@@ -519,8 +511,17 @@ func (h *Handler) transition(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Version = v
 	}
+	if err := h.authorize(r.Context(), p, actTransition, target{Case: c, To: req.To}); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
+	if req.Version == 0 && !p.platform() {
+		// The decision above holds for the case as read: a change since
+		// (a transfer to another institution) must not slip under it.
+		req.Version = c.Version
+	}
 	tr := cases.TransitionRequest{
-		To: req.To, Actor: operatorActor, Version: req.Version,
+		To: req.To, Actor: p.actor(), Version: req.Version,
 		InstitutionID: req.InstitutionID, MediatorID: req.MediatorID,
 		ReasonCode: req.ReasonCode, Reason: req.Reason,
 		By: req.By, Body: req.Body, ArbitrationAgreement: req.ArbitrationAgreement, Note: req.Note,
@@ -528,7 +529,7 @@ func (h *Handler) transition(w http.ResponseWriter, r *http.Request) {
 	if req.Outcome != nil {
 		tr.Outcome = &cases.Outcome{Result: req.Outcome.Result, Terms: req.Outcome.Terms, Remedies: req.Outcome.Remedies}
 	}
-	c, err := h.p.Cases.Apply(r.Context(), r.PathValue("id"), tr)
+	c, err = h.p.Cases.Apply(r.Context(), r.PathValue("id"), tr)
 	if err != nil {
 		h.writeCaseError(w, r, err)
 		return
@@ -542,15 +543,41 @@ type participantInput struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
 	Side string `json:"side"`
+	// Phone, when set, is where the participant's join link is sent;
+	// Channel is how (sms, the default, or wechat, with an openid in
+	// Phone).
+	Phone   string `json:"phone,omitempty"`
+	Channel string `json:"channel,omitempty"`
 }
 
 // scheduleRequest is the body of POST /api/v1/cases/{id}/sessions.
 type scheduleRequest struct {
 	Participants []participantInput `json:"participants"`
+	// Notify, true unless given false, sends each party its join link:
+	// to the phone given for it or, for the only party of a side, to the
+	// phone of the case's applicant or respondent.
+	Notify *bool `json:"notify,omitempty"`
 }
 
-// scheduleSession creates a session of an accepted or mediating case.
+// sessionAnswer is a scheduled session with its participants' links.
+type sessionAnswer struct {
+	*cases.Session
+	Links []identity.IssuedLink `json:"links"`
+}
+
+// scheduleSession creates a session of an accepted or mediating case,
+// issues a short join link for each participant and queues the parties'
+// links for SMS or WeChat, all in one transaction.
 func (h *Handler) scheduleSession(w http.ResponseWriter, r *http.Request) {
+	p := principalOf(r)
+	c, err := h.p.Cases.Case(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = h.authorize(r.Context(), p, actScheduleSession, target{Case: c})
+	}
+	if err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	b, ok := readBody(w, r)
 	if !ok {
 		return
@@ -559,16 +586,92 @@ func (h *Handler) scheduleSession(w http.ResponseWriter, r *http.Request) {
 	if !decodeStrict(w, b, &req) {
 		return
 	}
+	notify := req.Notify == nil || *req.Notify
 	ps := make([]cases.Participant, len(req.Participants))
-	for i, p := range req.Participants {
-		ps[i] = cases.Participant{Name: p.Name, Role: p.Role, Side: p.Side}
+	explicit := map[int]identity.Recipient{}
+	for i, in := range req.Participants {
+		ps[i] = cases.Participant{Name: in.Name, Role: in.Role, Side: in.Side}
+		if in.Channel != "" && in.Phone == "" {
+			writeFieldProblem(w, cases.EINVALID, "participants.phone", "participants.channel needs participants.phone")
+			return
+		}
+		if in.Phone != "" {
+			rc := identity.Recipient{Channel: in.Channel, To: strings.TrimSpace(in.Phone)}
+			if rc.Channel == "" {
+				rc.Channel = cases.NotifySMS
+			}
+			if err := rc.Check("participants"); err != nil {
+				h.writeCaseError(w, r, err)
+				return
+			}
+			explicit[i] = rc
+		}
 	}
-	sess, err := h.p.Cases.ScheduleSession(r.Context(), r.PathValue("id"), operatorActor, ps)
+	var links []identity.IssuedLink
+	var hook cases.SessionHook
+	if h.p.Identity != nil {
+		hook = func(ctx context.Context, tx cases.Tx, c *cases.Case, sess *cases.Session) error {
+			to := map[string]identity.Recipient{}
+			if notify {
+				to = h.recipients(c, sess, explicit)
+			}
+			var err error
+			links, err = h.p.Identity.IssueLinksTx(ctx, tx, c, sess, p.actor(), nil, to)
+			return err
+		}
+	}
+	sess, err := h.p.Cases.ScheduleSessionWith(r.Context(), c.ID, p.actor(), ps, hook)
 	if err != nil {
 		h.writeCaseError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, sess)
+	if h.p.Identity != nil {
+		h.p.Identity.Queued()
+	}
+	if links == nil {
+		links = []identity.IssuedLink{}
+	}
+	writeJSON(w, http.StatusCreated, sessionAnswer{Session: sess, Links: links})
+}
+
+// recipients says where each participant's link goes: the phone given
+// for it, or, for the only party of the applicant's or the respondent's
+// side, that party's phone on the case. A phone on the case that is not
+// a usable number is skipped.
+func (h *Handler) recipients(c *cases.Case, sess *cases.Session, explicit map[int]identity.Recipient) map[string]identity.Recipient {
+	to := map[string]identity.Recipient{}
+	perSide := map[string]int{}
+	for _, p := range sess.Participants {
+		if p.Role == cases.RoleParty {
+			perSide[p.Side]++
+		}
+	}
+	for i, p := range sess.Participants {
+		if rc, ok := explicit[i]; ok {
+			to[p.ID] = rc
+			continue
+		}
+		if p.Role != cases.RoleParty || perSide[p.Side] != 1 {
+			continue
+		}
+		phone := ""
+		switch p.Side {
+		case cases.SideApplicant:
+			phone = c.Applicant.Phone
+		case cases.SideRespondent:
+			phone = c.Respondent.Phone
+		}
+		rc := identity.Recipient{Channel: cases.NotifySMS, To: strings.TrimSpace(phone)}
+		if phone == "" {
+			continue
+		}
+		if rc.Check("phone") != nil {
+			h.log.Warn("join link not sent: the case's phone number is not usable", "case", c.ID, "side", p.Side)
+			continue
+		}
+		to[p.ID] = rc
+	}
+	return to
 }
 
 // listQuery names the query parameters of GET /api/v1/cases.
@@ -614,6 +717,10 @@ func (h *Handler) listCases(w http.ResponseWriter, r *http.Request) {
 			cq.Limit = -1 // 0 given explicitly is out of range
 		}
 	}
+	if err := h.caseQueryScope(r.Context(), principalOf(r), &cq); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	page, err := h.p.Cases.ListCases(r.Context(), cq)
 	if err != nil {
 		h.writeCaseError(w, r, err)
@@ -628,31 +735,18 @@ type eventsAnswer struct {
 	Items  []cases.Event `json:"items"`
 }
 
-// caseEvents returns a case's history to the operator or to a participant
-// of that case; anyone else is told the case does not exist.
+// caseEvents returns a case's history to staff who may see the case or
+// to a participant of that case; anyone else is told the case does not
+// exist.
 func (h *Handler) caseEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !h.isOperator(r) {
-		token, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="concord"`)
-			writeProblem(w, codeUnauthorized, "a bearer token is required")
-			return
-		}
-		if h.p.Tokens == nil {
-			writeProblem(w, codeUnauthorized, "the token is not valid")
-			return
-		}
-		c, err := h.p.Tokens.Verify(token)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="concord", error="invalid_token"`)
-			writeProblem(w, codeUnauthorized, err.Error())
-			return
-		}
-		if c.CaseID != id {
-			writeProblem(w, cases.ENOTFOUND, "case not found")
-			return
-		}
+	c, err := h.p.Cases.Case(r.Context(), id)
+	if err == nil {
+		err = h.authorize(r.Context(), principalOf(r), actReadCase, target{Case: c})
+	}
+	if err != nil {
+		h.writeCaseError(w, r, err)
+		return
 	}
 	events, err := h.p.Cases.Events(r.Context(), id)
 	if err != nil {
@@ -706,6 +800,10 @@ func (h *Handler) saveInstitution(w http.ResponseWriter, r *http.Request, id str
 		writeFieldProblem(w, cases.EINVALID, "id", "the institution id is too long or has reserved characters")
 		return
 	}
+	if err := h.authorize(r.Context(), principalOf(r), actWriteInstitution, target{InstitutionID: id, ParentID: req.ParentID}); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	inst := &cases.Institution{ID: id, Code: req.Code, Name: req.Name, Level: req.Level, ParentID: req.ParentID, Status: req.Status}
 	if err := h.p.Cases.PutInstitution(r.Context(), inst); err != nil {
 		h.writeCaseError(w, r, err)
@@ -721,6 +819,10 @@ type mediatorRequest struct {
 }
 
 func (h *Handler) listMediators(w http.ResponseWriter, r *http.Request) {
+	if err := h.authorize(r.Context(), principalOf(r), actReadMediators, target{InstitutionID: r.PathValue("id")}); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	list, err := h.p.Cases.Mediators(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.writeCaseError(w, r, err)
@@ -730,6 +832,10 @@ func (h *Handler) listMediators(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) createMediator(w http.ResponseWriter, r *http.Request) {
+	if err := h.authorize(r.Context(), principalOf(r), actWriteMediators, target{InstitutionID: r.PathValue("id")}); err != nil {
+		h.writeCaseError(w, r, err)
+		return
+	}
 	b, ok := readBody(w, r)
 	if !ok {
 		return

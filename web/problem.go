@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/identity"
 )
 
 // Problem codes of the HTTP layer, beside the cases error codes.
@@ -16,6 +17,7 @@ const (
 	codeUnsupported  = "unsupported_media_type"
 	codeNoRoute      = "no_route"
 	codeMethod       = "method_not_allowed"
+	codeRateLimited  = "rate_limited"
 )
 
 // statusByCode is the one table from error codes to HTTP statuses.
@@ -25,15 +27,25 @@ var statusByCode = map[string]int{
 	cases.ECONFLICT:   http.StatusConflict,
 	cases.ETRANSITION: http.StatusConflict,
 	cases.EINTERNAL:   http.StatusInternalServerError,
-	codeUnauthorized:  http.StatusUnauthorized,
-	codeBadRequest:    http.StatusBadRequest,
-	codeTooLarge:      http.StatusRequestEntityTooLarge,
-	codeUnsupported:   http.StatusUnsupportedMediaType,
-	codeNoRoute:       http.StatusNotFound,
-	codeMethod:        http.StatusMethodNotAllowed,
+	// The case store is unreachable: try again later.
+	cases.EUNAVAILABLE: http.StatusServiceUnavailable,
+	codeUnauthorized:   http.StatusUnauthorized,
+	codeBadRequest:     http.StatusBadRequest,
+	codeTooLarge:       http.StatusRequestEntityTooLarge,
+	codeUnsupported:    http.StatusUnsupportedMediaType,
+	codeNoRoute:        http.StatusNotFound,
+	codeMethod:         http.StatusMethodNotAllowed,
 
 	cases.EIDEMPOTENCY: http.StatusUnprocessableEntity,
 	codeBadSignature:   http.StatusUnauthorized,
+
+	cases.EFORBIDDEN:       http.StatusForbidden,
+	codeRateLimited:        http.StatusTooManyRequests,
+	identity.ELinkNotFound: http.StatusNotFound,
+	identity.ELinkExpired:  http.StatusGone,
+	identity.ELinkRevoked:  http.StatusGone,
+	identity.ESessionEnded: http.StatusGone,
+	identity.ERemoved:      http.StatusGone,
 }
 
 // Problem is an RFC 9457 problem document with Concord's stable code.

@@ -13,11 +13,14 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/identity"
 	"github.com/concord-odr/concord/cases/joinlink"
+	"github.com/concord-odr/concord/web/ratelimit"
 )
 
 //go:embed static
@@ -45,6 +48,20 @@ type Params struct {
 	// the case import webhook; empty refuses every import.
 	AdminToken   string
 	ImportSecret string
+	// Identity holds staff accounts and join links; nil disables staff
+	// logins, short links and the sending of links.
+	Identity *identity.Service
+	// Queue is the instant-mediation queue (cases/queue.go); nil makes
+	// one in the handler that the queue API's own calls drive.
+	Queue *cases.Queue
+	// Limiter counts attempts at logins and join link exchanges; nil
+	// counts in process. Limits are its rules; zero fields take the
+	// defaults of DefaultLimits.
+	Limiter ratelimit.Limiter
+	Limits  Limits
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For header names the client; empty trusts none.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler is Concord's HTTP handler.
@@ -70,9 +87,15 @@ func NewHandler(p Params) *Handler {
 	if p.Signaling != nil {
 		h.mux.Handle("GET /ws", p.Signaling)
 	}
-	h.mux.HandleFunc("GET /api/v1/cases/{id}", h.getCase)
-	h.mux.HandleFunc("POST /api/v1/sessions/{id}/end", h.endSession)
+	h.mux.HandleFunc("GET /api/v1/cases/{id}", h.guard(staffOrParty, h.getCase))
+	h.mux.HandleFunc("POST /api/v1/sessions/{id}/end", h.guard(partyOnly, h.endSession))
 	h.registerCaseAPI()
+	h.registerIdentityAPI()
+	h.registerAgreementAPI()
+	h.registerODRAPI()
+	h.registerStatsAPI()
+	h.registerQueueAPI()
+	h.registerScheduleAPI()
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, codeNoRoute, "no such endpoint")
 	})
@@ -133,37 +156,18 @@ func (h *Handler) page(name string) http.HandlerFunc {
 	}
 }
 
-// claims authenticates the request's bearer join token.
-func (h *Handler) claims(w http.ResponseWriter, r *http.Request) (*joinlink.Claims, bool) {
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="concord"`)
-		writeProblem(w, codeUnauthorized, "a bearer token is required")
-		return nil, false
-	}
-	c, err := h.p.Tokens.Verify(strings.TrimSpace(token))
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="concord", error="invalid_token"`)
-		writeProblem(w, codeUnauthorized, err.Error())
-		return nil, false
-	}
-	return c, true
-}
-
-// getCase returns a case with its sessions and events to the operator or
-// a participant of that case. Anyone else is told it does not exist.
+// getCase returns a case with its sessions and events to staff who may
+// see it or a participant of that case. Anyone else is told it does not
+// exist.
 func (h *Handler) getCase(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !h.isOperator(r) {
-		c, ok := h.claims(w, r)
-		if !ok {
-			return
-		}
-		if c.CaseID != id {
-			writeProblem(w, cases.ENOTFOUND, "case not found")
-			return
-		}
+	c, err := h.p.Cases.Case(r.Context(), id)
+	if err == nil {
+		err = h.authorize(r.Context(), principalOf(r), actReadCase, target{Case: c})
+	}
+	if err != nil {
+		writeError(w, r, h.log, err)
+		return
 	}
 	rec, err := h.p.Cases.Record(r.Context(), id)
 	if err != nil {
@@ -178,26 +182,34 @@ type endSessionRequest struct {
 	Result   cases.Result `json:"result"`
 	Terms    string       `json:"terms"`
 	Remedies []string     `json:"remedies"`
+	// NextSessionAt is when an adjourned case meets again.
+	NextSessionAt *time.Time `json:"nextSessionAt,omitempty"`
+	// AgreementID names the signed agreement of a settled outcome; it
+	// defaults to the case's.
+	AgreementID string `json:"agreementId,omitempty"`
 }
 
 // endSession records the outcome and closes the room; only the session's
 // mediator may call it.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.claims(w, r)
-	if !ok {
-		return
-	}
+	p := principalOf(r)
+	c := p.claims
 	id := r.PathValue("id")
-	if c.SessionID != id {
-		writeProblem(w, cases.ENOTFOUND, "session not found")
+	if err := h.authorize(r.Context(), p, actEndSession, target{SessionID: id}); err != nil {
+		writeError(w, r, h.log, err)
 		return
 	}
 	var req endSessionRequest
 	if !h.decode(w, r, &req) {
 		return
 	}
-	_, _, err := h.p.Cases.EndSession(r.Context(), id, c.ParticipantID(), cases.Outcome{
-		Result: req.Result, Terms: req.Terms, Remedies: req.Remedies,
+	// Idempotent by the session: a retry of the same request answers the
+	// same; with the store unreachable the outcome waits in the outbox
+	// (202 Accepted). See cases/outcome.go.
+	res, err := h.p.Cases.EndSessionDurably(r.Context(), cases.EndRequest{
+		SessionID: id, ActorID: c.ParticipantID(),
+		Outcome: cases.Outcome{Result: req.Result, Terms: req.Terms, Remedies: req.Remedies,
+			NextSessionAt: req.NextSessionAt, AgreementID: req.AgreementID},
 	})
 	if err != nil {
 		writeError(w, r, h.log, err)
@@ -205,6 +217,15 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.p.Rooms != nil {
 		h.p.Rooms.EndSession(id, string(req.Result))
+	}
+	if res.Queued {
+		writeJSON(w, http.StatusAccepted, map[string]any{
+			"queued": true, "outboxId": res.OutboxID, "sessionId": id, "result": req.Result,
+		})
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotency-Replayed", "true")
 	}
 	rec, err := h.p.Cases.Record(r.Context(), c.CaseID)
 	if err != nil {

@@ -53,7 +53,17 @@ func Run(t *testing.T, open func(t *testing.T) cases.Store) {
 		{"ServiceIdempotentOpen", testServiceIdempotentOpen},
 		{"ServiceListing", testServiceListing},
 		{"ServiceDirectory", testServiceDirectory},
+		{"Accounts", testAccounts},
+		{"StaffSessions", testStaffSessions},
+		{"JoinLinks", testJoinLinks},
+		{"Revocations", testRevocations},
+		{"Outbox", testOutbox},
+		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+		{"ListCasesScope", testListCasesScope},
+		{"IdentityReadOnly", testIdentityReadOnly},
 	}
+	tests = append(tests, agreementTests()...)
+	tests = append(tests, odrTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

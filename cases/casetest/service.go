@@ -209,7 +209,16 @@ func testServiceLifecycle(t *testing.T, s cases.Store) {
 	_, err = svc.Transition(ctx, c.ID, cases.StateMediating, "admin", nil)
 	wantCode(t, err, cases.ETRANSITION)
 	wantCode(t, svc.RecordJoin(ctx, sess.ID, app.ID, at), cases.ETRANSITION)
-	_, _, err = svc.EndSession(ctx, sess.ID, med.ID, settled)
+	// Ending it again with the same outcome is a retry: the same answer,
+	// nothing recorded; another outcome is refused.
+	retried, _, err := svc.EndSession(ctx, sess.ID, med.ID, settled)
+	if err != nil || retried.Version != closed.Version {
+		t.Fatalf("EndSession retried: %v (case %+v, want v%d)", err, retried, closed.Version)
+	}
+	if n := len(getEvents(t, s, c.ID)); n != len(wantTypes) {
+		t.Fatalf("a retried EndSession added events: %d, want %d", n, len(wantTypes))
+	}
+	_, _, err = svc.EndSession(ctx, sess.ID, med.ID, cases.Outcome{Result: cases.ResultSettled, Terms: "other terms"})
 	wantCode(t, err, cases.ETRANSITION)
 	_, err = svc.ScheduleSession(ctx, c.ID, "admin", participants)
 	wantCode(t, err, cases.ETRANSITION)

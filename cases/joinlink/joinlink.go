@@ -45,6 +45,13 @@ var (
 	ErrNotYet   = errors.New("the join link is not valid yet")
 	ErrAudience = errors.New("the token is not a join link")
 	ErrInvalid  = errors.New("the join link is not valid")
+	// ErrRevoked: the link was revoked (by staff, or because its case was
+	// closed) before it expired.
+	ErrRevoked = errors.New("the join link has been revoked")
+	// ErrRemoved: the mediator removed the participant from the session.
+	ErrRemoved = errors.New("the mediator has removed you from this session")
+	// ErrSessionEnded: the session the link is for has ended.
+	ErrSessionEnded = errors.New("this session has ended")
 )
 
 // Key is one signing key with its identifier.
@@ -56,9 +63,10 @@ type Key struct {
 // Signer issues and verifies join tokens with HMAC-SHA256. The algorithm
 // is pinned: a token naming any other algorithm is refused.
 type Signer struct {
-	current Key
-	keys    map[string][]byte
-	now     func() time.Time
+	current  Key
+	keys     map[string][]byte
+	olderIDs []string // in the order given
+	now      func() time.Time
 }
 
 // NewSigner returns a Signer that signs with current and verifies with
@@ -73,6 +81,9 @@ func NewSigner(current Key, older []Key, now func() time.Time) (*Signer, error) 
 	}
 	s := &Signer{current: current, keys: map[string][]byte{current.ID: current.Secret}, now: now}
 	for _, k := range older {
+		if _, dup := s.keys[k.ID]; !dup {
+			s.olderIDs = append(s.olderIDs, k.ID)
+		}
 		s.keys[k.ID] = k.Secret
 	}
 	return s, nil
@@ -94,6 +105,25 @@ func (s *Signer) Issue(c Claims, ttl time.Duration) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, &c)
 	t.Header["kid"] = s.current.ID
 	return t.SignedString(s.current.Secret)
+}
+
+// Digests returns the HMAC-SHA256 of label and data under each of the
+// signer's keys, the current key's first, in hex. Short link codes are
+// kept as such digests, so that a copy of the database alone does not
+// give working links, and a code issued before a rotation is still found.
+func (s *Signer) Digests(label string, data []byte) []string {
+	digest := func(secret []byte) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(label))
+		m.Write([]byte{0})
+		m.Write(data)
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	out := []string{digest(s.current.Secret)}
+	for _, id := range s.olderIDs {
+		out = append(out, digest(s.keys[id]))
+	}
+	return out
 }
 
 // Verify checks a token's signature, algorithm, issuer, audience and
@@ -137,7 +167,76 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 // LoadOrCreateKey reads the signing key kept in dir, creating a random
 // one (readable by the owner only) on first use.
 func LoadOrCreateKey(dir string) (Key, error) {
-	path := filepath.Join(dir, "joinlink.key")
+	return LoadOrCreateKeyFile(filepath.Join(dir, "joinlink.key"))
+}
+
+// LoadKeyring reads the current signing key of a kind ("joinlink",
+// "staff") kept in dir as NAME.key, creating it on first use, and the
+// older keys kept beside it as NAME.key.* (for example joinlink.key.1 or
+// joinlink.key.2026-05-01): those verify the tokens they signed until
+// the tokens expire, while new tokens are signed with the current key.
+// To rotate, rename NAME.key to NAME.key.SUFFIX and restart; delete the
+// old file once every token it signed has expired. extra names more
+// files of older keys, anywhere.
+func LoadKeyring(dir, name string, extra ...string) (current Key, older []Key, err error) {
+	current, err = LoadOrCreateKeyFile(filepath.Join(dir, name+".key"))
+	if err != nil {
+		return Key{}, nil, err
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, name+".key.*"))
+	if err != nil {
+		return Key{}, nil, err
+	}
+	seen := map[string]bool{current.ID: true}
+	for _, path := range append(paths, extra...) {
+		k, err := LoadKeyFile(path)
+		if err != nil {
+			return Key{}, nil, err
+		}
+		if !seen[k.ID] {
+			seen[k.ID] = true
+			older = append(older, k)
+		}
+	}
+	return current, older, nil
+}
+
+// RotateKey makes the current key of a kind in dir an older one, renamed
+// NAME.key.SUFFIX, so that the next LoadKeyring creates a new current
+// key. It returns the new name of the old file.
+func RotateKey(dir, name, suffix string) (string, error) {
+	from := filepath.Join(dir, name+".key")
+	to := filepath.Join(dir, name+".key."+suffix)
+	if _, err := os.Stat(to); err == nil {
+		return "", fmt.Errorf("rotate key: %s exists", to)
+	}
+	if err := os.Rename(from, to); err != nil {
+		return "", fmt.Errorf("rotate key: %w", err)
+	}
+	return to, nil
+}
+
+// LoadKeyFile reads a key file that must exist.
+func LoadKeyFile(path string) (Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Key{}, fmt.Errorf("read signing key: %w", err)
+	}
+	return parseKey(path, b)
+}
+
+func parseKey(path string, b []byte) (Key, error) {
+	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(secret) < 32 {
+		return Key{}, fmt.Errorf("signing key %s is malformed", path)
+	}
+	return keyFromSecret(secret), nil
+}
+
+// LoadOrCreateKeyFile reads the signing key kept at path, creating a
+// random one (readable by the owner only) on first use.
+func LoadOrCreateKeyFile(path string) (Key, error) {
+	dir := filepath.Dir(path)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		secret := make([]byte, 32)
@@ -155,11 +254,7 @@ func LoadOrCreateKey(dir string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("read signing key: %w", err)
 	}
-	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(secret) < 32 {
-		return Key{}, fmt.Errorf("signing key %s is malformed", path)
-	}
-	return keyFromSecret(secret), nil
+	return parseKey(path, b)
 }
 
 // keyFromSecret derives a stable, non-secret key id from the secret.

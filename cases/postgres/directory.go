@@ -146,6 +146,13 @@ func (t *tx) ListCases(ctx context.Context, f cases.CaseFilter) ([]cases.Case, e
 	if f.InstitutionID != "" {
 		where = append(where, "institution_id = "+arg(f.InstitutionID))
 	}
+	if f.InstitutionIDs != nil {
+		// An empty array matches nothing, as the filter promises.
+		where = append(where, "institution_id = ANY("+arg(append([]string{}, f.InstitutionIDs...))+"::text[])")
+	}
+	if f.RespondentCreditCode != "" {
+		where = append(where, "respondent_credit_code = "+arg(f.RespondentCreditCode))
+	}
 	if f.Category != "" {
 		where = append(where, "category = "+arg(f.Category))
 	}

@@ -33,6 +33,7 @@ func normalizeCase(c *cases.Case) {
 	if c.Outcome != nil {
 		o := *c.Outcome
 		o.RecordedAt = utc(o.RecordedAt)
+		o.NextSessionAt = utcPtr(o.NextSessionAt)
 		c.Outcome = &o
 	}
 	if c.Deadlines != nil {
@@ -55,6 +56,11 @@ func normalizeCase(c *cases.Case) {
 		r := *c.Referral
 		r.At = utc(r.At)
 		c.Referral = &r
+	}
+	if c.Agreement != nil {
+		a := *c.Agreement
+		a.EffectiveAt = utc(a.EffectiveAt)
+		c.Agreement = &a
 	}
 }
 

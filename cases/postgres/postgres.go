@@ -117,6 +117,9 @@ func dbError(op string, err error) error {
 	case codeUntranslatableChar, codeCharNotInRepertoire:
 		return domainError(op, cases.EINVALID, "the text contains characters that cannot be stored", err)
 	}
+	if unreachable(err) {
+		return domainError(op, cases.EUNAVAILABLE, "the case store cannot be reached; try again later", err)
+	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 

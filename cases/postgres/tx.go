@@ -156,21 +156,23 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	}
 	if c.Version == 0 {
 		_, err = t.tx.Exec(ctx, `INSERT INTO cases
-			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at,
+			 respondent_credit_code)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			c.ID, c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef, next.Version,
-			c.CreatedAt, c.UpdatedAt, doc, c.Category, c.DueAt())
+			c.CreatedAt, c.UpdatedAt, doc, c.Category, c.DueAt(), c.Respondent.CreditCode)
 		if err != nil {
 			return constraintError("insert case", err, msgCaseExists, "")
 		}
 	} else {
 		tag, err := t.tx.Exec(ctx, `UPDATE cases SET
 			number = $1, institution_id = $2, state = $3, channel = $4, external_ref = $5,
-			version = $6, created_at = $7, updated_at = $8, doc = $9, category = $12, due_at = $13
+			version = $6, created_at = $7, updated_at = $8, doc = $9, category = $12, due_at = $13,
+			respondent_credit_code = $14
 			WHERE id = $10 AND version = $11`,
 			c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef,
 			next.Version, c.CreatedAt, c.UpdatedAt, doc,
-			c.ID, c.Version, c.Category, c.DueAt())
+			c.ID, c.Version, c.Category, c.DueAt(), c.Respondent.CreditCode)
 		if err != nil {
 			return constraintError("update case", err, msgCaseExists, "")
 		}
@@ -292,7 +294,8 @@ func (t *tx) PutSession(ctx context.Context, s *cases.Session) error {
 }
 
 // AppendEvent adds e to its case's log with the next sequence number of
-// that case and sets e.Seq. The case must exist. Two transactions that
+// that case and sets e.Seq, e.PrevHash and e.Hash (see audit.go). The
+// case must exist. Two transactions that
 // append to one case at once without holding its lock (see Case) compute
 // the same number; the primary key turns the second into a
 // cases.ECONFLICT, never a duplicate or a gap.
@@ -307,28 +310,14 @@ func (t *tx) AppendEvent(ctx context.Context, e *cases.Event) error {
 		return cases.Errorf(cases.EINVALID, "event payload is not valid JSON")
 	}
 	e.At = utc(e.At)
-	var payload *string // NULL when empty
-	if len(e.Payload) > 0 {
-		p := string(e.Payload)
-		payload = &p
-	}
-	var seq int64
-	err := t.tx.QueryRow(ctx, `INSERT INTO case_events (case_id, seq, type, actor, at, payload)
-		SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5::jsonb FROM case_events WHERE case_id = $1
-		RETURNING seq`,
-		e.CaseID, e.Type, e.Actor, e.At, payload).Scan(&seq)
-	if err != nil {
-		return constraintError("append event", err, msgEventRace, "case not found")
-	}
-	e.Seq = seq
-	return nil
+	return t.appendChained(ctx, e)
 }
 
 // Events lists a case's events by sequence number. Payloads come back as
 // PostgreSQL prints jsonb: the same value, but keys may be reordered and
 // spacing differ from what was written.
 func (t *tx) Events(ctx context.Context, caseID string) ([]cases.Event, error) {
-	rows, err := t.tx.Query(ctx, `SELECT seq, type, actor, at, payload::text FROM case_events
+	rows, err := t.tx.Query(ctx, `SELECT seq, type, actor, at, payload::text, prev_hash, hash FROM case_events
 		WHERE case_id = $1 ORDER BY seq`, caseID)
 	if err != nil {
 		return nil, dbError("list events", err)
@@ -339,7 +328,7 @@ func (t *tx) Events(ctx context.Context, caseID string) ([]cases.Event, error) {
 		e := cases.Event{CaseID: caseID}
 		var at time.Time
 		var payload *string
-		if err := rows.Scan(&e.Seq, &e.Type, &e.Actor, &at, &payload); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Actor, &at, &payload, &e.PrevHash, &e.Hash); err != nil {
 			return nil, dbError("list events", err)
 		}
 		e.At = at.UTC()

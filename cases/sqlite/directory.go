@@ -148,6 +148,20 @@ func (t *tx) ListCases(ctx context.Context, f cases.CaseFilter) ([]cases.Case, e
 	if f.InstitutionID != "" {
 		add("institution_id = ?", f.InstitutionID)
 	}
+	if f.InstitutionIDs != nil {
+		if len(f.InstitutionIDs) == 0 {
+			add("0 = 1")
+		} else {
+			ids := make([]any, len(f.InstitutionIDs))
+			for i, id := range f.InstitutionIDs {
+				ids[i] = id
+			}
+			add("institution_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")", ids...)
+		}
+	}
+	if f.RespondentCreditCode != "" {
+		add("respondent_credit_code = ?", f.RespondentCreditCode)
+	}
 	if f.Category != "" {
 		add("category = ?", f.Category)
 	}

@@ -52,7 +52,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// Events written before the log was hash-chained are chained now.
+	return s.chainUnhashed(ctx)
 }
 
 // apply runs one migration unless it is already recorded.

@@ -143,10 +143,11 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	}
 	if c.Version == 0 {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO cases
-			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, number, institution_id, state, channel, external_ref, version, created_at, updated_at, doc, category, due_at,
+			 respondent_credit_code)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef, next.Version,
-			micros(c.CreatedAt), micros(c.UpdatedAt), string(doc), c.Category, dueAt)
+			micros(c.CreatedAt), micros(c.UpdatedAt), string(doc), c.Category, dueAt, c.Respondent.CreditCode)
 		if isUnique(err) {
 			return fmt.Errorf("sqlite: insert case: %w: %w", cases.Errorf(cases.ECONFLICT, msgCaseExists), err)
 		}
@@ -156,11 +157,12 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	} else {
 		res, err := t.tx.ExecContext(ctx, `UPDATE cases SET
 			number = ?, institution_id = ?, state = ?, channel = ?, external_ref = ?,
-			version = ?, created_at = ?, updated_at = ?, doc = ?, category = ?, due_at = ?
+			version = ?, created_at = ?, updated_at = ?, doc = ?, category = ?, due_at = ?,
+			respondent_credit_code = ?
 			WHERE id = ? AND version = ?`,
 			c.Number, c.InstitutionID, string(c.State), c.Channel, c.ExternalRef,
 			next.Version, micros(c.CreatedAt), micros(c.UpdatedAt), string(doc), c.Category, dueAt,
-			c.ID, c.Version)
+			c.Respondent.CreditCode, c.ID, c.Version)
 		if isUnique(err) {
 			return fmt.Errorf("sqlite: update case: %w: %w", cases.Errorf(cases.ECONFLICT, msgCaseExists), err)
 		}
@@ -293,7 +295,8 @@ func (t *tx) PutSession(ctx context.Context, s *cases.Session) error {
 }
 
 // AppendEvent adds e to its case's log with the next sequence number of
-// that case and sets e.Seq. The case must exist.
+// that case and sets e.Seq, e.PrevHash and e.Hash (see audit.go). The
+// case must exist.
 func (t *tx) AppendEvent(ctx context.Context, e *cases.Event) error {
 	if err := t.writable("append event"); err != nil {
 		return err
@@ -305,30 +308,12 @@ func (t *tx) AppendEvent(ctx context.Context, e *cases.Event) error {
 		return cases.Errorf(cases.EINVALID, "event payload is not valid JSON")
 	}
 	e.At = utc(e.At)
-	var payload any // NULL when empty
-	if len(e.Payload) > 0 {
-		payload = string(e.Payload)
-	}
-	var seq int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO case_events (case_id, seq, type, actor, at, payload)
-		SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ? FROM case_events WHERE case_id = ?
-		RETURNING seq`,
-		e.CaseID, e.Type, e.Actor, micros(e.At), payload, e.CaseID).Scan(&seq)
-	switch {
-	case isUnique(err):
-		return fmt.Errorf("sqlite: append event: %w: %w", cases.Errorf(cases.ECONFLICT, msgEventRace), err)
-	case isForeignKey(err):
-		return fmt.Errorf("sqlite: append event: %w: %w", cases.Errorf(cases.ENOTFOUND, "case not found"), err)
-	case err != nil:
-		return dbError("append event", err)
-	}
-	e.Seq = seq
-	return nil
+	return t.appendChained(ctx, e)
 }
 
 // Events lists a case's events by sequence number.
 func (t *tx) Events(ctx context.Context, caseID string) ([]cases.Event, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT seq, type, actor, at, payload FROM case_events
+	rows, err := t.tx.QueryContext(ctx, `SELECT seq, type, actor, at, payload, prev_hash, hash FROM case_events
 		WHERE case_id = ? ORDER BY seq`, caseID)
 	if err != nil {
 		return nil, dbError("list events", err)
@@ -339,7 +324,7 @@ func (t *tx) Events(ctx context.Context, caseID string) ([]cases.Event, error) {
 		e := cases.Event{CaseID: caseID}
 		var at int64
 		var payload sql.NullString
-		if err := rows.Scan(&e.Seq, &e.Type, &e.Actor, &at, &payload); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Actor, &at, &payload, &e.PrevHash, &e.Hash); err != nil {
 			return nil, dbError("list events", err)
 		}
 		e.At = time.UnixMicro(at).UTC()

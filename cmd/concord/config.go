@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -29,6 +31,16 @@ type Config struct {
 	CalendarDir    string
 	RulesDir       string
 	LinkTTL        time.Duration
+	// LinkKeys lists files of older join link keys, beside the
+	// DATA_DIR/joinlink.key.* ones, that still verify.
+	LinkKeys string
+	// NotifyWebhookURL is the operator's SMS/WeChat gateway; empty prints
+	// notifications to the log. NotifyWebhookSecret signs its requests.
+	NotifyWebhookURL    string
+	NotifyWebhookSecret string
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For names the client, for rate limits.
+	TrustedProxies string
 	ResumeGrace    time.Duration
 	LogLevel       string
 	LogFormat      string
@@ -61,6 +73,10 @@ func (c *Config) settings() []setting {
 		{"link-ttl", "CONCORD_LINK_TTL", "how long join links stay valid", func(fs *flag.FlagSet, name, usage string) {
 			fs.DurationVar(&c.LinkTTL, name, 72*time.Hour, usage)
 		}},
+		{"link-keys", "CONCORD_LINK_KEYS", "comma-separated files of older join link keys that still verify (DATA_DIR/joinlink.key.* are read anyway)", str(&c.LinkKeys, "")},
+		{"notify-webhook-url", "CONCORD_NOTIFY_WEBHOOK_URL", "the SMS/WeChat gateway join links are posted to (empty prints them to the log)", str(&c.NotifyWebhookURL, "")},
+		{"notify-webhook-secret", "CONCORD_NOTIFY_WEBHOOK_SECRET", "HMAC key that signs the requests to the gateway", str(&c.NotifyWebhookSecret, "")},
+		{"trusted-proxies", "CONCORD_TRUSTED_PROXIES", "comma-separated reverse proxy CIDRs whose X-Forwarded-For names the client", str(&c.TrustedProxies, "")},
 		{"resume-grace", "CONCORD_RESUME_GRACE", "how long a participant whose connection dropped keeps its place", func(fs *flag.FlagSet, name, usage string) {
 			fs.DurationVar(&c.ResumeGrace, name, 20*time.Second, usage)
 		}},
@@ -144,6 +160,18 @@ func (c *Config) validate() error {
 	if c.LinkTTL <= 0 || c.LinkTTL > 30*24*time.Hour {
 		errs = append(errs, errors.New("link-ttl must be between 1s and 720h"))
 	}
+	if c.NotifyWebhookURL != "" {
+		u, err := url.Parse(c.NotifyWebhookURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			errs = append(errs, errors.New("notify-webhook-url must be an https:// URL"))
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			errs = append(errs, errors.New("notify-webhook-url must be https:// unless the gateway is on this host"))
+		}
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ResumeGrace < 0 || c.ResumeGrace > 10*time.Minute {
 		errs = append(errs, errors.New("resume-grace must be between 0 and 10m"))
 	}
@@ -167,6 +195,32 @@ func splitList(s string) []string {
 }
 
 func (c *Config) publicIPs() []string { return splitList(c.PublicIPs) }
+
+// trustedProxies parses TrustedProxies: CIDRs or single addresses.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range splitList(c.TrustedProxies) {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("trusted-proxies %q is not a CIDR or an address", v)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
 
 func (c *Config) level() (slog.Level, error) {
 	var l slog.Level

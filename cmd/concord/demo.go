@@ -38,6 +38,8 @@ type DemoLink struct {
 	Label string
 	Role  string
 	Token string
+	// Short is the short link (/j/CODE) an SMS would carry.
+	Short string
 }
 
 // Link returns the link of the participant with the given label.
@@ -133,7 +135,15 @@ func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.Links = append(d.Links, DemoLink{Label: labels[p.Side], Role: p.Role, Token: tok})
+		link := DemoLink{Label: labels[p.Side], Role: p.Role, Token: tok}
+		// The short link an SMS would carry; best effort, since a
+		// participant removed in an earlier run gets none.
+		if short, err := m.identity.IssueLinks(ctx, sess.ID, demoActor, []string{p.ID}, nil); err == nil && len(short) == 1 {
+			link.Short = short[0].URL
+		} else if err != nil {
+			m.log.Info("demo: no short link", "participant", p.ID, "err", err)
+		}
+		d.Links = append(d.Links, link)
 	}
 	return d, nil
 }
@@ -150,11 +160,20 @@ func (d *Demo) print(w io.Writer, base, adminToken string) {
 	for _, l := range d.Links {
 		fmt.Fprintf(w, "  %-9s %s/join#%s\n", l.Label+":", base, l.Token)
 	}
+	if len(d.Links) > 0 && d.Links[0].Short != "" {
+		fmt.Fprintf(w, "or the short links an SMS carries (each works until it expires):\n")
+		for _, l := range d.Links {
+			if l.Short != "" {
+				fmt.Fprintf(w, "  %-9s %s\n", l.Label+":", l.Short)
+			}
+		}
+	}
 	if med, ok := d.Link("mediator"); ok {
 		fmt.Fprintf(w, "The case record:\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases/%s\n", med.Token, base, d.CaseID)
 	}
 	if adminToken != "" {
 		fmt.Fprintf(w, "Staff API (operator token, kept in the data folder):\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases\n", adminToken, base)
+		fmt.Fprintf(w, "Create the first staff account (then log in at POST /api/v1/auth/login):\n  concord user add --data-dir DATA_DIR --login admin --role platform_admin\n")
 	}
 	fmt.Fprintln(w)
 }

@@ -78,6 +78,7 @@ type ltConfig struct {
 	Quiet        bool          `json:"-"`
 	Streams      bool          `json:"-"`
 	Profile      bool          `json:"-"`
+	KeepGoing    bool          `json:"keepGoing,omitempty"`
 	MintTokens   string        `json:"-"`
 	DataDir      string        `json:"-"`
 	DatabaseURL  string        `json:"-"`
@@ -152,6 +153,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.StringVar(&c.Server, "server", "child", "without --url: child (a separate server process) or inprocess (CPU and memory then include the generator's)")
 	fs.BoolVar(&c.Ramp, "ramp", false, "step the room count up (--ramp-steps) until loss, latency or CPU crosses its limit; report the last step that held")
 	steps := fs.String("ramp-steps", "1,5,10,20,30,40,50,60,80,100,120,150,200", "room counts of --ramp")
+	fs.BoolVar(&c.KeepGoing, "keep-going", false, "ramp: run every step, also past the first that crossed a limit (the held figure stays the last step before it)")
 	fs.Float64Var(&c.MaxLossPct, "max-loss", 1, "ramp limit: packet loss, percent")
 	fs.DurationVar(&c.MaxP99, "max-p99", 50*time.Millisecond, "ramp limit: forwarding latency p99")
 	fs.Float64Var(&c.MaxCPU, "max-cpu", 0.95, "ramp limit: CPU used, as a fraction of this machine's cores: server plus generator when the server runs here, the server alone when remote")
@@ -450,7 +452,7 @@ func (r *loadRun) drive(res *ltResult) error {
 		if step != nil {
 			r.evaluate(step)
 			res.Steps = append(res.Steps, *step)
-			if step.Held {
+			if step.Held && res.RampStop == "" {
 				res.HeldRooms = step.Rooms
 			}
 			r.logStep(step)
@@ -458,11 +460,13 @@ func (r *loadRun) drive(res *ltResult) error {
 		if err != nil {
 			return err
 		}
-		if r.cfg.Ramp && !step.Held {
+		if r.cfg.Ramp && !step.Held && res.RampStop == "" {
 			res.RampStop = fmt.Sprintf("%d rooms crossed: %s", step.Rooms, strings.Join(step.Crossed, ", "))
-			break
+			if !r.cfg.KeepGoing {
+				break
+			}
 		}
-		if r.cfg.Ramp && i == len(steps)-1 {
+		if r.cfg.Ramp && i == len(steps)-1 && res.RampStop == "" {
 			res.RampStop = "the last step held"
 		}
 	}

@@ -269,3 +269,22 @@ func TestLoadtestMetricsAndTokens(t *testing.T) {
 		t.Error("more sessions than the file holds")
 	}
 }
+
+// TestLoadtestRemote mints tokens in a running server's data folder and
+// joins it as a remote node.
+func TestLoadtestRemote(t *testing.T) {
+	ts := startTestServer(t)
+	file := filepath.Join(t.TempDir(), "tokens.txt")
+	var out, errb bytes.Buffer
+	if code := runLoadtest([]string{"--mint-tokens", file, "--data-dir", ts.Config.DataDir, "--rooms", "1", "--participants", "3"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("mint: %d %s", code, errb.String())
+	}
+	res := runLoadtestJSON(t, "--url", ts.BaseURL, "--tokens", file, "--duration", "2s", "--warmup", "500ms")
+	s := res.Steps[0]
+	if res.Server.Mode != "remote" || s.Server.Measured {
+		t.Errorf("server %+v %+v: want remote, unmeasured", res.Server, s.Server)
+	}
+	if s.Video.Received == 0 || s.Join.Count != 3 || s.LossPct >= 5 {
+		t.Errorf("received %d video packets, %d joins, loss %.2f%%", s.Video.Received, s.Join.Count, s.LossPct)
+	}
+}

@@ -23,13 +23,16 @@ import (
 
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/cases/calendar"
+	"github.com/concord-odr/concord/cases/identity"
 	"github.com/concord-odr/concord/cases/joinlink"
+	"github.com/concord-odr/concord/cases/notify"
 	"github.com/concord-odr/concord/cases/postgres"
 	"github.com/concord-odr/concord/cases/rules"
 	"github.com/concord-odr/concord/cases/sqlite"
 	"github.com/concord-odr/concord/media"
 	"github.com/concord-odr/concord/signaling"
 	"github.com/concord-odr/concord/web"
+	"github.com/concord-odr/concord/web/ratelimit"
 )
 
 const usage = `Concord: real-time online mediation server.
@@ -38,6 +41,8 @@ Usage:
   concord serve [flags]     run the server (applies migrations first)
   concord migrate [flags]   apply the case store's schema migrations and exit
   concord loadtest [flags]  synthetic participants measure a server (--help)
+  concord audit verify CASE recompute a case's hash-chained event log (--help)
+  concord user add [flags]  create a staff account, e.g. the first platform admin (--help)
   concord help              show this text
 
 "concord serve --demo" starts with the embedded store and prints join links for
@@ -62,6 +67,10 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return 0
 	case "loadtest":
 		return runLoadtest(rest, env, stdout, stderr)
+	case "user":
+		return runUser(rest, env, os.Stdin, stdout, stderr)
+	case "audit":
+		return runAudit(rest, env, stdout, stderr)
 	case "serve", "migrate":
 	default:
 		fmt.Fprintf(stderr, "concord: unknown command %q\n\n%s", cmd, usage)
@@ -109,14 +118,20 @@ type Main struct {
 	log    *slog.Logger
 
 	store   cases.Store
+	durable *durability // outcome outbox replayer, chain head export
 	cases   *cases.Service
 	signer  *joinlink.Signer
-	sfu     *media.SFU
-	sig     *signaling.Server
-	redis   *redis.Client
-	httpSrv *http.Server
-	ln      net.Listener
-	serveWG sync.WaitGroup
+	// identity, outbox and limiter: staff accounts and join links, the
+	// notifications they send, and the rate limits of logins and links.
+	identity *identity.Service
+	outbox   *notify.Outbox
+	limiter  ratelimit.Limiter
+	sfu      *media.SFU
+	sig      *signaling.Server
+	redis    *redis.Client
+	httpSrv  *http.Server
+	ln       net.Listener
+	serveWG  sync.WaitGroup
 
 	// Demo is set after Run when Config.Demo is on.
 	Demo *Demo
@@ -174,6 +189,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var err error
 	sp := cases.ServiceParams{Store: m.store, Logger: m.log}
+	if sp.Outbox, err = openOutcomeOutbox(m.Config.DataDir); err != nil {
+		return err
+	}
 	if m.Config.CalendarDir != "" {
 		cal, err := calendar.Load(m.Config.CalendarDir)
 		if err != nil {
@@ -189,6 +207,7 @@ func (m *Main) Run(ctx context.Context) error {
 		sp.Rules = book
 	}
 	m.cases = cases.NewService(sp)
+	m.durable = startDurability(m.cases, sp.Outbox, m.log, 0)
 	if m.Config.AdminToken == "" && m.Config.Demo {
 		if m.Config.AdminToken, err = demoAdminToken(m.Config.DataDir); err != nil {
 			return err
@@ -210,11 +229,11 @@ func (m *Main) Run(ctx context.Context) error {
 		m.log.Info("redis reachable; rooms are still routed in-process on this node")
 	}
 
-	key, err := joinlink.LoadOrCreateKey(m.Config.DataDir)
-	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
+	if err := m.startIdentity(); err != nil {
+		return err
 	}
-	if m.signer, err = joinlink.NewSigner(key, nil, nil); err != nil {
+	proxies, err := m.Config.trustedProxies()
+	if err != nil {
 		return err
 	}
 
@@ -225,19 +244,22 @@ func (m *Main) Run(ctx context.Context) error {
 	m.sig = signaling.New(signaling.Params{
 		Logger:         m.log,
 		SFU:            m.sfu,
-		Tokens:         m.signer,
+		Tokens:         m.identity.Verifier(identity.ForSignaling),
 		Sessions:       m.cases,
 		AllowedOrigins: lowerAll(splitList(m.Config.AllowedOrigins)),
 		ResumeGrace:    m.Config.ResumeGrace,
 	})
 	handler := web.NewHandler(web.Params{
-		Logger:       m.log,
-		Cases:        m.cases,
-		Tokens:       m.signer,
-		Signaling:    m.sig,
-		Rooms:        m.sig,
-		AdminToken:   m.Config.AdminToken,
-		ImportSecret: m.Config.ImportSecret,
+		Logger:         m.log,
+		Cases:          m.cases,
+		Tokens:         m.identity.Verifier(identity.ForAPI),
+		Signaling:      m.sig,
+		Rooms:          m.sig,
+		AdminToken:     m.Config.AdminToken,
+		ImportSecret:   m.Config.ImportSecret,
+		Identity:       m.identity,
+		Limiter:        m.limiter,
+		TrustedProxies: proxies,
 	})
 
 	m.ln, err = net.Listen("tcp", m.Config.Addr)
@@ -306,8 +328,14 @@ func (m *Main) Close() error {
 				errs = append(errs, fmt.Errorf("media: %w", err))
 			}
 		}
+		if m.outbox != nil {
+			_ = m.outbox.Close()
+		}
 		if m.redis != nil {
 			_ = m.redis.Close()
+		}
+		if m.durable != nil {
+			_ = m.durable.Close()
 		}
 		if m.store != nil {
 			if err := m.store.Close(); err != nil {

@@ -40,6 +40,7 @@ type pionClient struct {
 	closed   bool
 	errors   []map[string]any
 	ended    string
+	types    map[string]int // messages received, by type
 }
 
 func clientAPI(t *testing.T) *webrtc.API {
@@ -87,7 +88,7 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 	if first["type"] != "joined" {
 		t.Fatalf("%s: first message %v, want joined", name, first)
 	}
-	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, lastRTP: map[string]time.Time{}, left: map[string]bool{}, joined: first}
+	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, lastRTP: map[string]time.Time{}, left: map[string]bool{}, types: map[string]int{}, joined: first}
 	api := clientAPI(t)
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -199,6 +200,10 @@ func (c *pionClient) readLoop() {
 			return
 		}
 		pc, _ := m["pc"].(string)
+		c.mu.Lock()
+		typ, _ := m["type"].(string)
+		c.types[typ]++
+		c.mu.Unlock()
 		switch m["type"] {
 		case "answer":
 			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)}); err != nil {
@@ -251,6 +256,13 @@ func (c *pionClient) readLoop() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// count reports how many messages of a type the client received.
+func (c *pionClient) count(typ string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.types[typ]
 }
 
 // stateOf returns a participant's lobby state in this client's latest
