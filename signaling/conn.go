@@ -142,6 +142,10 @@ func (c *conn) handle(data []byte) bool {
 		err = c.peer.HandleAnswer(m.SDP)
 	case TypeCandidate:
 		err = c.peer.HandleCandidate(m.PC, *m.Candidate)
+	case TypeRestartICE:
+		err = c.peer.RestartICE()
+	case TypeVideoQuality:
+		c.peer.SetMaxVideoLayer(m.ParticipantID, *m.Layer)
 	case TypeLeave:
 		c.leaving.Store(true)
 		c.closeAfterFlush("left")

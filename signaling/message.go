@@ -44,6 +44,9 @@ const (
 	TypeChat              = "chat"
 	TypeNote              = "note"
 	TypeAgreementUpdated  = "agreement_updated"
+	TypeActiveSpeaker     = "active_speaker"
+	TypeRestartICE        = "restart_ice"
+	TypeVideoQuality      = "video_quality"
 )
 
 // maxChatRunes bounds one chat message or note.
@@ -85,6 +88,7 @@ type inbound struct {
 	Allow         *bool       `json:"allow,omitempty"`
 	Locked        *bool       `json:"locked,omitempty"`
 	Text          string      `json:"text,omitempty"`
+	Layer         *int        `json:"layer,omitempty"`
 }
 
 // Participant is a participant as clients see it.
@@ -194,7 +198,11 @@ func decode(data []byte) (*inbound, error) {
 		if (m.PC != media.PCPublish && m.PC != media.PCSubscribe) || m.Candidate == nil {
 			return nil, errorf(CodeBadMessage, false, `candidate needs pc "pub" or "sub" and a candidate`)
 		}
-	case TypeLeave, TypeConsent, TypeAdmitAll, TypeUnmute:
+	case TypeLeave, TypeConsent, TypeAdmitAll, TypeUnmute, TypeRestartICE:
+	case TypeVideoQuality:
+		if m.ParticipantID == "" || m.Layer == nil || *m.Layer < 0 || *m.Layer > 2 {
+			return nil, errorf(CodeBadMessage, false, "video_quality needs a participantId and a layer 0, 1 or 2")
+		}
 	case TypeAdmit, TypeRemove, TypeIdentityChecked, TypeMute, TypeAskUnmute:
 		if m.ParticipantID == "" {
 			return nil, errorf(CodeBadMessage, false, "%s needs a participantId", m.Type)

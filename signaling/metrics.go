@@ -43,7 +43,7 @@ var knownTypes = map[string]bool{
 	TypeJoin: true, TypeOffer: true, TypeAnswer: true, TypeCandidate: true, TypeLeave: true,
 	TypeConsent: true, TypeAdmit: true, TypeAdmitAll: true, TypeRemove: true, TypeCheckIdentity: true,
 	TypeIdentityChecked: true, TypeSetMode: true, TypeLetIntoCaucus: true, TypeAttachInterpreter: true,
-	TypeMute: true, TypeUnmute: true, TypeAskUnmute: true, TypeLock: true, TypeChat: true, TypeNote: true,
+	TypeMute: true, TypeUnmute: true, TypeAskUnmute: true, TypeLock: true, TypeChat: true, TypeNote: true, TypeRestartICE: true, TypeVideoQuality: true,
 }
 
 func (m *Metrics) message(typ string) {

@@ -60,7 +60,7 @@ func (s *signalSink) send(sig media.Signal) {
 }
 
 func newRoom(s *Server, sess *cases.Session) *room {
-	return &room{
+	r := &room{
 		s:            s,
 		id:           sess.ID,
 		caseID:       sess.CaseID,
@@ -73,6 +73,16 @@ func newRoom(s *Server, sess *cases.Session) *room {
 		sinks:        map[string]*signalSink{},
 		held:         map[string]*time.Timer{},
 	}
+	// Each subscriber hears who is speaking among those it may hear.
+	r.media.OnActiveSpeaker(func(sub, speaker string) {
+		r.mu.Lock()
+		c := r.conns[sub]
+		r.mu.Unlock()
+		if c != nil {
+			c.enqueue(outbound{Type: TypeActiveSpeaker, ParticipantID: speaker})
+		}
+	})
+	return r
 }
 
 func toRoomsParticipant(p cases.Participant) rooms.Participant {
@@ -119,12 +129,16 @@ func (r *room) join(c *conn, p cases.Participant, sess *cases.Session, resume bo
 		Self:         &self,
 		Participants: r.listLocked(p.ID),
 		Session:      &SessionInfo{ID: sess.ID, CaseID: sess.CaseID, Status: sess.Status},
-		ICEServers:   r.s.p.ICEServers,
+		ICEServers:   r.s.iceServersFor(p.ID),
 		Resumed:      resumed,
 	})
 	if resumed {
 		c.peer = old.peer
 		r.sinks[p.ID].set(c)
+		// The phone may be on another network now.
+		if err := c.peer.RestartICE(); err != nil {
+			r.log.Debug("ice restart on resume", "participant", p.ID, "err", err)
+		}
 	} else {
 		sink := &signalSink{c: c}
 		peer, err := r.media.AddPeer(p.ID, sink.send)
@@ -450,4 +464,12 @@ func (s *Server) AgreementUpdated(caseID, agreementID string, revision int, text
 		}
 		r.mu.Unlock()
 	}
+}
+
+// iceServersFor returns the ICE servers handed to one participant.
+func (s *Server) iceServersFor(participantID string) []ICEServer {
+	if s.p.ICEServersFor != nil {
+		return s.p.ICEServersFor(participantID)
+	}
+	return s.p.ICEServers
 }

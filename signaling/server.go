@@ -56,7 +56,10 @@ type Params struct {
 	// may open a socket; the server's own origin is always allowed.
 	AllowedOrigins []string
 	ICEServers     []ICEServer
-	Now            func() time.Time
+	// ICEServersFor, when set, returns the ICE servers (TURN credentials
+	// included) handed to one participant at join; it overrides ICEServers.
+	ICEServersFor func(participantID string) []ICEServer
+	Now           func() time.Time
 	// Metrics, when set, counts messages, errors, rooms and participants.
 	Metrics *Metrics
 	// ResumeGrace is how long a participant whose socket dropped keeps its

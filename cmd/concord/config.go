@@ -24,6 +24,12 @@ type Config struct {
 	DatabaseURL    string
 	RedisURL       string
 	MediaUDP       string
+	MediaTCP       string
+	TURNUDP        string
+	TURNTCP        string
+	TURNHost       string
+	TURNSecretFile string
+	TURNTTL        time.Duration
 	PublicIPs      string
 	AllowedOrigins string
 	AdminToken     string
@@ -64,6 +70,14 @@ func (c *Config) settings() []setting {
 		{"database-url", "CONCORD_DATABASE_URL", "PostgreSQL URL (postgres://...); empty uses the embedded store", str(&c.DatabaseURL, "")},
 		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) for multi-node; empty runs a single node", str(&c.RedisURL, "")},
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
+		{"media-tcp", "CONCORD_MEDIA_TCP", "the one TCP address for ICE over TCP, the fallback when UDP is blocked (empty disables it)", str(&c.MediaTCP, "127.0.0.1:7881")},
+		{"turn-udp", "CONCORD_TURN_UDP", "UDP address of the embedded TURN server, e.g. 0.0.0.0:3478 (empty: no TURN)", str(&c.TURNUDP, "")},
+		{"turn-tcp", "CONCORD_TURN_TCP", "TCP address of the embedded TURN server, e.g. 0.0.0.0:3478", str(&c.TURNTCP, "")},
+		{"turn-host", "CONCORD_TURN_HOST", "host name or IP in the turn: URLs handed to clients (default: the public IP)", str(&c.TURNHost, "")},
+		{"turn-secret-file", "CONCORD_TURN_SECRET_FILE", "file holding the TURN credential secret shared by all nodes (default: one generated into the data folder)", str(&c.TURNSecretFile, "")},
+		{"turn-ttl", "CONCORD_TURN_TTL", "how long TURN credentials handed out at join stay valid", func(fs *flag.FlagSet, name, usage string) {
+			fs.DurationVar(&c.TURNTTL, name, 12*time.Hour, usage)
+		}},
 		{"public-ip", "CONCORD_PUBLIC_IP", "comma-separated public IPs announced for media (NAT 1:1)", str(&c.PublicIPs, "")},
 		{"allowed-origins", "CONCORD_ALLOWED_ORIGINS", "comma-separated extra web origins allowed to open signaling sockets", str(&c.AllowedOrigins, "")},
 		{"admin-token", "CONCORD_ADMIN_TOKEN", "the operator's bearer token for the staff API (empty disables it; --demo generates one)", str(&c.AdminToken, "")},
@@ -148,6 +162,17 @@ func (c *Config) validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("redis-url must be a redis:// or rediss:// URL"))
+	}
+	for name, addr := range map[string]string{"media-tcp": c.MediaTCP, "turn-udp": c.TURNUDP, "turn-tcp": c.TURNTCP} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if c.TURNTTL < time.Minute || c.TURNTTL > 7*24*time.Hour {
+		errs = append(errs, errors.New("turn-ttl must be between 1m and 168h"))
 	}
 	for _, ip := range c.publicIPs() {
 		if net.ParseIP(ip) == nil {

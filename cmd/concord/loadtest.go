@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,6 +81,7 @@ type ltConfig struct {
 	Profile      bool          `json:"-"`
 	KeepGoing    bool          `json:"keepGoing,omitempty"`
 	MintTokens   string        `json:"-"`
+	Replot       string        `json:"-"`
 	DataDir      string        `json:"-"`
 	DatabaseURL  string        `json:"-"`
 	ServerLog    string        `json:"-"`
@@ -163,6 +165,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.BoolVar(&c.Streams, "streams", false, "print every stream in the table (always in the JSON)")
 	fs.BoolVar(&c.Profile, "profile", false, "with --report: CPU profiles of the server (from its admin /debug/pprof) and of the generator over each window, and the server's heap after it")
 	fs.StringVar(&c.ServerLog, "server-log", "error", "log level of a server the load test starts")
+	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "with --mint-tokens: the server's PostgreSQL URL, when it uses one")
@@ -270,6 +273,21 @@ func runLoadtest(args []string, _ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Replot != "" {
+		b, err := os.ReadFile(filepath.Join(cfg.Replot, "results.json"))
+		var res ltResult
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		if err == nil {
+			err = writeReport(cfg.Replot, &res)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "concord loadtest: replot: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.MintTokens != "" {
 		n, err := mintTokens(ctx, cfg)
 		if err != nil {

@@ -371,9 +371,9 @@ func writeReport(dir string, res *ltResult) error {
 		"loss.svg": svgChart("Packet loss against rooms", "rooms", "loss %", xs, []svgSeries{
 			{"all", loss}, {"audio", lossA}, {"video", lossV},
 		}, res.Config.MaxLossPct, fmt.Sprintf("limit %.1f%%", res.Config.MaxLossPct)),
-		"latency.svg": svgChart("Forwarding latency against rooms", "rooms", "ms", xs, []svgSeries{
+		"latency.svg": svgChartScale("Forwarding latency against rooms", "rooms", "ms", xs, []svgSeries{
 			{"p50", p50}, {"p90", p90}, {"p99", p99},
-		}, res.Config.MaxP99Ms, fmt.Sprintf("p99 limit %s", fmtMs(res.Config.MaxP99Ms))),
+		}, res.Config.MaxP99Ms, fmt.Sprintf("p99 limit %s", fmtMs(res.Config.MaxP99Ms)), true),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
@@ -422,38 +422,80 @@ func fmtTick(v float64) string {
 // svgChart draws series against xs as lines with points, with a dashed
 // limit line at limit (none when NaN).
 func svgChart(title, xLabel, yLabel string, xs []float64, series []svgSeries, limit float64, limitLabel string) []byte {
+	return svgChartScale(title, xLabel, yLabel, xs, series, limit, limitLabel, false)
+}
+
+// svgChartScale is svgChart, with a logarithmic y axis when logY (values
+// at or below 0 are left out).
+func svgChartScale(title, xLabel, yLabel string, xs []float64, series []svgSeries, limit float64, limitLabel string, logY bool) []byte {
 	const W, H, L, R, T, B = 640.0, 360.0, 60.0, 170.0, 40.0, 50.0
 	pw, ph := W-L-R, H-T-B
-	xmax, ymax := 1.0, 0.0
+	// tf maps a value onto the drawn scale; NaN leaves it out.
+	tf := func(y float64) float64 { return y }
+	if logY {
+		tf = func(y float64) float64 {
+			if y <= 0 {
+				return math.NaN()
+			}
+			return math.Log10(y)
+		}
+		yLabel += " (log scale)"
+	}
+	xmax := 1.0
 	for _, x := range xs {
 		xmax = max(xmax, x)
 	}
+	ymin, ymax := math.Inf(1), math.Inf(-1)
+	see := func(y float64) {
+		if y = tf(y); !math.IsNaN(y) && !math.IsInf(y, 0) {
+			ymin, ymax = min(ymin, y), max(ymax, y)
+		}
+	}
 	for _, s := range series {
 		for _, y := range s.ys {
-			if !math.IsNaN(y) && !math.IsInf(y, 0) {
-				ymax = max(ymax, y)
-			}
+			see(y)
 		}
 	}
 	if !math.IsNaN(limit) {
-		ymax = max(ymax, limit)
+		see(limit)
 	}
-	if ymax <= 0 {
-		ymax = 1
+	var yticks []float64
+	var ylabel func(float64) string
+	if logY {
+		if math.IsInf(ymin, 1) {
+			ymin, ymax = 0, 1
+		}
+		ymin, ymax = math.Floor(ymin), math.Ceil(ymax)
+		if ymax <= ymin {
+			ymax = ymin + 1
+		}
+		for d := ymin; d <= ymax; d++ {
+			yticks = append(yticks, d)
+		}
+		ylabel = func(v float64) string { return fmtTick(math.Pow(10, v)) }
+	} else {
+		ymin = 0
+		if math.IsInf(ymax, -1) || ymax <= 0 {
+			ymax = 1
+		}
+		ystep := niceStep(ymax, 5)
+		ymax = math.Ceil(ymax/ystep) * ystep
+		for y := 0.0; y <= ymax+ystep/2; y += ystep {
+			yticks = append(yticks, y)
+		}
+		ylabel = fmtTick
 	}
-	ystep := niceStep(ymax, 5)
-	ymax = math.Ceil(ymax/ystep) * ystep
 	xstep := niceStep(xmax, 8)
 	xmax = math.Ceil(xmax/xstep) * xstep
 	px := func(x float64) float64 { return L + x/xmax*pw }
-	py := func(y float64) float64 { return T + ph - y/ymax*ph }
+	py := func(v float64) float64 { return T + ph - (v-ymin)/(ymax-ymin)*ph }
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", L, html.EscapeString(title))
-	for y := 0.0; y <= ymax+ystep/2; y += ystep {
+	for _, y := range yticks {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`, L, L+pw, py(y), py(y))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", L-6, py(y)+4, fmtTick(y))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", L-6, py(y)+4, ylabel(y))
 	}
 	for x := 0.0; x <= xmax+xstep/2; x += xstep {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eee"/>`, px(x), px(x), T, T+ph)
@@ -462,18 +504,19 @@ func svgChart(title, xLabel, yLabel string, xs []float64, series []svgSeries, li
 	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", L, T, pw, ph)
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", L+pw/2, H-12, html.EscapeString(xLabel))
 	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", T+ph/2, html.EscapeString(yLabel))
-	if !math.IsNaN(limit) {
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#888" stroke-dasharray="6 4"/>`, L, L+pw, py(limit), py(limit))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#666">%s</text>`+"\n", L+pw-4, py(limit)-4, html.EscapeString(limitLabel))
+	if lv := tf(limit); !math.IsNaN(lv) {
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#888" stroke-dasharray="6 4"/>`, L, L+pw, py(lv), py(lv))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#666">%s</text>`+"\n", L+pw-4, py(lv)-4, html.EscapeString(limitLabel))
 	}
 	for i, s := range series {
 		color := svgColors[i%len(svgColors)]
 		var pts []string
 		for j, y := range s.ys {
-			if j >= len(xs) || math.IsNaN(y) || math.IsInf(y, 0) {
+			v := tf(y)
+			if j >= len(xs) || math.IsNaN(v) || math.IsInf(v, 0) {
 				continue
 			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[j]), py(y)))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[j]), py(v)))
 		}
 		if len(pts) > 1 {
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color, strings.Join(pts, " "))

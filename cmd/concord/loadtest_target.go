@@ -224,6 +224,7 @@ func ltServerConfig(dataDir, logLevel string) (Config, error) {
 	return parseConfig("serve", []string{
 		"--addr", "127.0.0.1:0",
 		"--media-udp", "127.0.0.1:0",
+		"--media-tcp", "127.0.0.1:0",
 		"--data-dir", dataDir,
 		"--log-level", logLevel,
 	}, nil, io.Discard)

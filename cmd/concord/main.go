@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,6 +138,10 @@ type Main struct {
 	// Demo is set after Run when Config.Demo is on.
 	Demo *Demo
 
+	// cloud runs the ODR and reminder workers and the instant-mediation
+	// queue (cloud.go).
+	cloud *cloudMediation
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -208,6 +214,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.cases = cases.NewService(sp)
 	m.durable = startDurability(m.cases, sp.Outbox, m.log, 0)
+	m.cloud = startCloudMediation(m.cases, m.log)
 	if m.Config.AdminToken == "" && m.Config.Demo {
 		if m.Config.AdminToken, err = demoAdminToken(m.Config.DataDir); err != nil {
 			return err
@@ -237,7 +244,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	m.sfu, err = media.New(media.Params{Logger: m.log, UDPAddr: m.Config.MediaUDP, PublicIPs: m.Config.publicIPs()})
+	mp := media.Params{Logger: m.log, UDPAddr: m.Config.MediaUDP, TCPAddr: m.Config.MediaTCP, PublicIPs: m.Config.publicIPs()}
+	if m.Config.TURNUDP != "" || m.Config.TURNTCP != "" {
+		secret, err := turnSecret(m.Config.TURNSecretFile, m.Config.DataDir)
+		if err != nil {
+			return fmt.Errorf("turn secret: %w", err)
+		}
+		mp.TURN = &media.TURNParams{UDPAddr: m.Config.TURNUDP, TCPAddr: m.Config.TURNTCP, Host: m.Config.TURNHost, Secret: secret, TTL: m.Config.TURNTTL}
+	}
+	m.sfu, err = media.New(mp)
 	if err != nil {
 		return err
 	}
@@ -248,6 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Sessions:       m.cases,
 		AllowedOrigins: lowerAll(splitList(m.Config.AllowedOrigins)),
 		ResumeGrace:    m.Config.ResumeGrace,
+		ICEServersFor:  m.iceServersFor,
 	})
 	handler := web.NewHandler(web.Params{
 		Logger:         m.log,
@@ -260,6 +276,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Identity:       m.identity,
 		Limiter:        m.limiter,
 		TrustedProxies: proxies,
+		Queue:          m.cloud.queue,
 	})
 
 	m.ln, err = net.Listen("tcp", m.Config.Addr)
@@ -337,6 +354,9 @@ func (m *Main) Close() error {
 		if m.durable != nil {
 			_ = m.durable.Close()
 		}
+		if m.cloud != nil {
+			_ = m.cloud.Close()
+		}
 		if m.store != nil {
 			if err := m.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("store: %w", err))
@@ -352,4 +372,43 @@ func lowerAll(in []string) []string {
 		in[i] = strings.ToLower(in[i])
 	}
 	return in
+}
+
+// iceServersFor converts the SFU's ICE servers for one participant (TURN
+// credentials included) to what signaling hands the client.
+func (m *Main) iceServersFor(participantID string) []signaling.ICEServer {
+	var out []signaling.ICEServer
+	for _, s := range m.sfu.ICEServersFor(participantID) {
+		cred, _ := s.Credential.(string)
+		out = append(out, signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
+	}
+	return out
+}
+
+// turnSecret reads the TURN credential secret from file, or from (and on
+// first use into) the data folder.
+func turnSecret(file, dataDir string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if s := strings.TrimSpace(string(b)); len(s) >= 16 {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s: the secret must be at least 16 characters", file)
+	}
+	path := filepath.Join(dataDir, "turn.secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
 }

@@ -178,3 +178,28 @@ func TestDemoOperatorToken(t *testing.T) {
 		t.Fatalf("token not kept: %v", err)
 	}
 }
+
+// TestTURNCredentialsAtJoin: with the embedded TURN server on, a
+// participant's joined message carries time-limited TURN credentials
+// naming that participant.
+func TestTURNCredentialsAtJoin(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TURNUDP = "127.0.0.1:0"
+	cfg.TURNTCP = "127.0.0.1:0"
+	ts := startTestServerWith(t, cfg)
+	ws, m := dialSignaling(t, ts.BaseURL, tokenFromURL(ts.Demo.Consumer))
+	defer ws.Close()
+	servers, _ := m["iceServers"].([]any)
+	found := false
+	for _, s := range servers {
+		sm, _ := s.(map[string]any)
+		urls := fmt.Sprint(sm["urls"])
+		user, _ := sm["username"].(string)
+		if strings.Contains(urls, "turn:") && strings.Contains(user, ":") && sm["credential"] != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no TURN credentials at join: %v", m["iceServers"])
+	}
+}

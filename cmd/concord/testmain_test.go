@@ -38,6 +38,7 @@ func testConfig(t *testing.T) Config {
 	cfg, err := parseConfig("serve", []string{
 		"--addr", "127.0.0.1:0",
 		"--media-udp", "127.0.0.1:0",
+		"--media-tcp", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 		"--demo",
 	}, nil, io.Discard)
