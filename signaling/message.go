@@ -68,6 +68,7 @@ const (
 	CodeNotAllowed        = "not_allowed"
 	CodeRoomLocked        = "room_locked"
 	CodeRemoved           = "removed"
+	CodeLinkRevoked       = "link_revoked"
 	CodeNoConsent         = "no_consent"
 	CodeInternal          = "internal"
 )

@@ -473,3 +473,29 @@ func (s *Server) iceServersFor(participantID string) []ICEServer {
 	}
 	return s.p.ICEServers
 }
+
+// RevokeLinks drops the connections opened with links that were just
+// revoked: one participant's, or (participantID empty) a whole session's.
+// They keep no place for a resume, and their links no longer join.
+func (s *Server) RevokeLinks(sessionID, participantID string) {
+	s.mu.Lock()
+	r := s.rooms[sessionID]
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, c := range r.conns {
+		if participantID != "" && id != participantID {
+			continue
+		}
+		if t := r.held[id]; t != nil {
+			t.Stop()
+			delete(r.held, id)
+			go c.leaveRoom()
+			continue
+		}
+		c.fail(errorf(CodeLinkRevoked, true, "this join link has been withdrawn"))
+	}
+}

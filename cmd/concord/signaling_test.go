@@ -334,3 +334,24 @@ func TestDemoIsIdempotent(t *testing.T) {
 		t.Fatalf("old link after restart: %v", m)
 	}
 }
+
+// TestRevokedLinkDropsConnection: revoking a participant's links drops
+// the socket it has open, and the link no longer joins.
+func TestRevokedLinkDropsConnection(t *testing.T) {
+	ts := startTestServer(t)
+	tok := tokenFromURL(ts.Demo.Consumer)
+	ws, joined := dialSignaling(t, ts.BaseURL, tok)
+	defer ws.Close()
+	self, _ := joined["self"].(map[string]any)
+	body, _ := json.Marshal(map[string]any{"participantId": self["id"]})
+	code, out := post(t, ts.BaseURL+"/api/v1/sessions/"+ts.Demo.SessionID+"/revocations", ts.Config.AdminToken, "application/json", string(body))
+	if code != 201 {
+		t.Fatalf("revoke: %d %v", code, out)
+	}
+	if m := readUntil(t, ws, "error"); m["code"] != "link_revoked" || m["fatal"] != true {
+		t.Fatalf("connected participant told %v", m)
+	}
+	if _, m := dialSignaling(t, ts.BaseURL, tok); m["type"] != "error" {
+		t.Fatalf("revoked link still joins: %v", m)
+	}
+}

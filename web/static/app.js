@@ -1447,4 +1447,31 @@ wireSwitch($('lang-switch'));
 onLangChange(renderAll);
 renderAll();
 syncOutcomeForm();
-preflight('av');
+start();
+
+// start exchanges a short SMS link (/j/CODE redirects to /join#code=CODE)
+// for its join token, then begins the preflight.
+async function start() {
+  const m = /^code=([0-9a-z]+)$/i.exec(readToken());
+  if (!m) {
+    preflight('av');
+    return;
+  }
+  try {
+    const res = await fetch('/api/v1/join/exchange', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ code: m[1] }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok || !body.token) {
+      fail(body.code || 'invalid_token', body.detail || '');
+      return;
+    }
+    history.replaceState(null, '', '/join#' + body.token);
+    state.token = body.token;
+    preflight('av');
+  } catch (e) {
+    fail('invalid_token', String(e));
+  }
+}

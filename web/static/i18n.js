@@ -102,6 +102,10 @@ const STRINGS = {
 
     'err.invalid_token': 'This join link is not valid. Please open the link exactly as you received it, or ask the institution for a new one.',
     'err.token_expired': 'This join link has expired. Please ask the mediation institution for a new link.',
+    'err.link_not_found': 'This link is not known. Please open it exactly as you received it in the message.',
+    'err.link_expired': 'This link has expired. Please ask the mediation institution for a new one.',
+    'err.link_revoked': 'This link has been withdrawn. Please contact the mediation institution.',
+    'err.rate_limited': 'Too many attempts. Please wait a minute and open the link again.',
     'err.not_found': 'This session could not be found. Please check the link or contact the institution.',
     'err.session_ended': 'This session has already ended.',
     'err.replaced': 'You joined this session from another device or tab, so this one was disconnected.',
@@ -314,6 +318,10 @@ const STRINGS = {
 
     'err.invalid_token': '参会链接无效。请按收到的原样打开链接，或向调解机构索取新链接。',
     'err.token_expired': '参会链接已过期。请向调解机构索取新链接。',
+    'err.link_not_found': '无法识别此链接。请按短信中收到的原样打开。',
+    'err.link_expired': '此链接已过期。请向调解机构索取新链接。',
+    'err.link_revoked': '此链接已被撤回。请联系调解机构。',
+    'err.rate_limited': '尝试次数过多。请稍候一分钟再打开链接。',
     'err.not_found': '找不到该会议。请检查链接或联系调解机构。',
     'err.session_ended': '该会议已经结束。',
     'err.replaced': '您已在其他设备或页面加入本会议，此页面已断开。',
