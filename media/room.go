@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // Signal is one negotiation message between the SFU and a participant's
@@ -34,13 +36,15 @@ type Room struct {
 	id  string
 	log *slog.Logger
 
-	mu        sync.Mutex // guards the fields below; taken before any Peer.mu
-	peers     map[string]*Peer
-	allowed   map[[2]string]bool // {subscriber, publisher}
-	closed    bool
-	onSpeaker func(subscriber, speaker string)
-	speaking  bool          // the speaker loop runs
-	done      chan struct{} // closed by Close
+	mu      sync.Mutex // guards the fields below; taken before any Peer.mu
+	peers   map[string]*Peer
+	allowed map[[2]string]bool // {subscriber, publisher}
+	// audioMuted lists publishers whose audio a mediator muted.
+	audioMuted map[string]bool
+	closed     bool
+	onSpeaker  func(subscriber, speaker string)
+	speaking   bool          // the speaker loop runs
+	done       chan struct{} // closed by Close
 }
 
 // NewRoom returns an empty room.
@@ -147,7 +151,9 @@ func (r *Room) AddPeer(id string, send func(Signal)) (*Peer, error) {
 	for pubID, pub := range r.peers {
 		if r.allowed[[2]string{id, pubID}] {
 			for _, up := range pub.ups {
-				p.subscribeLocked(up)
+				if r.mayForwardLocked(up) {
+					p.subscribeLocked(up)
+				}
 			}
 		}
 	}
@@ -191,7 +197,7 @@ func (r *Room) Allow(sub, pub string, allow bool) {
 		return
 	}
 	for _, up := range p.ups {
-		if allow {
+		if allow && r.mayForwardLocked(up) {
 			s.subscribeLocked(up)
 		} else {
 			s.unsubscribeLocked(up)
@@ -242,7 +248,7 @@ func (r *Room) publish(pub *Peer, id string, create func(id string) *upTrack) (u
 	up = create(id)
 	pub.ups[id] = up
 	for subID, sub := range r.peers {
-		if r.allowed[[2]string{subID, pub.id}] {
+		if r.allowed[[2]string{subID, pub.id}] && r.mayForwardLocked(up) {
 			sub.subscribeLocked(up)
 		}
 	}
@@ -264,4 +270,44 @@ func (r *Room) dropUpLocked(pub *Peer, up *upTrack) {
 	for _, sub := range r.peers {
 		sub.unsubscribeLocked(up)
 	}
+}
+
+// SetAudioMuted stops (or resumes) forwarding a publisher's audio to
+// everyone, whatever Allow says: a mediator's mute, enforced here rather
+// than trusted to the muted participant's client. Stopping takes effect
+// before it returns.
+func (r *Room) SetAudioMuted(pub string, muted bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.audioMuted == nil {
+		r.audioMuted = map[string]bool{}
+	}
+	if muted {
+		r.audioMuted[pub] = true
+	} else {
+		delete(r.audioMuted, pub)
+	}
+	p := r.peers[pub]
+	if p == nil {
+		return
+	}
+	for _, up := range p.ups {
+		if up.kind != webrtc.RTPCodecTypeAudio {
+			continue
+		}
+		for subID, sub := range r.peers {
+			switch {
+			case muted:
+				sub.unsubscribeLocked(up)
+			case r.allowed[[2]string{subID, pub}]:
+				sub.subscribeLocked(up)
+			}
+		}
+	}
+}
+
+// mayForwardLocked reports whether up may be forwarded at all now: a
+// muted publisher's audio may not. r.mu must be held.
+func (r *Room) mayForwardLocked(up *upTrack) bool {
+	return !(up.kind == webrtc.RTPCodecTypeAudio && r.audioMuted[up.publisher])
 }

@@ -321,9 +321,16 @@ func (r *room) actLocked(by string, m *inbound) (*actResult, error) {
 	case TypeMute:
 		changes, err = r.policy.Mute(by, m.ParticipantID)
 		note(cases.RoomMuted, m.ParticipantID)
+		if err == nil {
+			// Enforced by the SFU, not left to the muted client.
+			r.media.SetAudioMuted(m.ParticipantID, true)
+		}
 	case TypeUnmute:
 		changes, err = r.policy.Unmute(by)
 		res.events = nil
+		if err == nil {
+			r.media.SetAudioMuted(by, false)
+		}
 	case TypeAskUnmute:
 		if err := r.policy.Authorize(by, m.ParticipantID); err != nil {
 			return nil, err

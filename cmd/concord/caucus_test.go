@@ -274,3 +274,42 @@ func TestReconnectDuringCaucus(t *testing.T) {
 	setMode(med, false, "")
 	waitReceiving(t, 3*time.Second, [][2]*pionClient{{again, app}, {again, med}, {app, again}})
 }
+
+// TestMuteIsEnforcedByServer: a participant muted by the mediator reaches
+// nobody with its audio, whatever its client sends, while its video still
+// flows; its own unmute lets the audio through again.
+func TestMuteIsEnforcedByServer(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med, app, resp := roomOfThree(t, ctx, ts)
+	med.send(map[string]any{"type": "mute", "participantId": app.selfID()})
+	quietAudio := func() (int, int) {
+		time.Sleep(500 * time.Millisecond)
+		a1, _ := resp.from(app.selfID())
+		a2, _ := med.from(app.selfID())
+		return a1, a2
+	}
+	r1, m1 := quietAudio()
+	time.Sleep(1500 * time.Millisecond)
+	r2, m2 := quietAudio()
+	if r2 != r1 || m2 != m1 {
+		t.Fatalf("muted audio still forwarded: respondent %d -> %d, mediator %d -> %d", r1, r2, m1, m2)
+	}
+	_, v1 := resp.from(app.selfID())
+	time.Sleep(500 * time.Millisecond)
+	if _, v2 := resp.from(app.selfID()); v2 <= v1 {
+		t.Fatal("the muted participant's video stopped too")
+	}
+	app.send(map[string]any{"type": "unmute"})
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if a, _ := resp.from(app.selfID()); a > r2+5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("audio did not come back after the participant unmuted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
