@@ -299,6 +299,10 @@ type CaseRecord struct {
 	*Case
 	Sessions []Session `json:"sessions"`
 	Events   []Event   `json:"events"`
+	// SessionModes gives, per session id, the seconds spent in joint
+	// session ("joint") and in caucus with each side ("caucus:applicant",
+	// "caucus:respondent"), from the room events; live sessions count to now.
+	SessionModes map[string]map[string]float64 `json:"sessionModes"`
 }
 
 // Record reads a case with its sessions and events.
@@ -317,6 +321,14 @@ func (s *Service) Record(ctx context.Context, caseID string) (*CaseRecord, error
 	})
 	if err != nil {
 		return nil, err
+	}
+	r.SessionModes = map[string]map[string]float64{}
+	for _, sess := range r.Sessions {
+		modes := map[string]float64{}
+		for k, d := range ModeDurations(r.Events, sess.ID, s.now()) {
+			modes[k] = d.Seconds()
+		}
+		r.SessionModes[sess.ID] = modes
 	}
 	return &r, nil
 }

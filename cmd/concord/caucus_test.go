@@ -313,3 +313,32 @@ func TestMuteIsEnforcedByServer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCaucusDurationsRecorded: the case record adds up the time spent in
+// joint session and in each side's caucus, from the room's timeline.
+func TestCaucusDurationsRecorded(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	med, _, _ := roomOfThree(t, ctx, ts)
+	setMode(med, true, "applicant")
+	time.Sleep(700 * time.Millisecond)
+	setMode(med, true, "respondent")
+	time.Sleep(400 * time.Millisecond)
+	setMode(med, false, "")
+	time.Sleep(200 * time.Millisecond)
+	var rec struct {
+		SessionModes map[string]map[string]float64 `json:"sessionModes"`
+	}
+	getJSON(t, ts.BaseURL+"/api/v1/cases/"+ts.Demo.CaseID, ts.MediatorToken, &rec)
+	m := rec.SessionModes[ts.Demo.SessionID]
+	if a := m["caucus:applicant"]; a < 0.5 || a > 2 {
+		t.Fatalf("applicant caucus %.2fs, want about 0.7s (all: %v)", a, m)
+	}
+	if r := m["caucus:respondent"]; r < 0.25 || r > 2 {
+		t.Fatalf("respondent caucus %.2fs, want about 0.4s (all: %v)", r, m)
+	}
+	if m["joint"] <= 0 {
+		t.Fatalf("no joint time: %v", m)
+	}
+}
