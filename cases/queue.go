@@ -106,7 +106,7 @@ type Ticket struct {
 	CreatedAt           time.Time `json:"createdAt"`
 }
 
-// Offer is what a mediator sees of the request offered to it.
+// QueueOffer is what a mediator sees of the request offered to it.
 type QueueOffer struct {
 	RequestID  string    `json:"requestId"`
 	CaseID     string    `json:"caseId"`
@@ -297,7 +297,9 @@ func (q *Queue) Requests() []QueueRequest {
 	defer q.mu.Unlock()
 	out := make([]QueueRequest, 0, len(q.requests))
 	for _, r := range q.requests {
-		out = append(out, *r)
+		c := *r
+		c.passed = nil // the queue's own, not shared with the caller
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].CreatedAt.Before(out[j].CreatedAt) || out[i].CreatedAt.Equal(out[j].CreatedAt) && out[i].ID < out[j].ID

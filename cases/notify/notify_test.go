@@ -191,7 +191,9 @@ func TestBackoffAndRetryAfter(t *testing.T) {
 	if err := o.Send(t.Context(), Message{ID: "m1", To: "13800000000", Channel: cases.NotifySMS, Text: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFlushed(t, o, store, "m1", func(m *cases.OutboxMessage) bool { return m.Attempts >= 1 })
+	// The attempt is complete once its error is recorded: Attempts already
+	// counts when the message is claimed, before the gateway answers.
+	waitFlushed(t, o, store, "m1", func(m *cases.OutboxMessage) bool { return m.Attempts >= 1 && m.LastError != "" })
 	m := getMessage(t, store, "m1")
 	if m.Status != cases.OutboxPending || m.Attempts != 1 || m.NextAttemptAt.Sub(c.Now()) != 7*time.Second ||
 		!strings.Contains(m.LastError, "429") {

@@ -25,6 +25,7 @@ type Config struct {
 	RedisURL       string
 	MediaUDP       string
 	MediaTCP       string
+	AdminAddr      string
 	TURNUDP        string
 	TURNTCP        string
 	TURNHost       string
@@ -70,6 +71,7 @@ func (c *Config) settings() []setting {
 		{"database-url", "CONCORD_DATABASE_URL", "PostgreSQL URL (postgres://...); empty uses the embedded store", str(&c.DatabaseURL, "")},
 		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) for multi-node; empty runs a single node", str(&c.RedisURL, "")},
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
+		{"admin-addr", "CONCORD_ADMIN_ADDR", "admin address for /metrics and /debug/pprof (keep it private; empty disables it)", str(&c.AdminAddr, "127.0.0.1:9090")},
 		{"media-tcp", "CONCORD_MEDIA_TCP", "the one TCP address for ICE over TCP, the fallback when UDP is blocked (empty disables it)", str(&c.MediaTCP, "127.0.0.1:7881")},
 		{"turn-udp", "CONCORD_TURN_UDP", "UDP address of the embedded TURN server, e.g. 0.0.0.0:3478 (empty: no TURN)", str(&c.TURNUDP, "")},
 		{"turn-tcp", "CONCORD_TURN_TCP", "TCP address of the embedded TURN server, e.g. 0.0.0.0:3478", str(&c.TURNTCP, "")},
@@ -163,7 +165,7 @@ func (c *Config) validate() error {
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("redis-url must be a redis:// or rediss:// URL"))
 	}
-	for name, addr := range map[string]string{"media-tcp": c.MediaTCP, "turn-udp": c.TURNUDP, "turn-tcp": c.TURNTCP} {
+	for name, addr := range map[string]string{"admin-addr": c.AdminAddr, "media-tcp": c.MediaTCP, "turn-udp": c.TURNUDP, "turn-tcp": c.TURNTCP} {
 		if addr == "" {
 			continue
 		}

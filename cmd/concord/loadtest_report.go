@@ -216,12 +216,13 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	if cfg.Pubs > 0 || cfg.Subs > 0 {
 		layout = fmt.Sprintf("%d publishers + %d subscribe-only", cfg.Pubs, cfg.Subs)
 	}
+	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 	caucus := ""
-	if cfg.CaucusEvery > 0 {
-		caucus = fmt.Sprintf("; mode switch every %s (%d switches)", cfg.CaucusEvery, res.ModeSwitches)
+	if cfg.CaucusEveryS > 0 {
+		caucus = fmt.Sprintf("; mode switch every %s (%d switches)", secs(cfg.CaucusEveryS), res.ModeSwitches)
 	}
 	fmt.Fprintf(w, "load: rooms of %s; %s; joins %.0f/s; window %s after %s warm-up%s\n\n",
-		layout, strings.Join(media, " + "), cfg.JoinRate, cfg.Duration, cfg.Warmup, caucus)
+		layout, strings.Join(media, " + "), cfg.JoinRate, secs(cfg.DurationS), secs(cfg.WarmupS), caucus)
 
 	if len(res.Steps) > 1 || cfg.Ramp {
 		writeRampTable(w, res)

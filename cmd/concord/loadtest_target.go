@@ -221,13 +221,21 @@ func (mk *ltSessionMaker) Sessions(ctx context.Context, rooms [][]ltSeat) ([][]l
 // ltServerConfig is the configuration of a server the load test starts:
 // loopback ports picked by the kernel, a fresh data folder.
 func ltServerConfig(dataDir, logLevel string) (Config, error) {
-	return parseConfig("serve", []string{
+	args := []string{
 		"--addr", "127.0.0.1:0",
 		"--media-udp", "127.0.0.1:0",
 		"--media-tcp", "127.0.0.1:0",
 		"--data-dir", dataDir,
 		"--log-level", logLevel,
-	}, nil, io.Discard)
+	}
+	// An admin address, once serve has one, must not collide with a
+	// server already running either.
+	for _, st := range (&Config{}).settings() {
+		if st.flag == "admin-addr" {
+			args = append(args, "--admin-addr", "127.0.0.1:0")
+		}
+	}
+	return parseConfig("serve", args, nil, io.Discard)
 }
 
 // startLoadServer starts a Main for the load test and a session maker on

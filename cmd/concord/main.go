@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/concord-odr/concord/cases"
@@ -134,6 +135,9 @@ type Main struct {
 	httpSrv  *http.Server
 	ln       net.Listener
 	serveWG  sync.WaitGroup
+
+	metrics *prometheus.Registry
+	admin   *adminServer
 
 	// Demo is set after Run when Config.Demo is on.
 	Demo *Demo
@@ -256,6 +260,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.metrics = prometheus.NewRegistry()
+	if m.Config.AdminAddr != "" {
+		if m.admin, err = startAdmin(m.Config.AdminAddr, newAdminHandler(m.metrics), m.log); err != nil {
+			return err
+		}
+	}
 	m.sig = signaling.New(signaling.Params{
 		Logger:         m.log,
 		SFU:            m.sfu,
@@ -263,6 +273,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Sessions:       m.cases,
 		AllowedOrigins: lowerAll(splitList(m.Config.AllowedOrigins)),
 		ResumeGrace:    m.Config.ResumeGrace,
+		Metrics:        signaling.NewMetrics(m.metrics),
 		ICEServersFor:  m.iceServersFor,
 	})
 	handler := web.NewHandler(web.Params{
@@ -339,6 +350,9 @@ func (m *Main) Close() error {
 				errs = append(errs, fmt.Errorf("http: %w", err))
 			}
 			m.serveWG.Wait()
+		}
+		if m.admin != nil {
+			_ = m.admin.Close()
 		}
 		if m.sfu != nil {
 			if err := m.sfu.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -201,5 +202,35 @@ func TestTURNCredentialsAtJoin(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no TURN credentials at join: %v", m["iceServers"])
+	}
+}
+
+// TestAdminMetrics: the admin address serves Prometheus metrics that
+// follow the signaling activity, and pprof.
+func TestAdminMetrics(t *testing.T) {
+	ts := startTestServer(t)
+	base := "http://" + ts.admin.Addr().String()
+	ws, m := dialSignaling(t, ts.BaseURL, tokenFromURL(ts.Demo.Consumer))
+	defer ws.Close()
+	if m["type"] != "joined" {
+		t.Fatal(m)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"concord_rooms 1", "concord_participants 1", `concord_signaling_messages_total{type="join"} 1`, "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if resp, err := http.Get(base + "/debug/pprof/"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pprof: %v %v", err, resp)
+	}
+	// The public address serves neither.
+	if code := getJSON(t, ts.BaseURL+"/metrics", "", nil); code == 200 {
+		t.Fatal("metrics on the public address")
 	}
 }

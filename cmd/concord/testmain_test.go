@@ -39,6 +39,7 @@ func testConfig(t *testing.T) Config {
 		"--addr", "127.0.0.1:0",
 		"--media-udp", "127.0.0.1:0",
 		"--media-tcp", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 		"--demo",
 	}, nil, io.Discard)
