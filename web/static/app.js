@@ -50,6 +50,11 @@ const state = {
   unmuteRequest: null, // { from }
   pendingRemove: null, // { id, kind: 'remove' | 'deny' }
   timer: 0,
+  agreement: null, // the agreement shown (full, from the API)
+  agrLoaded: false, // fetched the case's agreements since joining
+  agrDirty: false, // mediator: the editor has unsaved changes
+  agrMode: null, // mediator: the mode the visibility default follows
+  agrBusy: false,
 };
 
 // For tests: the current peer connections.
@@ -342,6 +347,9 @@ function handleMessage(msg) {
       state.unmuteRequest = { from: msg.from || '' };
       renderSelfAudio();
       return;
+    case 'agreement_updated':
+      if (msg.agreement && msg.agreement.id) fetchAgreement(msg.agreement.id);
+      return;
     case 'session_ended':
       return endSession(msg.result);
     case 'error':
@@ -370,6 +378,7 @@ function onJoined(msg) {
   setupPeers();
   renderPeople();
   renderControls();
+  state.agrLoaded = false;
   // The `room` message that follows says where we are: rules, lobby or room.
 }
 
@@ -389,6 +398,7 @@ function onRoom(room) {
   if (self.muted && !wasMuted) setLocalAudio(false);
   if (self.state === 'admitted') {
     if (state.phase !== 'in-room') setPhase('in-room');
+    if (!state.agrLoaded) loadAgreements();
   } else if (self.consented || state.consentSent) {
     // Agreed on this page already, but the server does not know (it
     // restarted, say): say so again rather than ask again.
@@ -800,6 +810,7 @@ function renderRoom() {
   renderPeople();
   renderTiles();
   renderConsole();
+  renderAgreement();
   renderChatScope();
   renderNotes();
   renderControls();
@@ -1413,6 +1424,376 @@ function renderOutcome() {
   $('outcome-done-remedies-label').hidden = rem.length === 0;
 }
 
+// ---------------------------------------------------------------- agreement
+
+// The mediation agreement: the mediator drafts it from the case's
+// template, the parties read the exact text and confirm it, the mediator
+// signs last. The server announces every change (`agreement_updated`);
+// the page then fetches the agreement. See web/agreement_api.go.
+
+function caseId() {
+  return (state.session && state.session.caseId) || '';
+}
+
+function agrURL(suffix) {
+  return '/api/v1/cases/' + encodeURIComponent(caseId()) + '/agreements' + (suffix || '');
+}
+
+// agrFetch calls the agreement API with the join token; it returns
+// { res, body } or null when the network failed.
+async function agrFetch(suffix, method, payload) {
+  const opts = { method: method || 'GET', headers: { Authorization: 'Bearer ' + state.token } };
+  if (payload !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(payload);
+  }
+  let res;
+  try {
+    res = await fetch(agrURL(suffix), opts);
+  } catch (_) {
+    return null;
+  }
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  return { res, body };
+}
+
+function problemText(r) {
+  if (!r) return t('med.err.network');
+  const b = r.body;
+  return (b && (b.detail || b.title)) || t('agr.err.generic', { status: r.res.status });
+}
+
+// loadAgreements shows the case's latest agreement the caller may see.
+async function loadAgreements() {
+  if (!caseId()) return;
+  state.agrLoaded = true;
+  const r = await agrFetch('', 'GET');
+  if (!r || !r.res.ok || !r.body || !Array.isArray(r.body.items)) {
+    state.agrLoaded = false;
+    return;
+  }
+  const items = r.body.items.filter((a) => a.status !== 'superseded');
+  const list = items.length ? items : r.body.items;
+  if (list.length === 0) {
+    renderAgreement();
+    return;
+  }
+  const latest = list.reduce((a, b) => ((b.number || 0) > (a.number || 0) ? b : a));
+  showAgreement(latest);
+}
+
+async function fetchAgreement(id) {
+  if (!caseId()) return;
+  const r = await agrFetch('/' + encodeURIComponent(id), 'GET');
+  if (!r) return;
+  if (r.res.status === 404) {
+    // No longer visible to us (a draft moved into the other side's caucus).
+    if (state.agreement && state.agreement.id === id) {
+      state.agreement = null;
+      renderAgreement();
+    }
+    return;
+  }
+  if (r.res.ok && r.body && r.body.id) showAgreement(r.body);
+}
+
+function showAgreement(a) {
+  const prev = state.agreement;
+  // Fetches can cross: never go back to an older revision.
+  if (prev && prev.id === a.id && (a.version || 0) < (prev.version || 0)) return;
+  state.agreement = a;
+  if (amMediator() && !state.agrDirty && a.status === 'draft') fillEditor(a.content, a.visibleTo);
+  renderAgreement();
+}
+
+// The editor.
+
+function termRow(term, i) {
+  const li = el('li', 'agreement-term');
+  li.dataset.term = String(i + 1);
+  const n = i + 1;
+  const field = (label, input) => {
+    const f = el('div', 'field');
+    const l = el('label', '', label);
+    input.id = 'agreement-term-' + n + '-' + input.dataset.f;
+    l.htmlFor = input.id;
+    f.append(l, input);
+    return f;
+  };
+  const text = document.createElement('textarea');
+  text.rows = 2;
+  text.maxLength = 2000;
+  text.dataset.f = 'text';
+  text.value = term.text || '';
+  const obligor = document.createElement('select');
+  obligor.dataset.f = 'obligor';
+  for (const [v, k] of [['', 'agr.term.none'], ['applicant', 'agr.visible.applicant'], ['respondent', 'agr.visible.respondent']]) {
+    const o = el('option', '', k === 'agr.term.none' ? t(k) : t('agr.side.' + v));
+    o.value = v;
+    obligor.append(o);
+  }
+  obligor.value = term.obligor || '';
+  const amount = document.createElement('input');
+  amount.type = 'text';
+  amount.inputMode = 'decimal';
+  amount.dataset.f = 'amount';
+  amount.value = term.amountCents ? (term.amountCents / 100).toFixed(2) : '';
+  const method = document.createElement('input');
+  method.type = 'text';
+  method.maxLength = 200;
+  method.dataset.f = 'method';
+  method.value = term.method || '';
+  const deadline = document.createElement('input');
+  deadline.type = 'date';
+  deadline.dataset.f = 'deadline';
+  deadline.value = term.deadline || '';
+  const remove = el('button', 'btn danger-outline', t('agr.removeTerm', { n }));
+  remove.type = 'button';
+  remove.dataset.action = 'remove-term';
+  li.append(field(t('agr.term.text', { n }), text), field(t('agr.term.obligor'), obligor),
+    field(t('agr.term.amount'), amount), field(t('agr.term.method'), method),
+    field(t('agr.term.deadline'), deadline), remove);
+  return li;
+}
+
+function readTerms() {
+  return [...$('agreement-terms').querySelectorAll('li.agreement-term')].map((li) => {
+    const v = (f) => li.querySelector('[data-f="' + f + '"]').value;
+    const yuan = parseFloat(v('amount').replace(/[,，\s]/g, ''));
+    const term = { text: v('text'), obligor: v('obligor'), method: v('method').trim(), deadline: v('deadline') };
+    if (Number.isFinite(yuan) && yuan > 0) term.amountCents = Math.round(yuan * 100);
+    return term;
+  });
+}
+
+function rebuildTerms(terms) {
+  const ol = $('agreement-terms');
+  ol.textContent = '';
+  terms.forEach((term, i) => ol.append(termRow(term, i)));
+}
+
+// The content being edited: what the template or the draft gave, with the
+// fields of the form put in.
+function fillEditor(content, visibleTo) {
+  state.agrContent = content || {};
+  $('agreement-facts').value = content.facts || '';
+  $('agreement-disputed').value = content.disputedMatters || '';
+  $('agreement-resp').value = content.responsibilities || '';
+  const terms = Array.isArray(content.terms) && content.terms.length ? content.terms : [{}];
+  rebuildTerms(terms);
+  if (visibleTo) $('agreement-visible').value = visibleTo;
+}
+
+function editorContent() {
+  const base = state.agrContent || {};
+  return {
+    parties: Array.isArray(base.parties) ? base.parties : [],
+    facts: $('agreement-facts').value,
+    disputedMatters: $('agreement-disputed').value,
+    responsibilities: $('agreement-resp').value,
+    terms: readTerms().filter((tm) => tm.text.trim() || tm.amountCents || tm.method || tm.deadline),
+    mediator: base.mediator || '',
+    institution: base.institution || '',
+  };
+}
+
+$('agreement-editor').addEventListener('input', () => { state.agrDirty = true; });
+$('agreement-editor').addEventListener('change', () => { state.agrDirty = true; });
+
+$('agreement-add-term').addEventListener('click', () => {
+  const terms = readTerms();
+  terms.push({});
+  rebuildTerms(terms);
+  state.agrDirty = true;
+  const rows = $('agreement-terms').querySelectorAll('textarea');
+  rows[rows.length - 1].focus();
+});
+
+$('agreement-terms').addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-action="remove-term"]');
+  if (!b) return;
+  const i = Number(b.closest('li').dataset.term) - 1;
+  const terms = readTerms();
+  terms.splice(i, 1);
+  rebuildTerms(terms.length ? terms : [{}]);
+  state.agrDirty = true;
+  $('agreement-add-term').focus();
+});
+
+$('agreement-load-template').addEventListener('click', async () => {
+  $('agreement-error').textContent = '';
+  const r = await agrFetch('/template', 'GET');
+  if (!r || !r.res.ok || !r.body) {
+    $('agreement-error').textContent = problemText(r);
+    return;
+  }
+  const content = r.body;
+  // Keep the terms already written.
+  const terms = readTerms().filter((tm) => tm.text.trim());
+  if (terms.length) content.terms = terms;
+  fillEditor(content, null);
+  state.agrDirty = true;
+  $('agreement-panel').dataset.template = 'loaded';
+  $('agreement-facts').focus();
+});
+
+$('agreement-editor').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (state.agrBusy) return;
+  const err = $('agreement-error');
+  err.textContent = '';
+  const a = state.agreement;
+  const revision = a && a.status === 'draft' ? a.revision : 0;
+  const save = $('agreement-save');
+  state.agrBusy = true;
+  save.disabled = true;
+  save.textContent = t('med.saving');
+  const r = await agrFetch('/draft', 'PUT', { content: editorContent(), visibleTo: $('agreement-visible').value, revision });
+  state.agrBusy = false;
+  save.disabled = false;
+  save.textContent = t('agr.save');
+  if (r && r.res.status === 409) {
+    // Someone else saved first: show theirs.
+    state.agrDirty = false;
+    err.textContent = t('agr.changed');
+    await loadAgreements();
+    return;
+  }
+  if (!r || !r.res.ok || !r.body || !r.body.id) {
+    err.textContent = problemText(r);
+    return;
+  }
+  state.agrDirty = false;
+  showAgreement(r.body);
+});
+
+// The text, the confirmations, the signature.
+
+function confirmedSides(a) {
+  const sides = new Set();
+  for (const c of Array.isArray(a.confirmations) ? a.confirmations : []) {
+    if (c.textHash === a.textHash) sides.add(c.side);
+  }
+  return sides;
+}
+
+function selfSide() {
+  return (state.room && state.room.self && state.room.self.side) || (state.self && state.self.side) || '';
+}
+
+function renderAgreement() {
+  const panel = $('agreement-panel');
+  const med = amMediator() && !state.outcome;
+  const a = state.agreement;
+  const inRoom = state.stage === 'room';
+  panel.hidden = !inRoom || (!med && !a);
+  $('agreement-editor').hidden = !med || (a && a.status !== 'draft');
+  if (med) {
+    // In a private meeting a draft is shown only to that side by default.
+    const mode = (state.room && state.room.mode) || {};
+    const key = mode.caucus ? (mode.side === 'respondent' ? 'respondent' : 'applicant') : 'all';
+    if (state.agrMode !== key) {
+      state.agrMode = key;
+      $('agreement-visible').value = key;
+    }
+    if (!$('agreement-terms').firstChild) rebuildTerms([{}]);
+  }
+  const status = $('agreement-status');
+  const view = $('agreement-view');
+  if (!a) {
+    status.textContent = t('agr.none');
+    panel.dataset.status = '';
+    view.hidden = true;
+    return;
+  }
+  panel.dataset.status = a.status;
+  panel.dataset.revision = String(a.revision);
+  view.hidden = false;
+  const text = $('agreement-text');
+  if (text.textContent !== a.text) text.textContent = a.text || '';
+  text.dataset.textHash = a.textHash || '';
+  const sides = confirmedSides(a);
+  panel.dataset.confirmed = [...sides].sort().join(' ');
+  const bits = [];
+  if (a.status === 'draft') {
+    bits.push(a.visibleTo && a.visibleTo !== 'all'
+      ? t('agr.st.draftSide', { rev: a.revision, side: t('agr.side.' + a.visibleTo) })
+      : t('agr.st.draft', { rev: a.revision }));
+  } else if (a.status === 'final') {
+    bits.push(t('agr.st.final'));
+  } else if (a.status === 'superseded') {
+    bits.push(t('agr.st.superseded'));
+  }
+  for (const side of ['applicant', 'respondent']) {
+    bits.push(t('agr.conf.' + side, { state: t(sides.has(side) ? 'agr.conf.yes' : 'agr.conf.no') }));
+  }
+  const mySide = selfSide();
+  if (!amMediator() && sides.has(mySide)) bits.push(t('agr.youConfirmed'));
+  status.textContent = bits.join(' ');
+  const confirmable = a.status === 'draft' && a.visibleTo === 'all';
+  const confirm = $('agreement-confirm');
+  confirm.hidden = amMediator() || !confirmable || sides.has(mySide) || (mySide !== 'applicant' && mySide !== 'respondent');
+  confirm.disabled = state.agrBusy;
+  const sign = $('agreement-sign');
+  sign.hidden = !med || a.status !== 'draft';
+  sign.disabled = state.agrBusy || !confirmable || !sides.has('applicant') || !sides.has('respondent');
+}
+
+// agrAction posts a confirmation or the signature for the text shown.
+async function agrAction(kind) {
+  const a = state.agreement;
+  if (!a || state.agrBusy) return;
+  const err = $('agreement-action-error');
+  err.textContent = '';
+  state.agrBusy = true;
+  renderAgreement();
+  const textHash = $('agreement-text').dataset.textHash || a.textHash;
+  const r = await agrFetch('/' + encodeURIComponent(a.id) + '/' + kind, 'POST', { textHash });
+  state.agrBusy = false;
+  if (!r || !r.res.ok) {
+    err.textContent = problemText(r);
+    if (r && r.res.status === 409) await fetchAgreement(a.id);
+    renderAgreement();
+    return;
+  }
+  if (r.body && r.body.id) showAgreement(r.body);
+  else await fetchAgreement(a.id);
+  renderAgreement();
+}
+
+$('agreement-confirm').addEventListener('click', () => agrAction('confirmations'));
+$('agreement-sign').addEventListener('click', () => agrAction('signature'));
+
+// The PDF: a plain link cannot carry the token, so fetch it and save it
+// from a blob URL.
+$('agreement-pdf').addEventListener('click', async () => {
+  const a = state.agreement;
+  if (!a) return;
+  const err = $('agreement-action-error');
+  err.textContent = '';
+  let res;
+  try {
+    res = await fetch(agrURL('/' + encodeURIComponent(a.id) + '/pdf'), { headers: { Authorization: 'Bearer ' + state.token } });
+  } catch (_) {
+    err.textContent = t('med.err.network');
+    return;
+  }
+  if (!res.ok) {
+    err.textContent = t('agr.err.generic', { status: res.status });
+    return;
+  }
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = 'agreement-' + (a.caseNumber || 'case') + '-' + (a.number || 1) + '.pdf';
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+});
+
 // ---------------------------------------------------------------- language
 
 function renderAll() {
@@ -1425,6 +1806,8 @@ function renderAll() {
   renderEnded();
   renderError();
   renderOutcome();
+  rebuildTerms(readTerms());
+  renderAgreement();
   if (!$('outcome-submit').disabled) $('outcome-submit').textContent = t('med.submit');
 }
 
