@@ -20,6 +20,6 @@ func TestBrowserShortLink(t *testing.T) {
 	bad := openTab(t, browser, "bad-code", ts.BaseURL+"/j/zzzzzzzzzz", true)
 	dumpOnFailure(t, []*tab{good, bad})
 	good.waitJS(t, `location.hash.length > 100 && !location.hash.startsWith('#code=')`, 20*time.Second, "exchange the code for a token")
-	good.waitJS(t, `document.body.dataset.state === 'joining' || document.body.dataset.state === 'in-room'`, 20*time.Second, "join with the exchanged token")
+	good.waitJS(t, `['joining', 'consent', 'lobby', 'in-room'].includes(document.body.dataset.state)`, 20*time.Second, "join with the exchanged token")
 	bad.waitState(t, "error", 20*time.Second)
 }
