@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -78,7 +79,7 @@ func (t *tx) PutAccount(ctx context.Context, a *cases.Account) error {
 	if a.Version < 0 {
 		return cases.Errorf(cases.EINVALID, "account version must not be negative")
 	}
-	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = utc(a.PasswordChangedAt), utc(a.CreatedAt), utc(a.UpdatedAt)
+	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = storetime.UTC(a.PasswordChangedAt), storetime.UTC(a.CreatedAt), storetime.UTC(a.UpdatedAt)
 	args := []any{a.Login, a.Name, string(a.Role), a.InstitutionID, a.EnterpriseCode, a.Status, a.PasswordHash,
 		a.TokenVersion, a.PasswordChangedAt, a.Version + 1, a.CreatedAt, a.UpdatedAt, a.ID}
 	if a.Version == 0 {
@@ -170,7 +171,7 @@ func (t *tx) PutStaffSession(ctx context.Context, s *cases.StaffSession) error {
 	if s.ID == "" || s.AccountID == "" {
 		return cases.Errorf(cases.EINVALID, "session id and account id are required")
 	}
-	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = utc(s.CreatedAt), utc(s.LastUsedAt), utc(s.ExpiresAt), utcPtr(s.RevokedAt)
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = storetime.UTC(s.CreatedAt), storetime.UTC(s.LastUsedAt), storetime.UTC(s.ExpiresAt), storetime.UTCPtr(s.RevokedAt)
 	_, err := t.tx.Exec(ctx, `INSERT INTO staff_sessions
 		(id, account_id, created_at, last_used_at, expires_at, revoked_at, revoke_reason)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -191,7 +192,7 @@ func (t *tx) RevokeStaffSessions(ctx context.Context, accountID, reason string, 
 		return 0, err
 	}
 	tag, err := t.tx.Exec(ctx, `UPDATE staff_sessions SET revoked_at = $1, revoke_reason = $2
-		WHERE account_id = $3 AND revoked_at IS NULL`, utc(at), reason, accountID)
+		WHERE account_id = $3 AND revoked_at IS NULL`, storetime.UTC(at), reason, accountID)
 	if err != nil {
 		return 0, dbError("revoke staff sessions", err)
 	}
@@ -221,7 +222,7 @@ func (t *tx) PutRefreshToken(ctx context.Context, r *cases.RefreshToken) error {
 	if r.Hash == "" || r.SessionID == "" {
 		return cases.Errorf(cases.EINVALID, "refresh token hash and session id are required")
 	}
-	r.CreatedAt, r.ExpiresAt, r.RotatedAt = utc(r.CreatedAt), utc(r.ExpiresAt), utcPtr(r.RotatedAt)
+	r.CreatedAt, r.ExpiresAt, r.RotatedAt = storetime.UTC(r.CreatedAt), storetime.UTC(r.ExpiresAt), storetime.UTCPtr(r.RotatedAt)
 	_, err := t.tx.Exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at, rotated_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (hash) DO UPDATE SET session_id = excluded.session_id, created_at = excluded.created_at,
@@ -264,7 +265,7 @@ func (t *tx) PutJoinLink(ctx context.Context, l *cases.JoinLink) error {
 	if l.ID == "" || l.CodeHash == "" || l.SessionID == "" || l.CaseID == "" || l.ParticipantID == "" {
 		return cases.Errorf(cases.EINVALID, "a join link needs an id, a code, a case, a session and a participant")
 	}
-	l.CreatedAt, l.ExpiresAt = utc(l.CreatedAt), utc(l.ExpiresAt)
+	l.CreatedAt, l.ExpiresAt = storetime.UTC(l.CreatedAt), storetime.UTC(l.ExpiresAt)
 	_, err := t.tx.Exec(ctx, `INSERT INTO join_links (`+joinLinkColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		l.ID, l.CodeHash, l.CaseID, l.SessionID, l.ParticipantID, l.CreatedBy, l.CreatedAt, l.ExpiresAt)
 	if err != nil {
@@ -307,7 +308,7 @@ func (t *tx) PutRevocation(ctx context.Context, r *cases.Revocation) error {
 	if r.Key == "" {
 		return cases.Errorf(cases.EINVALID, "unknown revocation kind %q", r.Kind)
 	}
-	r.RevokedAt = utc(r.RevokedAt)
+	r.RevokedAt = storetime.UTC(r.RevokedAt)
 	_, err := t.tx.Exec(ctx, `INSERT INTO revocations
 		(key, kind, jti, case_id, session_id, participant_id, reason, actor, revoked_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING`,
@@ -366,7 +367,7 @@ func (t *tx) PutOutbox(ctx context.Context, m *cases.OutboxMessage) error {
 	if m.ID == "" || m.Channel == "" || m.Status == "" {
 		return cases.Errorf(cases.EINVALID, "an outbox message needs an id, a channel and a status")
 	}
-	m.NextAttemptAt, m.CreatedAt, m.SentAt = utc(m.NextAttemptAt), utc(m.CreatedAt), utcPtr(m.SentAt)
+	m.NextAttemptAt, m.CreatedAt, m.SentAt = storetime.UTC(m.NextAttemptAt), storetime.UTC(m.CreatedAt), storetime.UTCPtr(m.SentAt)
 	_, err := t.tx.Exec(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, recipient = excluded.recipient,
 			body = excluded.body, case_id = excluded.case_id, status = excluded.status,
@@ -405,7 +406,7 @@ func (t *tx) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit i
 			SELECT id FROM outbox WHERE status = $2 AND next_attempt_at <= $3
 			ORDER BY next_attempt_at, created_at, id LIMIT $4
 			FOR UPDATE SKIP LOCKED)
-		RETURNING `+outboxColumns, utc(leaseUntil), cases.OutboxPending, now, limit)
+		RETURNING `+outboxColumns, storetime.UTC(leaseUntil), cases.OutboxPending, now, limit)
 	if err != nil {
 		return nil, dbError("claim outbox", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -21,15 +22,15 @@ func (t *tx) Enterprises(ctx context.Context) ([]cases.Enterprise, error) {
 }
 
 func normalizeReconciliation(r *cases.Reconciliation) {
-	r.StartedAt = utc(r.StartedAt)
-	r.DueAt = utc(r.DueAt)
-	r.FirstResponseAt = utcPtr(r.FirstResponseAt)
-	r.VideoRequestedAt = utcPtr(r.VideoRequestedAt)
-	r.EndedAt = utcPtr(r.EndedAt)
+	r.StartedAt = storetime.UTC(r.StartedAt)
+	r.DueAt = storetime.UTC(r.DueAt)
+	r.FirstResponseAt = storetime.UTCPtr(r.FirstResponseAt)
+	r.VideoRequestedAt = storetime.UTCPtr(r.VideoRequestedAt)
+	r.EndedAt = storetime.UTCPtr(r.EndedAt)
 	offers := make([]cases.Offer, len(r.Offers))
 	for i, o := range r.Offers {
-		o.At = utc(o.At)
-		o.AnsweredAt = utcPtr(o.AnsweredAt)
+		o.At = storetime.UTC(o.At)
+		o.AnsweredAt = storetime.UTCPtr(o.AnsweredAt)
 		offers[i] = o
 	}
 	r.Offers = offers
@@ -183,7 +184,7 @@ func (t *tx) PutDispatchRoute(ctx context.Context, r *cases.DispatchRoute) error
 	if r.ID == "" || r.InstitutionID == "" {
 		return cases.Errorf(cases.EINVALID, "dispatch route id and institution id are required")
 	}
-	r.CreatedAt = utc(r.CreatedAt)
+	r.CreatedAt = storetime.UTC(r.CreatedAt)
 	doc, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("postgres: encode dispatch route: %w", err)
@@ -227,7 +228,7 @@ func (t *tx) PutShift(ctx context.Context, s *cases.Shift) error {
 	if s.ID == "" || s.MediatorID == "" {
 		return cases.Errorf(cases.EINVALID, "shift id and mediator id are required")
 	}
-	s.StartsAt, s.EndsAt, s.CreatedAt = utc(s.StartsAt), utc(s.EndsAt), utc(s.CreatedAt)
+	s.StartsAt, s.EndsAt, s.CreatedAt = storetime.UTC(s.StartsAt), storetime.UTC(s.EndsAt), storetime.UTC(s.CreatedAt)
 	doc, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("postgres: encode shift: %w", err)
@@ -274,7 +275,7 @@ func (t *tx) PutReminder(ctx context.Context, r *cases.Reminder) error {
 	if r.ID == "" || r.SessionID == "" {
 		return cases.Errorf(cases.EINVALID, "reminder id and session id are required")
 	}
-	r.SessionAt, r.DueAt, r.CreatedAt, r.SentAt = utc(r.SessionAt), utc(r.DueAt), utc(r.CreatedAt), utcPtr(r.SentAt)
+	r.SessionAt, r.DueAt, r.CreatedAt, r.SentAt = storetime.UTC(r.SessionAt), storetime.UTC(r.DueAt), storetime.UTC(r.CreatedAt), storetime.UTCPtr(r.SentAt)
 	doc, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("postgres: encode reminder: %w", err)

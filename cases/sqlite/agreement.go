@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 )
 
 // Hash chain of the case event log, agreements and their follow-ups.
@@ -285,32 +286,32 @@ func (t *tx) FollowUps(ctx context.Context, f cases.FollowUpFilter) ([]cases.Fol
 }
 
 func normalizeAgreement(a *cases.Agreement) {
-	a.CreatedAt = utc(a.CreatedAt)
-	a.UpdatedAt = utc(a.UpdatedAt)
-	a.EffectiveAt = utcPtr(a.EffectiveAt)
+	a.CreatedAt = storetime.UTC(a.CreatedAt)
+	a.UpdatedAt = storetime.UTC(a.UpdatedAt)
+	a.EffectiveAt = storetime.UTCPtr(a.EffectiveAt)
 	if a.Confirmations != nil {
 		cs := make([]cases.AgreementConfirmation, len(a.Confirmations))
 		for i, c := range a.Confirmations {
-			c.At = utc(c.At)
+			c.At = storetime.UTC(c.At)
 			cs[i] = c
 		}
 		a.Confirmations = cs
 	}
 	if a.Signature != nil {
 		s := *a.Signature
-		s.At = utc(s.At)
+		s.At = storetime.UTC(s.At)
 		a.Signature = &s
 	}
 }
 
 func normalizeFollowUp(f *cases.FollowUp) {
-	f.DueAt = utc(f.DueAt)
-	f.CreatedAt = utc(f.CreatedAt)
-	f.UpdatedAt = utc(f.UpdatedAt)
+	f.DueAt = storetime.UTC(f.DueAt)
+	f.CreatedAt = storetime.UTC(f.CreatedAt)
+	f.UpdatedAt = storetime.UTC(f.UpdatedAt)
 	if f.Reports != nil {
 		rs := make([]cases.PerformanceReport, len(f.Reports))
 		for i, r := range f.Reports {
-			r.At = utc(r.At)
+			r.At = storetime.UTC(r.At)
 			rs[i] = r
 		}
 		f.Reports = rs

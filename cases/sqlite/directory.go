@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 )
 
 // Institutions lists every institution by code, then id.
@@ -76,7 +77,7 @@ func (t *tx) PutMediator(ctx context.Context, m *cases.Mediator) error {
 	if m.ID == "" || m.InstitutionID == "" {
 		return cases.Errorf(cases.EINVALID, "mediator id and institution id are required")
 	}
-	normalizeMediator(m)
+	storetime.Mediator(m)
 	doc, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode mediator: %w", err)
@@ -118,7 +119,7 @@ func (t *tx) PutEnterprise(ctx context.Context, e *cases.Enterprise) error {
 	if e.CreditCode == "" {
 		return cases.Errorf(cases.EINVALID, "enterprise credit code is required")
 	}
-	normalizeEnterprise(e)
+	storetime.Enterprise(e)
 	doc, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode enterprise: %w", err)
@@ -239,7 +240,7 @@ func (t *tx) PutIdempotency(ctx context.Context, r *cases.IdempotencyRecord) err
 	if r.Scope == "" || r.Key == "" {
 		return cases.Errorf(cases.EINVALID, "an idempotency record needs a scope and a key")
 	}
-	r.CreatedAt = utc(r.CreatedAt)
+	r.CreatedAt = storetime.UTC(r.CreatedAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO idempotency_keys
 		(scope, key, request_hash, case_id, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.Scope, r.Key, r.RequestHash, r.CaseID, r.Status, string(r.Response), micros(r.CreatedAt))

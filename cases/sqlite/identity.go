@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 )
 
 // Safe messages of the identity tables' conflicts.
@@ -90,7 +91,7 @@ func (t *tx) PutAccount(ctx context.Context, a *cases.Account) error {
 	if a.Version < 0 {
 		return cases.Errorf(cases.EINVALID, "account version must not be negative")
 	}
-	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = utc(a.PasswordChangedAt), utc(a.CreatedAt), utc(a.UpdatedAt)
+	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = storetime.UTC(a.PasswordChangedAt), storetime.UTC(a.CreatedAt), storetime.UTC(a.UpdatedAt)
 	args := []any{a.Login, a.Name, string(a.Role), a.InstitutionID, a.EnterpriseCode, a.Status, a.PasswordHash,
 		a.TokenVersion, micros(a.PasswordChangedAt), a.Version + 1, micros(a.CreatedAt), micros(a.UpdatedAt), a.ID}
 	var err error
@@ -193,7 +194,7 @@ func (t *tx) PutStaffSession(ctx context.Context, s *cases.StaffSession) error {
 	if s.ID == "" || s.AccountID == "" {
 		return cases.Errorf(cases.EINVALID, "session id and account id are required")
 	}
-	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = utc(s.CreatedAt), utc(s.LastUsedAt), utc(s.ExpiresAt), utcPtr(s.RevokedAt)
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = storetime.UTC(s.CreatedAt), storetime.UTC(s.LastUsedAt), storetime.UTC(s.ExpiresAt), storetime.UTCPtr(s.RevokedAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO staff_sessions
 		(id, account_id, created_at, last_used_at, expires_at, revoked_at, revoke_reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -217,7 +218,7 @@ func (t *tx) RevokeStaffSessions(ctx context.Context, accountID, reason string, 
 		return 0, err
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE staff_sessions SET revoked_at = ?, revoke_reason = ?
-		WHERE account_id = ? AND revoked_at IS NULL`, micros(utc(at)), reason, accountID)
+		WHERE account_id = ? AND revoked_at IS NULL`, micros(storetime.UTC(at)), reason, accountID)
 	if err != nil {
 		return 0, dbError("revoke staff sessions", err)
 	}
@@ -253,7 +254,7 @@ func (t *tx) PutRefreshToken(ctx context.Context, r *cases.RefreshToken) error {
 	if r.Hash == "" || r.SessionID == "" {
 		return cases.Errorf(cases.EINVALID, "refresh token hash and session id are required")
 	}
-	r.CreatedAt, r.ExpiresAt, r.RotatedAt = utc(r.CreatedAt), utc(r.ExpiresAt), utcPtr(r.RotatedAt)
+	r.CreatedAt, r.ExpiresAt, r.RotatedAt = storetime.UTC(r.CreatedAt), storetime.UTC(r.ExpiresAt), storetime.UTCPtr(r.RotatedAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at, rotated_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (hash) DO UPDATE SET session_id = excluded.session_id, created_at = excluded.created_at,
@@ -300,7 +301,7 @@ func (t *tx) PutJoinLink(ctx context.Context, l *cases.JoinLink) error {
 	if l.ID == "" || l.CodeHash == "" || l.SessionID == "" || l.CaseID == "" || l.ParticipantID == "" {
 		return cases.Errorf(cases.EINVALID, "a join link needs an id, a code, a case, a session and a participant")
 	}
-	l.CreatedAt, l.ExpiresAt = utc(l.CreatedAt), utc(l.ExpiresAt)
+	l.CreatedAt, l.ExpiresAt = storetime.UTC(l.CreatedAt), storetime.UTC(l.ExpiresAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO join_links (`+joinLinkColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.ID, l.CodeHash, l.CaseID, l.SessionID, l.ParticipantID, l.CreatedBy, micros(l.CreatedAt), micros(l.ExpiresAt))
 	switch {
@@ -348,7 +349,7 @@ func (t *tx) PutRevocation(ctx context.Context, r *cases.Revocation) error {
 	if r.Key == "" {
 		return cases.Errorf(cases.EINVALID, "unknown revocation kind %q", r.Kind)
 	}
-	r.RevokedAt = utc(r.RevokedAt)
+	r.RevokedAt = storetime.UTC(r.RevokedAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO revocations
 		(key, kind, jti, case_id, session_id, participant_id, reason, actor, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
@@ -411,7 +412,7 @@ func (t *tx) PutOutbox(ctx context.Context, m *cases.OutboxMessage) error {
 	if m.ID == "" || m.Channel == "" || m.Status == "" {
 		return cases.Errorf(cases.EINVALID, "an outbox message needs an id, a channel and a status")
 	}
-	m.NextAttemptAt, m.CreatedAt, m.SentAt = utc(m.NextAttemptAt), utc(m.CreatedAt), utcPtr(m.SentAt)
+	m.NextAttemptAt, m.CreatedAt, m.SentAt = storetime.UTC(m.NextAttemptAt), storetime.UTC(m.CreatedAt), storetime.UTCPtr(m.SentAt)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, recipient = excluded.recipient,
 			body = excluded.body, case_id = excluded.case_id, status = excluded.status,
@@ -465,7 +466,7 @@ func (t *tx) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit i
 	if err := rows.Err(); err != nil {
 		return nil, dbError("claim outbox", err)
 	}
-	lease := utc(leaseUntil)
+	lease := storetime.UTC(leaseUntil)
 	for i := range list {
 		list[i].Attempts++
 		list[i].NextAttemptAt = lease

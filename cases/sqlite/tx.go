@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/storetime"
 )
 
 // tx is one transaction of the store. Put methods normalise the times of
@@ -66,7 +67,7 @@ func (t *tx) PutInstitution(ctx context.Context, inst *cases.Institution) error 
 	if inst.ID == "" {
 		return cases.Errorf(cases.EINVALID, "institution id is required")
 	}
-	normalizeInstitution(inst)
+	storetime.Institution(inst)
 	doc, err := json.Marshal(inst)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode institution: %w", err)
@@ -130,7 +131,7 @@ func (t *tx) PutCase(ctx context.Context, c *cases.Case) error {
 	if c.Version < 0 {
 		return cases.Errorf(cases.EINVALID, "case version must not be negative")
 	}
-	normalizeCase(c)
+	storetime.Case(c)
 	next := *c
 	next.Version++
 	doc, err := json.Marshal(&next)
@@ -258,7 +259,7 @@ func (t *tx) PutSession(ctx context.Context, s *cases.Session) error {
 	if s.Version < 0 {
 		return cases.Errorf(cases.EINVALID, "session version must not be negative")
 	}
-	normalizeSession(s)
+	storetime.Session(s)
 	next := *s
 	next.Version++
 	doc, err := json.Marshal(&next)
@@ -307,7 +308,7 @@ func (t *tx) AppendEvent(ctx context.Context, e *cases.Event) error {
 	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
 		return cases.Errorf(cases.EINVALID, "event payload is not valid JSON")
 	}
-	e.At = utc(e.At)
+	e.At = storetime.UTC(e.At)
 	return t.appendChained(ctx, e)
 }
 
