@@ -136,6 +136,12 @@ func (r *Room) Participant(id string) (Participant, bool, bool) {
 	return m.Participant, m.present, true
 }
 
+// Admitted reports whether a participant has been let into the room.
+func (r *Room) Admitted(id string) bool {
+	m, ok := r.members[id]
+	return ok && m.state == StateAdmitted
+}
+
 // IsMediator reports whether role runs the room.
 func IsMediator(role Role) bool { return role == Mediator || role == CoMediator }
 

@@ -30,7 +30,6 @@ type room struct {
 	conns        map[string]*conn // by participant id
 	participants []cases.Participant
 	startedAt    *time.Time
-	allowed      map[[2]string]map[rooms.Source]bool // {sub, pub} -> sources
 	notes        []Note
 	sinks        map[string]*signalSink // by participant id: where its media signals go
 	held         map[string]*time.Timer // dropped sockets keeping their place
@@ -69,7 +68,6 @@ func newRoom(s *Server, sess *cases.Session) *room {
 		policy:       rooms.New(),
 		conns:        map[string]*conn{},
 		participants: sess.Participants,
-		allowed:      map[[2]string]map[rooms.Source]bool{},
 		sinks:        map[string]*signalSink{},
 		held:         map[string]*time.Timer{},
 	}
@@ -387,29 +385,22 @@ func (r *room) noteLocked(from, text string) error {
 }
 
 // applyLocked hands the policy's subscription changes to media. Media
-// forwards a publisher's tracks to a subscriber while any of its sources
-// is allowed.
+// forwards a publisher's tracks to a subscriber while the policy allows
+// any of its sources (a mute, which denies audio alone, is enforced by
+// media.Room.SetAudioMuted).
 func (r *room) applyLocked(changes []rooms.Change) {
 	touched := map[[2]string]bool{}
 	for _, ch := range changes {
 		k := [2]string{ch.Subscriber, ch.Publisher}
-		srcs := r.allowed[k]
-		if ch.Allow {
-			if srcs == nil {
-				srcs = map[rooms.Source]bool{}
-				r.allowed[k] = srcs
-			}
-			srcs[ch.Source] = true
-		} else if srcs != nil {
-			delete(srcs, ch.Source)
-			if len(srcs) == 0 {
-				delete(r.allowed, k)
-			}
+		if touched[k] {
+			continue
 		}
 		touched[k] = true
-	}
-	for k := range touched {
-		r.media.Allow(k[0], k[1], len(r.allowed[k]) > 0)
+		allow := false
+		for _, src := range rooms.Sources {
+			allow = allow || r.policy.MayReceive(k[0], k[1], src)
+		}
+		r.media.Allow(k[0], k[1], allow)
 	}
 }
 
@@ -462,7 +453,7 @@ func (s *Server) AgreementUpdated(caseID, agreementID string, revision int, text
 		r.mu.Lock()
 		for id, c := range r.conns {
 			p, _, ok := r.policy.Participant(id)
-			if v, _ := r.policy.ViewFor(id); !ok || v.Self.State != rooms.StateAdmitted {
+			if !ok || !r.policy.Admitted(id) {
 				continue // the lobby hears nothing of the agreement
 			}
 			if visibleTo == "all" || visibleTo == "" || rooms.IsMediator(p.Role) || string(p.Side) == visibleTo {
