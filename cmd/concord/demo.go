@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -181,17 +178,5 @@ func (d *Demo) print(w io.Writer, base, adminToken string) {
 // demoAdminToken reads the demo's operator token from the data folder,
 // creating a random one on first use.
 func demoAdminToken(dir string) (string, error) {
-	path := filepath.Join(dir, "admin.token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 24 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	var raw [24]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	tok := base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write demo admin token: %w", err)
-	}
-	return tok, nil
+	return loadOrCreateSecret(filepath.Join(dir, "admin.token"), 24, 24, base64.RawURLEncoding.EncodeToString)
 }

@@ -412,17 +412,24 @@ func turnSecret(file, dataDir string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%s: the secret must be at least 16 characters", file)
 	}
-	path := filepath.Join(dataDir, "turn.secret")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
-		return []byte(strings.TrimSpace(string(b))), nil
+	secret, err := loadOrCreateSecret(filepath.Join(dataDir, "turn.secret"), 16, 32, hex.EncodeToString)
+	return []byte(secret), err
+}
+
+// loadOrCreateSecret reads a secret of at least minLen characters kept in
+// path, or creates one from size random bytes (readable by the owner
+// only) when the file is missing or too short.
+func loadOrCreateSecret(path string, minLen, size int, encode func([]byte) string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= minLen {
+		return strings.TrimSpace(string(b)), nil
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return nil, err
+	raw := make([]byte, size)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
 	}
-	s := hex.EncodeToString(raw[:])
+	s := encode(raw)
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return nil, err
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return []byte(s), nil
+	return s, nil
 }
