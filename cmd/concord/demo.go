@@ -88,12 +88,8 @@ func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
-		if c.State != to && cases.CanTransition(c.State, to) {
-			if c, err = svc.Transition(ctx, c.ID, to, demoActor, nil); err != nil {
-				return nil, err
-			}
-		}
+	if c, err = walkTo(ctx, svc, c, cases.StateAccepted, demoActor); err != nil {
+		return nil, err
 	}
 	d := &Demo{CaseID: c.ID, CaseNumber: c.Number, CaseState: c.State}
 	if c.State == cases.StateClosed {

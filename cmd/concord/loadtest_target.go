@@ -165,6 +165,20 @@ func pathTo(from, to cases.State) []cases.State {
 	return nil
 }
 
+// walkTo moves case c along pathTo(c.State, to), one recorded transition
+// at a time, and returns it as it then stands. A case already at to, or
+// past it, is returned unchanged.
+func walkTo(ctx context.Context, svc *cases.Service, c *cases.Case, to cases.State, actor string) (*cases.Case, error) {
+	for _, step := range pathTo(c.State, to) {
+		next, err := svc.Transition(ctx, c.ID, step, actor, nil)
+		if err != nil {
+			return nil, fmt.Errorf("case %s to %s: %w", c.ID, step, err)
+		}
+		c = next
+	}
+	return c, nil
+}
+
 func (mk *ltSessionMaker) Sessions(ctx context.Context, rooms [][]ltSeat) ([][]ltToken, error) {
 	mk.mu.Lock()
 	defer mk.mu.Unlock()
@@ -187,10 +201,8 @@ func (mk *ltSessionMaker) Sessions(ctx context.Context, rooms [][]ltSeat) ([][]l
 		if err != nil {
 			return nil, fmt.Errorf("open case: %w", err)
 		}
-		for _, to := range pathTo(c.State, cases.StateAccepted) {
-			if c, err = mk.svc.Transition(ctx, c.ID, to, ltActor, nil); err != nil {
-				return nil, fmt.Errorf("case %s to %s: %w", c.ID, to, err)
-			}
+		if c, err = walkTo(ctx, mk.svc, c, cases.StateAccepted, ltActor); err != nil {
+			return nil, err
 		}
 		ps := make([]cases.Participant, len(seats))
 		for i, s := range seats {

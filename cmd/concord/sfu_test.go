@@ -419,10 +419,8 @@ func otherSession(t *testing.T, ts *testServer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []cases.State{cases.StateDispatched, cases.StateRespondentContacted, cases.StateAccepted} {
-		if _, err := ts.cases.Transition(ctx, c.ID, to, "test", nil); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := walkTo(ctx, ts.cases, c, cases.StateAccepted, "test"); err != nil {
+		t.Fatal(err)
 	}
 	sess, err := ts.cases.ScheduleSession(ctx, c.ID, "test", []cases.Participant{
 		{Name: "M2", Role: cases.RoleMediator, Side: cases.SideNeutral},
