@@ -197,6 +197,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
+	m.metrics = prometheus.NewRegistry()
+	m.store = cases.ObservedStore(m.store, storeLatency(m.metrics))
 	var err error
 	sp := cases.ServiceParams{Store: m.store, Logger: m.log}
 	if sp.Outbox, err = openOutcomeOutbox(m.Config.DataDir); err != nil {
@@ -260,7 +262,6 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.metrics = prometheus.NewRegistry()
 	if m.Config.AdminAddr != "" {
 		if m.admin, err = startAdmin(m.Config.AdminAddr, newAdminHandler(m.metrics), m.log); err != nil {
 			return err

@@ -221,7 +221,8 @@ func TestAdminMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"concord_rooms 1", "concord_participants 1", `concord_signaling_messages_total{type="join"} 1`, "go_goroutines"} {
+	for _, want := range []string{"concord_rooms 1", "concord_participants 1", `concord_signaling_messages_total{type="join"} 1`, "go_goroutines",
+		`concord_case_store_transaction_seconds_count{op="update",result="ok"}`, `concord_case_store_transaction_seconds_count{op="view",result="ok"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
