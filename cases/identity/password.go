@@ -60,9 +60,14 @@ func hashPassword(password string, p HashParams) (string, error) {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen)
+	return encodeHash(p, salt, key), nil
+}
+
+// encodeHash writes an argon2id hash in the PHC string format.
+func encodeHash(p HashParams, salt, key []byte) string {
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, p.Memory, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		argon2.Version, p.Memory, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 // decodedHash is a parsed password hash.
@@ -153,11 +158,17 @@ func newHasher(p HashParams, concurrency int) (*hasher, error) {
 	if concurrency < 1 {
 		concurrency = 4
 	}
-	dummy, err := hashPassword("concord: no such account", p)
-	if err != nil {
+	// Random salt and key in the real encoding: checking a password
+	// against it costs a real derivation, and building it costs none
+	// (deriving one at start-up held HashParams.Memory for nothing).
+	salt, key := make([]byte, saltLen), make([]byte, keyLen)
+	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
-	return &hasher{params: p, slots: make(chan struct{}, concurrency), dummy: dummy}, nil
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return &hasher{params: p, slots: make(chan struct{}, concurrency), dummy: encodeHash(p, salt, key)}, nil
 }
 
 func (h *hasher) acquire(ctx context.Context) error {
