@@ -1,6 +1,9 @@
 package media
 
 import (
+	"math"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -8,18 +11,23 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Simulcast layer allocation. Each subscriber has a bandwidth estimate
-// (bandwidth), and its video tracks published in several layers share it
-// (allocate): audio first, then an equal share per video track, then
-// what is left upgrades tracks one layer at a time. A subscriber may cap
-// the layer it wants of a publisher (SetMaxVideoLayer: a thumbnail needs
-// the lowest).
+// Bandwidth allocation. Each subscriber has a bandwidth estimate
+// (bandwidth: loss and REMB here, delay from transport-wide feedback in
+// bwe.go), and every track it receives shares it (allocate): audio first,
+// then video in priority order (screen share, the active speaker, the
+// others), simulcast tracks at the best layer that fits, video that does
+// not fit at all paused. A subscriber may cap the layer it wants of a
+// publisher (SetMaxVideoLayer: a thumbnail needs the lowest).
 
 const (
 	startEstimate = 1_000_000  // bit/s, before any feedback
 	minEstimate   = 100_000    // bit/s
 	maxEstimate   = 20_000_000 // bit/s
-	audioRate     = 64_000     // bit/s reserved per audio track
+	// An audio track gets its measured rate with headroom, plus
+	// audioOverhead for its packets' headers (50 a second of about 50
+	// bytes: RTP, SRTP, UDP, IP), and at least audioFloor.
+	audioOverhead = 20_000 // bit/s
+	audioFloor    = 32_000 // bit/s
 	// A layer needs its measured rate plus this headroom.
 	layerHeadroom = 1.15
 	// Loss above lossHigh cuts the estimate, at most every
@@ -64,16 +72,44 @@ type bandwidth struct {
 	holdUntil    time.Time
 	hold         time.Duration
 	probing      bool // the estimate grew since the last cut
+	// The delay-based estimator (bwe.go), from the first transport-wide
+	// feedback on; the estimate is the lower of the two.
+	delay   *delayEstimator
+	acked   bool   // some feedback was taken
+	ackedHi uint16 // the newest sequence number it reported
+
+	// What was sent, for transport-wide feedback (bwe.go).
+	smu     sync.Mutex
+	twccSeq uint16
+	sent    []twccSent
 }
 
 func newBandwidth(changed func()) *bandwidth {
-	return &bandwidth{changed: changed, now: time.Now, estimate: startEstimate, hold: holdStart}
+	return &bandwidth{changed: changed, now: time.Now, estimate: startEstimate, hold: holdStart, sent: make([]twccSent, twccHistory)}
 }
 
-// current returns the estimate, bit/s.
+// current returns the estimate, bit/s: the lower of the loss-based and
+// the delay-based ones.
 func (b *bandwidth) current() float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.currentLocked()
+}
+
+// congested reports whether the estimate ever came from congestion (a
+// loss- or delay-based cut) rather than from the start-up guess. Until it
+// did, the allocator chooses layers by the estimate but pauses no video:
+// an unproven guess must not black out a camera.
+func (b *bandwidth) congested() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.lastDecrease.IsZero() || (b.delay != nil && b.delay.lastOveruse != 0)
+}
+
+func (b *bandwidth) currentLocked() float64 {
+	if b.delay != nil {
+		return min(b.estimate, b.delay.estimate)
+	}
 	return b.estimate
 }
 
@@ -82,7 +118,7 @@ func (b *bandwidth) onLoss(frac float64) {
 	b.mu.Lock()
 	now := b.now()
 	b.measureLocked(now)
-	old := b.estimate
+	old := b.currentLocked()
 	switch {
 	case frac > lossHigh:
 		if now.Sub(b.lastDecrease) >= decreaseInterval {
@@ -111,7 +147,7 @@ func (b *bandwidth) onLoss(frac float64) {
 			b.hold = holdStart
 		}
 	}
-	moved := b.estimate != old
+	moved := b.currentLocked() != old
 	b.mu.Unlock()
 	if moved && b.changed != nil {
 		b.changed()
@@ -126,7 +162,7 @@ func (b *bandwidth) onREMB(bps float64) {
 	b.mu.Lock()
 	now := b.now()
 	b.measureLocked(now)
-	old := b.estimate
+	old := b.currentLocked()
 	if b.sendRate > 0 && bps < 0.85*b.sendRate && now.Sub(b.lastDecrease) >= decreaseInterval {
 		b.estimate = max(min(b.estimate, bps), minEstimate)
 		b.lastDecrease = now
@@ -136,7 +172,7 @@ func (b *bandwidth) onREMB(bps float64) {
 		}
 		b.holdUntil = now.Add(b.hold)
 	}
-	moved := b.estimate != old
+	moved := b.currentLocked() != old
 	b.mu.Unlock()
 	if moved && b.changed != nil {
 		b.changed()
@@ -163,69 +199,172 @@ func (b *bandwidth) measureLocked(now time.Time) {
 	b.rateAt, b.rateBytes = now, total
 }
 
-// layerChoice is one simulcast track to allocate a layer to.
-type layerChoice struct {
-	rates    [maxLayers]float64 // bit/s of each available layer, 0 if not available
+// trackDemand is one track a subscriber receives, as the allocator sees
+// it.
+type trackDemand struct {
+	audio bool
+	// rate is an audio or non-simulcast video track's measured bit/s (0
+	// not yet measured).
+	rate      float64
+	simulcast bool
+	// rates are a simulcast track's layers, bit/s: 0 not available,
+	// negative available but not yet measured.
+	rates    [maxLayers]float64
 	maxLayer int
-	pick     int // result; -1 keeps the current target
+	priority int // priorityScreen, prioritySpeaker or priorityOther
+
+	// Results.
+	pick   int  // simulcast layer; -1 keeps the current target
+	paused bool // video that does not fit: nothing is forwarded
+	cost   float64
 }
 
-// chooseLayers shares budget (bit/s) among tracks: each gets the highest
-// layer that fits an equal share, else its lowest available one; then
-// what is left upgrades tracks in turn, a layer at a time.
-func chooseLayers(budget float64, tracks []layerChoice) {
-	if len(tracks) == 0 {
-		return
-	}
-	share := budget / float64(len(tracks))
-	spent := 0.0
-	for i := range tracks {
-		t := &tracks[i]
-		t.pick = -1
-		lowest := -1
-		for l := 0; l <= t.maxLayer && l < maxLayers; l++ {
-			if t.rates[l] <= 0 {
-				continue
-			}
-			if lowest < 0 {
-				lowest = l
-			}
-			if t.rates[l]*layerHeadroom <= share {
-				t.pick = l
-			}
-		}
-		if t.pick < 0 {
-			t.pick = lowest
-		}
-		if t.pick >= 0 {
-			spent += t.rates[t.pick] * layerHeadroom
-		}
-	}
-	left := budget - spent
-	for upgraded := true; upgraded; {
-		upgraded = false
-		for i := range tracks {
-			t := &tracks[i]
-			if t.pick < 0 {
-				continue
-			}
-			for l := t.pick + 1; l <= t.maxLayer && l < maxLayers; l++ {
-				if t.rates[l] <= 0 {
-					continue
-				}
-				extra := (t.rates[l] - t.rates[t.pick]) * layerHeadroom
-				if extra <= left {
-					left -= extra
-					t.pick = l
-					upgraded = true
-				}
+const (
+	priorityScreen = iota
+	prioritySpeaker
+	priorityOther
+)
+
+// audioNeed is what an audio track is given: its measured rate with
+// headroom and packet overhead, at least audioFloor.
+func audioNeed(rate float64) float64 {
+	return max(rate*layerHeadroom+audioOverhead, audioFloor)
+}
+
+// lowestLayer is the layer a simulcast track starts from: its lowest
+// measured one within the cap, else the lowest available within the cap,
+// else (the capped layers are gone) the lowest available at all.
+func (t *trackDemand) lowestLayer() int {
+	for _, capped := range []bool{true, false} {
+		unmeasured := -1
+		for l := range maxLayers {
+			if capped && l > t.maxLayer {
 				break
 			}
+			switch {
+			case t.rates[l] > 0:
+				return l
+			case t.rates[l] < 0 && unmeasured < 0:
+				unmeasured = l
+			}
+		}
+		if unmeasured >= 0 {
+			return unmeasured
 		}
 	}
+	return -1
 }
 
-// layerRates returns the rates of up's available layers.
+// layerCost is what layer l of a simulcast track takes.
+func (t *trackDemand) layerCost(l int) float64 {
+	return max(t.rates[l], 0) * layerHeadroom
+}
+
+// nextLayer is the next measured layer above the pick, within the cap, -1
+// if none.
+func (t *trackDemand) nextLayer() int {
+	for l := t.pick + 1; l <= t.maxLayer && l < maxLayers; l++ {
+		if t.rates[l] > 0 {
+			return l
+		}
+	}
+	return -1
+}
+
+// allocateBudget shares budget (bit/s) among the tracks a subscriber
+// receives: audio first, whatever the budget (the only thing allowed past
+// it); then every video in priority order gets its lowest layer (its only
+// one without simulcast) if that fits, else it is paused; then screen
+// shares and the active speaker are upgraded as far as what is left
+// allows, in that order, and the other videos take turns a layer at a
+// time. It returns what the choice spends, and the budget that would let
+// it forward more (0 if it forwards all it may).
+func allocateBudget(budget float64, tracks []trackDemand) (spent, want float64) {
+	order := make([]int, 0, len(tracks))
+	for i := range tracks {
+		t := &tracks[i]
+		t.pick, t.paused, t.cost = -1, false, 0
+		if t.audio {
+			t.cost = audioNeed(t.rate)
+			spent += t.cost
+			continue
+		}
+		order = append(order, i)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return tracks[order[a]].priority < tracks[order[b]].priority })
+	left := budget - spent
+	for _, i := range order {
+		t := &tracks[i]
+		need := t.rate * layerHeadroom
+		if t.simulcast {
+			if t.pick = t.lowestLayer(); t.pick < 0 {
+				continue // nothing published yet
+			}
+			need = t.layerCost(t.pick)
+		}
+		if need > left {
+			t.paused, t.pick = true, -1
+			continue
+		}
+		t.cost = need
+		left -= need
+	}
+	upgrade := func(t *trackDemand) bool {
+		if !t.simulcast || t.paused || t.pick < 0 {
+			return false
+		}
+		l := t.nextLayer()
+		if l < 0 {
+			return false
+		}
+		extra := t.layerCost(l) - t.cost
+		if extra > left {
+			return false
+		}
+		left -= extra
+		t.pick, t.cost = l, t.layerCost(l)
+		return true
+	}
+	for _, i := range order {
+		if tracks[i].priority < priorityOther {
+			for upgrade(&tracks[i]) {
+			}
+		}
+	}
+	for upgraded := true; upgraded; {
+		upgraded = false
+		for _, i := range order {
+			if tracks[i].priority == priorityOther && upgrade(&tracks[i]) {
+				upgraded = true
+			}
+		}
+	}
+	// The cheapest step up from here.
+	step := math.Inf(1)
+	for _, i := range order {
+		t := &tracks[i]
+		switch {
+		case t.paused && t.simulcast:
+			if l := t.lowestLayer(); l >= 0 {
+				step = min(step, t.layerCost(l))
+			}
+		case t.paused:
+			step = min(step, t.rate*layerHeadroom)
+		case t.simulcast && t.pick >= 0:
+			if l := t.nextLayer(); l >= 0 {
+				step = min(step, t.layerCost(l)-t.cost)
+			}
+		}
+	}
+	spent = budget - left
+	if !math.IsInf(step, 1) {
+		want = spent + step
+	}
+	return spent, want
+}
+
+// layerRates returns the rates of up's available layers, negative for
+// one not measured yet.
 func layerRates(up *upTrack, now int64) [maxLayers]float64 {
 	var rates [maxLayers]float64
 	for i := range maxLayers {
@@ -235,42 +374,97 @@ func layerRates(up *upTrack, now int64) [maxLayers]float64 {
 		}
 		rates[i] = l.bitrate()
 		if rates[i] <= 0 {
-			// Not measured yet: only as a last resort.
-			rates[i] = maxEstimate
+			rates[i] = -1
 		}
 	}
 	return rates
 }
 
-// allocate chooses the layer of every simulcast track the peer receives.
+// screenSuffix ends the stream id of a screen-share track.
+const screenSuffix = ".screen"
+
+// allocate shares the peer's estimate among the tracks it receives
+// (allocateBudget): it picks simulcast layers, and pauses or resumes
+// video for bandwidth. It runs on allocateLoop, never on the packet path.
 func (p *Peer) allocate() {
 	budget := p.bw.current()
 	now := time.Now().UnixNano()
+	speaker := ""
+	if s := p.speaker.Load(); s != nil {
+		speaker = *s
+	}
 	p.mu.Lock()
-	var downs []*downTrack
-	var tracks []layerChoice
-	for up, s := range p.subs {
+	ups := make([]*upTrack, 0, len(p.subs))
+	for up := range p.subs {
+		ups = append(ups, up)
+	}
+	sort.Slice(ups, func(i, j int) bool { return ups[i].id < ups[j].id })
+	downs := make([]*downTrack, len(ups))
+	tracks := make([]trackDemand, len(ups))
+	for i, up := range ups {
+		d := p.subs[up].down
+		downs[i] = d
+		t := &tracks[i]
+		t.priority = priorityOther
+		switch {
+		case strings.HasSuffix(d.StreamID(), screenSuffix):
+			t.priority = priorityScreen
+		case up.publisher == speaker:
+			t.priority = prioritySpeaker
+		}
 		switch {
 		case up.kind == webrtc.RTPCodecTypeAudio:
-			budget -= audioRate
+			t.audio = true
+			if l := up.layer(0); l != nil {
+				t.rate = l.bitrate()
+			}
 		case !up.simulcast:
 			if l := up.layer(0); l != nil {
-				budget -= l.bitrate()
+				t.rate = l.bitrate()
 			}
 		default:
-			maxLayer := maxLayers - 1
+			t.simulcast = true
+			t.rates = layerRates(up, now)
+			t.maxLayer = maxLayers - 1
 			if m, ok := p.maxLayer[up.publisher]; ok {
-				maxLayer = m
+				t.maxLayer = m
 			}
-			downs = append(downs, s.down)
-			tracks = append(tracks, layerChoice{rates: layerRates(up, now), maxLayer: maxLayer})
 		}
 	}
 	p.mu.Unlock()
-	chooseLayers(max(budget, 0), tracks)
+	_, want := allocateBudget(budget, tracks)
+	congested := p.bw.congested()
 	for i, d := range downs {
-		if tracks[i].pick >= 0 {
-			d.setTarget(tracks[i].pick)
+		t := &tracks[i]
+		if t.audio {
+			continue
+		}
+		if t.paused && !congested {
+			t.paused = false
+			if t.simulcast {
+				t.pick = t.lowestLayer()
+			}
+		}
+		if t.pick >= 0 {
+			d.setTarget(t.pick)
+		}
+		if d.setBandwidthPaused(t.paused) {
+			p.log.Debug("video paused for bandwidth", "track", d.up.id, "paused", t.paused, "estimate", int(budget))
+		}
+	}
+	p.bw.setWant(want)
+}
+
+// noteSpeakers records each subscriber's active speaker, whose video the
+// allocator favours.
+func (r *Room) noteSpeakers(events []speakerEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range events {
+		if p := r.peers[e.subscriber]; p != nil {
+			speaker := e.speaker
+			p.speaker.Store(&speaker)
+			p.reallocate()
 		}
 	}
 }

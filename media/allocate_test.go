@@ -1,34 +1,86 @@
 package media
 
 import (
+	"math"
 	"testing"
 	"time"
 )
 
-func TestChooseLayers(t *testing.T) {
+// TestAllocateBudget: audio first, then video by priority; simulcast at
+// the best layer that fits, other video paused when it does not fit; caps
+// respected; nothing but audio spends past the budget.
+func TestAllocateBudget(t *testing.T) {
 	q, h, f := 100_000.0, 300_000.0, 1_000_000.0
 	three := [maxLayers]float64{q, h, f}
+	audio := trackDemand{audio: true, rate: 40_000}
+	sim := func(prio, maxLayer int) trackDemand {
+		return trackDemand{simulcast: true, rates: three, maxLayer: maxLayer, priority: prio}
+	}
+	plain := func(prio int, rate float64) trackDemand {
+		return trackDemand{rate: rate, priority: prio}
+	}
+	const paused = -2 // in want: the track is paused
+	cost := func(bps float64) float64 { return bps * layerHeadroom }
+	a := audioNeed(40_000)
 	tests := []struct {
 		name   string
 		budget float64
-		tracks []layerChoice
-		want   []int
+		tracks []trackDemand
+		want   []int // layer picked (0 for non-simulcast video), or paused
+		next   float64
 	}{
-		{"plenty", 5e6, []layerChoice{{rates: three, maxLayer: 2}}, []int{2}},
-		{"middle", 600_000, []layerChoice{{rates: three, maxLayer: 2}}, []int{1}},
-		{"too little still gets the lowest", 50_000, []layerChoice{{rates: three, maxLayer: 2}}, []int{0}},
-		{"thumbnail capped", 5e6, []layerChoice{{rates: three, maxLayer: 0}}, []int{0}},
-		{"two share, leftover upgrades one", 1_600_000, []layerChoice{{rates: three, maxLayer: 2}, {rates: three, maxLayer: 2}}, []int{2, 1}},
-		{"a dropped top layer", 5e6, []layerChoice{{rates: [maxLayers]float64{q, h, 0}, maxLayer: 2}}, []int{1}},
-		{"nothing published yet", 5e6, []layerChoice{{maxLayer: 2}}, []int{-1}},
+		{"plenty", 5e6, []trackDemand{audio, sim(priorityOther, 2)}, []int{-1, 2}, 0},
+		{"middle", a + 600_000, []trackDemand{audio, sim(priorityOther, 2)}, []int{-1, 1}, a + cost(f)},
+		{"audio first: the lowest layer no longer fits", a + 100_000, []trackDemand{audio, sim(priorityOther, 2)}, []int{-1, paused}, a + cost(q)},
+		{"audio even past the budget", 10_000, []trackDemand{audio, audio}, []int{-1, -1}, 0},
+		{"thumbnail capped", 5e6, []trackDemand{sim(priorityOther, 0)}, []int{0}, 0},
+		{"a dropped top layer", 5e6, []trackDemand{{simulcast: true, rates: [maxLayers]float64{q, h, 0}, maxLayer: 2}}, []int{1}, 0},
+		{"nothing published yet", 5e6, []trackDemand{{simulcast: true, maxLayer: 2}}, []int{-1}, 0},
+		{"not measured yet: the lowest, free", 5e6, []trackDemand{{simulcast: true, rates: [maxLayers]float64{-1, -1, -1}, maxLayer: 2}}, []int{0}, 0},
+		{"screen share before the others", a + cost(f) + cost(q) + 1000,
+			[]trackDemand{audio, sim(priorityOther, 2), sim(priorityScreen, 2)}, []int{-1, 0, 2}, a + cost(f) + cost(h)},
+		{"active speaker before the others", a + cost(q) + cost(f) + 1000,
+			[]trackDemand{audio, sim(priorityOther, 2), sim(prioritySpeaker, 2)}, []int{-1, 0, 2}, a + cost(f) + cost(h)},
+		{"others take turns", 2*cost(h) + 1000, []trackDemand{sim(priorityOther, 2), sim(priorityOther, 2)}, []int{1, 1}, 2*cost(h) + cost(f) - cost(h)},
+		{"video that does not fit is paused, audio kept", a + 500_000,
+			[]trackDemand{audio, plain(priorityOther, 800_000), sim(priorityOther, 2)}, []int{-1, paused, 1}, a + cost(f)},
+		{"it resumes when it fits", a + cost(800_000) + cost(q) + 1000,
+			[]trackDemand{audio, plain(priorityOther, 800_000), sim(priorityOther, 2)}, []int{-1, 0, 0}, a + cost(800_000) + cost(h)},
+		{"the speaker's plain video before a simulcast other", a + cost(800_000) + 1000,
+			[]trackDemand{audio, sim(priorityOther, 2), plain(prioritySpeaker, 800_000)}, []int{-1, paused, 0}, a + cost(800_000) + cost(q)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			chooseLayers(tt.budget, tt.tracks)
+			spent, next := allocateBudget(tt.budget, tt.tracks)
+			var audioSpent, sum float64
 			for i, w := range tt.want {
-				if tt.tracks[i].pick != w {
-					t.Fatalf("track %d: layer %d, want %d", i, tt.tracks[i].pick, w)
+				tr := tt.tracks[i]
+				got := tr.pick
+				switch {
+				case tr.paused:
+					got = paused
+				case !tr.simulcast && !tr.audio:
+					got = 0
 				}
+				if got != w {
+					t.Fatalf("track %d: %d, want %d (-2 paused)", i, got, w)
+				}
+				if tr.simulcast && tr.pick > tr.maxLayer && tr.rates[tr.maxLayer] != 0 {
+					t.Fatalf("track %d: layer %d above its cap %d", i, tr.pick, tr.maxLayer)
+				}
+				if tr.audio {
+					audioSpent += tr.cost
+				}
+				sum += tr.cost
+			}
+			if math.Abs(sum-spent) > 1 {
+				t.Fatalf("spent %.0f, the tracks' costs add up to %.0f", spent, sum)
+			}
+			if sum > max(tt.budget, audioSpent)+1 {
+				t.Fatalf("spent %.0f of a %.0f budget (audio %.0f)", sum, tt.budget, audioSpent)
+			}
+			if math.Abs(next-tt.next) > 1 {
+				t.Fatalf("budget for more %.0f, want %.0f", next, tt.next)
 			}
 		})
 	}

@@ -54,8 +54,9 @@ type packetMeta struct {
 // slot is one queued packet; its payload buffer is reused.
 type slot struct {
 	meta      packetMeta
-	resync    bool // packets were dropped just before this one
-	newSource bool // the first packet of another layer
+	resync    bool   // packets were dropped just before this one
+	newSource bool   // the first packet of another layer
+	epoch     uint32 // the downTrack's epoch when queued
 	payload   []byte
 }
 
@@ -78,7 +79,14 @@ type downTrack struct {
 	gap          bool  // packets were dropped since the last queued one
 	waitKeyframe bool  // video: dropping until the next keyframe
 	waitSince    int64 // when waitKeyframe began, unix nanoseconds
-	closed       bool
+	// strictKeyframe: waitKeyframe has no keyframeWait fallback (after a
+	// pause the subscriber's decoder has nothing to build on).
+	strictKeyframe bool
+	closed         bool
+	// paused: forwarding nothing, the track still negotiated (pause).
+	// epoch counts pauses; run drops what was queued before the latest.
+	paused bool
+	epoch  uint32
 	// Simulcast: the layer forwarded (-1 before the first), the one to
 	// switch to at its next keyframe, and when that keyframe was last
 	// asked for.
@@ -124,6 +132,10 @@ type downTrack struct {
 	dropped    atomic.Uint64 // packets dropped for a full queue
 	resent     atomic.Uint64 // retransmissions written
 	nackMissed atomic.Uint64 // NACKed packets no longer cached
+
+	// bandwidthPaused: the subscriber's bandwidth does not fit this video
+	// (allocate.go); nothing is queued until it is resumed.
+	bandwidthPaused atomic.Bool
 }
 
 var _ webrtc.TrackLocal = (*downTrack)(nil)
@@ -136,7 +148,7 @@ func newDownTrack(up *upTrack, subscriber string, raws *rawWriters, log *slog.Lo
 	d := &downTrack{
 		up:         up,
 		subscriber: subscriber,
-		streamID:   up.publisher,
+		streamID:   up.streamID,
 		log:        log,
 		ring:       make([]slot, n),
 		wake:       make(chan struct{}, 1),
@@ -206,11 +218,11 @@ func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 // is copied. A full queue drops the packet; video then waits for the
 // next keyframe, so the subscriber's decoder resumes on a clean picture.
 func (d *downTrack) push(m *packetMeta, payload []byte) {
-	if !d.bound.Load() {
+	if !d.bound.Load() || d.bandwidthPaused.Load() {
 		return
 	}
 	d.qmu.Lock()
-	if d.closed {
+	if d.closed || d.paused {
 		d.qmu.Unlock()
 		return
 	}
@@ -234,15 +246,24 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		}
 		d.switched = d.current >= 0
 		d.current = int(m.layer)
-		d.waitKeyframe = false
+		d.waitKeyframe, d.strictKeyframe = false, false
 	}
 	if d.waitKeyframe {
-		if !m.keyframe && m.at-d.waitSince < int64(keyframeWait) {
+		if !m.keyframe && (d.strictKeyframe || m.at-d.waitSince < int64(keyframeWait)) {
+			// Ask again in case the request or its answer was lost.
+			ask := m.at-d.askedAt >= int64(keyframeInterval)
+			if ask {
+				d.askedAt = m.at
+			}
+			layer := d.wantedLayerLocked()
 			d.qmu.Unlock()
 			d.dropped.Add(1)
+			if ask {
+				d.up.requestKeyframe(layer)
+			}
 			return
 		}
-		d.waitKeyframe = false
+		d.waitKeyframe, d.strictKeyframe = false, false
 	}
 	if d.count == len(d.ring) {
 		d.gap = true
@@ -262,6 +283,7 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	s.meta = *m
 	s.resync = d.gap
 	s.newSource = d.switched
+	s.epoch = d.epoch
 	s.payload = append(s.payload[:0], payload...)
 	d.gap, d.switched = false, false
 	d.count++
@@ -279,10 +301,59 @@ func (d *downTrack) wantedLayer() int {
 	}
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
+	return d.wantedLayerLocked()
+}
+
+func (d *downTrack) wantedLayerLocked() int {
+	if !d.up.simulcast {
+		return 0
+	}
 	if d.current < 0 || d.target != d.current {
 		return d.target
 	}
 	return d.current
+}
+
+// pause stops forwarding to this subscriber while its connection keeps
+// the track negotiated: nothing queued before, and nothing retransmitted,
+// is written from the time it returns (with stop's stopWait exception)
+// until resume. The caller detaches d from its upTrack first.
+func (d *downTrack) pause() {
+	d.qmu.Lock()
+	d.paused = true
+	d.epoch++
+	d.gap = true // the next packet continues the sequence without a hole
+	d.nnacks = 0
+	d.waitKeyframe, d.strictKeyframe = false, false
+	d.qmu.Unlock()
+	d.waitWrite()
+}
+
+// resume forwards again after pause, without renegotiation. The outgoing
+// sequence continues where it stopped and the timestamp by the source's
+// elapsed time (rewriter, resync); video waits for a keyframe, asked for
+// at once, so the subscriber's decoder never gets a broken reference.
+func (d *downTrack) resume() {
+	now := time.Now().UnixNano()
+	video := d.up.kind == webrtc.RTPCodecTypeVideo
+	d.qmu.Lock()
+	d.paused = false
+	d.gap = true
+	if video && d.up.vp8 { // keyframes are recognised in VP8 only
+		d.waitKeyframe, d.strictKeyframe, d.waitSince, d.askedAt = true, true, now, now
+	}
+	layer := d.wantedLayerLocked()
+	d.qmu.Unlock()
+	if video {
+		d.up.requestKeyframe(layer)
+	}
+}
+
+// isPaused reports whether d is paused.
+func (d *downTrack) isPaused() bool {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	return d.paused
 }
 
 // setTarget chooses the simulcast layer this subscriber should receive;
@@ -333,7 +404,13 @@ func (d *downTrack) run() {
 				d.wmu.Unlock()
 				return
 			}
-			d.writeLocked(s)
+			// Checked under wmu, which pause waits for.
+			d.qmu.Lock()
+			live := !d.paused && s.epoch == d.epoch
+			d.qmu.Unlock()
+			if live {
+				d.writeLocked(s)
+			}
 			d.wmu.Unlock()
 
 			d.qmu.Lock()
@@ -395,19 +472,23 @@ func (d *downTrack) stop(wait bool) {
 		d.closed = true
 		d.qmu.Unlock()
 		close(d.done)
-		if !wait {
+		if wait {
+			d.waitWrite()
+		}
+	})
+}
+
+// waitWrite waits for a write in progress, at most stopWait.
+func (d *downTrack) waitWrite() {
+	deadline := time.Now().Add(stopWait)
+	for !d.wmu.TryLock() {
+		if time.Now().After(deadline) {
+			d.log.Warn("subscriber connection blocked; stopped without waiting for its write")
 			return
 		}
-		deadline := time.Now().Add(stopWait)
-		for !d.wmu.TryLock() {
-			if time.Now().After(deadline) {
-				d.log.Warn("subscriber connection blocked; stopped without waiting for its write")
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-		d.wmu.Unlock()
-	})
+		time.Sleep(time.Millisecond)
+	}
+	d.wmu.Unlock()
 }
 
 // readRTCP drains the subscriber's RTCP for this track and passes keyframe
@@ -421,7 +502,9 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.up.requestKeyframe(d.wantedLayer())
+				if !d.isPaused() {
+					d.up.requestKeyframe(d.wantedLayer())
+				}
 			case *rtcp.TransportLayerNack:
 				d.nack(p)
 			case *rtcp.ReceiverReport:
@@ -518,4 +601,24 @@ func (r *rewriter) elapsedTicks(at int64) uint32 {
 		return 1
 	}
 	return uint32(ticks)
+}
+
+// setBandwidthPaused pauses or resumes forwarding for bandwidth, and
+// reports whether that changed anything. Resumed video waits for a
+// keyframe, which it asks for, and continues the subscriber's sequence
+// numbers without a gap.
+func (d *downTrack) setBandwidthPaused(paused bool) bool {
+	if d.bandwidthPaused.Swap(paused) == paused {
+		return false
+	}
+	if !paused {
+		d.qmu.Lock()
+		d.gap = true
+		if d.up.kind == webrtc.RTPCodecTypeVideo {
+			d.waitKeyframe, d.waitSince = true, time.Now().UnixNano()
+		}
+		d.qmu.Unlock()
+		d.up.requestKeyframe(d.wantedLayer())
+	}
+	return true
 }

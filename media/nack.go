@@ -19,8 +19,8 @@ import (
 // retransmission goes out as RTX (RFC 4588) when the subscriber
 // negotiated it, else as the original packet again; either way it is
 // written by the downTrack's own goroutine, under the same lock and the
-// same "stopped" check as new packets, so that Allow(sub, pub, false)
-// also ends retransmissions.
+// same "stopped" and "paused" checks as new packets, so that
+// Allow(sub, pub, false) also ends retransmissions.
 
 const (
 	// sentCacheSize is how many sent packets a video downTrack keeps for
@@ -105,6 +105,10 @@ func (d *downTrack) nack(n *rtcp.TransportLayerNack) {
 		return
 	}
 	d.qmu.Lock()
+	if d.paused {
+		d.qmu.Unlock()
+		return
+	}
 	for _, pair := range n.Nacks {
 		d.addNackLocked(pair.PacketID)
 		for i := range uint16(16) {
@@ -141,7 +145,7 @@ func (d *downTrack) resendPending() {
 	now := time.Now().UnixNano()
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	if d.stopped.Load() || d.writer == nil || !d.bound.Load() {
+	if d.stopped.Load() || d.writer == nil || !d.bound.Load() || d.isPaused() {
 		return
 	}
 	for _, seq := range seqs[:n] {

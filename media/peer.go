@@ -34,6 +34,9 @@ type Peer struct {
 
 	onState atomic.Pointer[func(pc, state string)]
 
+	smu     sync.Mutex
+	screens map[string]bool // track ids the client marked as screen shares
+
 	// Local candidates wait while a description is being set and not
 	// yet sent: a client drops a candidate that arrives before the
 	// description it belongs to.
@@ -46,14 +49,20 @@ type Peer struct {
 	done     chan struct{} // closed by closePCs
 	doneOnce sync.Once
 
-	mu             sync.Mutex // guards the fields below
-	subs           map[*upTrack]subscription
+	mu sync.Mutex // guards the fields below
+	// subs are forwarded now.
+	subs map[*upTrack]subscription
+	// paused are negotiated on sub but forward nothing (Allow false, a
+	// mute): resuming needs no renegotiation.
+	paused         map[*upTrack]subscription
 	awaitingAnswer bool // a sub offer is out
 	renegotiate    bool // changes happened while an offer was out
 	iceRestart     bool // the next sub offer restarts ICE
 	pending        map[string][]CandidateInit
 	maxLayer       map[string]int // publisher -> highest simulcast layer wanted
 	closed         bool
+
+	speaker atomic.Pointer[string] // its active speaker, favoured by allocate
 }
 
 func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
@@ -64,6 +73,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		send:      send,
 		ups:       map[string]*upTrack{},
 		subs:      map[*upTrack]subscription{},
+		paused:    map[*upTrack]subscription{},
 		pending:   map[string][]CandidateInit{},
 		maxLayer:  map[string]int{},
 		held:      map[string]bool{PCPublish: true, PCSubscribe: true},
@@ -81,6 +91,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("media: subscribe connection: %w", err)
 	}
+	r.sfu.twcc.attach(p.sub.ID(), p.bw)
 	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: p.pub, PCSubscribe: p.sub} {
 		name := name
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -115,6 +126,31 @@ func (p *Peer) OnConnectionState(f func(pc, state string)) {
 	p.onState.Store(&f)
 }
 
+// ScreenStreamSuffix ends the MediaStream id of a screen share: its
+// subscribers receive it in stream "<publisher id>.screen", its camera
+// and microphone in stream "<publisher id>".
+const ScreenStreamSuffix = ".screen"
+
+// SetScreenTracks marks the tracks (MediaStreamTrack ids, as in the
+// offer's a=msid) that the participant publishes as screen shares. Call
+// it before HandleOffer applies the offer that brings them; a track's
+// marking is fixed when it is first published.
+func (p *Peer) SetScreenTracks(ids []string) {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	p.smu.Lock()
+	p.screens = set
+	p.smu.Unlock()
+}
+
+func (p *Peer) isScreen(trackID string) bool {
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	return p.screens[trackID]
+}
+
 // onTrack starts forwarding a track the participant publishes, or one
 // simulcast layer of it (pion calls onTrack once per layer).
 func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
@@ -129,10 +165,14 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			}
 		}
 	}
+	screen := p.isScreen(remote.ID())
 	up, isNew := p.room.publish(p, p.id+"-"+remote.ID(), func(id string) *upTrack {
 		up := newUpTrack(id, p.id, remote.Kind(), remote.Codec().RTPCodecCapability,
 			p.log.With("track", remote.ID(), "kind", remote.Kind().String()))
 		up.simulcast = simulcast
+		if screen {
+			up.streamID = p.id + ScreenStreamSuffix
+		}
 		up.writeRTCP = p.pub.WriteRTCP
 		if remote.Kind() == webrtc.RTPCodecTypeAudio {
 			for _, e := range receiver.GetParameters().HeaderExtensions {
@@ -151,14 +191,16 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		return
 	}
 	if isNew {
-		up.log.Info("track published", "codec", up.codec.MimeType, "simulcast", up.simulcast, "audio_level", up.levelExtID != 0)
+		up.log.Info("track published", "codec", up.codec.MimeType, "simulcast", up.simulcast, "audio_level", up.levelExtID != 0, "screen", screen)
 	}
 	if simulcast {
 		up.log.Debug("simulcast layer", "rid", remote.RID(), "layer", index)
 	}
 }
 
-// subscribeLocked starts sending up to this peer. room.mu must be held.
+// subscribeLocked starts sending up to this peer: it resumes a paused
+// track, or adds the track to the sub connection and renegotiates.
+// room.mu must be held.
 func (p *Peer) subscribeLocked(up *upTrack) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -166,6 +208,14 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 		return
 	}
 	if _, ok := p.subs[up]; ok {
+		return
+	}
+	if s, ok := p.paused[up]; ok {
+		delete(p.paused, up)
+		s.down.resume()
+		up.addDown(s.down)
+		p.subs[up] = s
+		p.reallocate()
 		return
 	}
 	d := newDownTrack(up, p.id, p.room.sfu.raws, p.log.With("track", up.id))
@@ -180,22 +230,42 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	up.addDown(d)
 	p.subs[up] = subscription{down: d, sender: sender}
 	p.negotiateLocked()
-	if up.simulcast {
-		p.reallocate()
-	}
+	p.reallocate()
 }
 
-// unsubscribeLocked stops sending up to this peer; no packet of up
-// reaches it after this returns. room.mu must be held.
-func (p *Peer) unsubscribeLocked(up *upTrack) {
+// pauseLocked stops sending up to this peer but keeps the track on its
+// sub connection, so that subscribeLocked resumes it without
+// renegotiation; no packet of up reaches the peer after this returns
+// (see downTrack.stop for the one bounded exception). room.mu must be
+// held.
+func (p *Peer) pauseLocked(up *upTrack) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.subs[up]
 	if !ok {
 		return
 	}
-	up.removeDown(s.down, true)
 	delete(p.subs, up)
+	up.detachDown(s.down)
+	s.down.pause()
+	p.paused[up] = s
+}
+
+// unsubscribeLocked removes up from this peer's sub connection, paused
+// or not, and renegotiates; no packet of up reaches it after this
+// returns. room.mu must be held.
+func (p *Peer) unsubscribeLocked(up *upTrack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.subs[up]
+	if ok {
+		delete(p.subs, up)
+	} else if s, ok = p.paused[up]; ok {
+		delete(p.paused, up)
+	} else {
+		return
+	}
+	up.removeDown(s.down, true)
 	if p.closed {
 		return
 	}
@@ -205,7 +275,8 @@ func (p *Peer) unsubscribeLocked(up *upTrack) {
 	p.negotiateLocked()
 }
 
-// Subscriptions lists the track ids this peer currently receives.
+// Subscriptions lists the ids of the tracks forwarded to this peer now;
+// paused ones (negotiated, but no longer allowed) are not listed.
 func (p *Peer) Subscriptions() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -415,6 +486,10 @@ func (p *Peer) closePCs() {
 	for up, s := range p.subs {
 		up.removeDown(s.down, false)
 		delete(p.subs, up)
+	}
+	for up, s := range p.paused {
+		up.removeDown(s.down, false)
+		delete(p.paused, up)
 	}
 	p.mu.Unlock()
 	_ = p.pub.Close()

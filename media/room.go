@@ -106,7 +106,9 @@ func (r *Room) speakerLoop(tick time.Duration) {
 			}
 			var pubs []string
 			for pub := range r.peers {
-				if r.allowed[[2]string{id, pub}] {
+				// What id hears now: a mute or a denial (paused tracks)
+				// gives no speaker events either.
+				if r.allowed[[2]string{id, pub}] && !r.audioMuted[pub] {
 					pubs = append(pubs, pub)
 				}
 			}
@@ -114,7 +116,9 @@ func (r *Room) speakerLoop(tick time.Duration) {
 		}
 		f := r.onSpeaker
 		r.mu.Unlock()
-		for _, e := range det.tick(samples, hears) {
+		events := det.tick(samples, hears)
+		r.noteSpeakers(events)
+		for _, e := range events {
 			if f != nil {
 				f(e.subscriber, e.speaker)
 			}
@@ -183,6 +187,11 @@ func (r *Room) RemovePeer(p *Peer) {
 // TCP back-pressure, does it return without waiting for that one packet,
 // which was being written before the call.) The active speaker events
 // follow the same permissions.
+//
+// Closing pauses the tracks sub already received: they stay negotiated
+// on its connection, so that opening again resumes them at once, without
+// renegotiation (video at the keyframe asked for on resuming). A track
+// sub was never allowed is never added to its connection.
 func (r *Room) Allow(sub, pub string, allow bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -200,7 +209,7 @@ func (r *Room) Allow(sub, pub string, allow bool) {
 		if allow && r.mayForwardLocked(up) {
 			s.subscribeLocked(up)
 		} else {
-			s.unsubscribeLocked(up)
+			s.pauseLocked(up)
 		}
 	}
 }
@@ -275,7 +284,8 @@ func (r *Room) dropUpLocked(pub *Peer, up *upTrack) {
 // SetAudioMuted stops (or resumes) forwarding a publisher's audio to
 // everyone, whatever Allow says: a mediator's mute, enforced here rather
 // than trusted to the muted participant's client. Stopping takes effect
-// before it returns.
+// before it returns; like Allow, it pauses and resumes without
+// renegotiation. A muted publisher is nobody's active speaker.
 func (r *Room) SetAudioMuted(pub string, muted bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -298,7 +308,7 @@ func (r *Room) SetAudioMuted(pub string, muted bool) {
 		for subID, sub := range r.peers {
 			switch {
 			case muted:
-				sub.unsubscribeLocked(up)
+				sub.pauseLocked(up)
 			case r.allowed[[2]string{subID, pub}]:
 				sub.subscribeLocked(up)
 			}

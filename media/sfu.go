@@ -88,6 +88,7 @@ type SFU struct {
 	turnTTL    time.Duration
 	iceServers []webrtc.ICEServer
 	raws       *rawWriters
+	twcc       *twccFactory
 
 	closeOnce sync.Once
 }
@@ -99,7 +100,7 @@ func New(p Params) (_ *SFU, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}}
+	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}, twcc: newTWCCFactory()}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -166,7 +167,7 @@ func New(p Params) (_ *SFU, err error) {
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
-	ir, err := registerInterceptors(me, s.raws)
+	ir, err := registerInterceptors(me, s.raws, s.twcc)
 	if err != nil {
 		return nil, err
 	}
@@ -414,10 +415,13 @@ func (s *SFU) Close() error {
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptors without
 // pion's NACK generator and responder: the SFU sends and answers NACKs
-// itself (nack.go).
-func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters) (*interceptor.Registry, error) {
+// itself (nack.go). twcc stamps transport-wide sequence numbers on what
+// subscribers receive and reads their feedback (bwe.go); ConfigureTWCCSender
+// negotiates the extension and sends publishers their feedback.
+func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
-	ir.Add(&rawWriterInterceptor{writers: raws}) // first: binds closest to SRTP
+	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
+	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, fmt.Errorf("media: rtcp reports: %w", err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/vnet"
@@ -24,7 +26,8 @@ var simulcastLayers = []struct {
 
 // publishSimulcast publishes a video track in three layers. Each payload
 // is VP8-shaped, names its layer (byte 2) and counts per layer (last four
-// bytes); every layer has a keyframe every second.
+// bytes); every layer has a keyframe every second, and one soon after a
+// PLI or FIR for it, as a browser's encoder does.
 func (c *testClient) publishSimulcast(ctx context.Context) {
 	c.t.Helper()
 	var tracks []*webrtc.TrackLocalStaticRTP
@@ -45,11 +48,19 @@ func (c *testClient) publishSimulcast(ctx context.Context) {
 			c.t.Fatal(err)
 		}
 	}
-	for _, tr := range tracks {
+	var keyframeWanted [3]atomic.Bool
+	for i, tr := range tracks {
 		go func() {
 			for {
-				if _, _, err := sender.ReadSimulcastRTCP(tr.RID()); err != nil {
+				pkts, _, err := sender.ReadSimulcastRTCP(tr.RID())
+				if err != nil {
 					return
+				}
+				for _, p := range pkts {
+					switch p.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						keyframeWanted[i].Store(true)
+					}
 				}
 			}
 		}()
@@ -97,12 +108,13 @@ func (c *testClient) publishSimulcast(ctx context.Context) {
 				}
 			}
 			for li, l := range simulcastLayers {
+				keyframe := frame%30 == 0 || keyframeWanted[li].Swap(false)
 				for i := range l.packets {
 					p := payload[:l.size]
 					p[0], p[1], p[2] = 0, 1, byte(li)
 					if i == 0 {
 						p[0] = 0x10 // start of partition 0
-						if frame%30 == 0 {
+						if keyframe {
 							p[1] = 0 // keyframe
 						}
 					}
@@ -138,6 +150,7 @@ func watchLayers(c *testClient, stream string) *layerRuns {
 	lr := &layerRuns{last: -1, bySeq: map[uint16]byte{}, keyframe: map[uint16]bool{}}
 	c.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if tr.StreamID() != stream || tr.Kind() != webrtc.RTPCodecTypeVideo {
+			c.onTrack(tr, nil) // the other tracks, as usual
 			return
 		}
 		for {

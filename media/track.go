@@ -42,11 +42,13 @@ type layer struct {
 	nacks *nackGenerator // video only
 	pkt   rtp.Packet     // owned by the layer's read loop
 
-	bytes  atomic.Uint64 // payload bytes since the last rate measurement
-	lastAt atomic.Int64  // last arrival, unix nanoseconds
-	rate   atomic.Uint64 // bit/s, float64 bits
+	bytes      atomic.Uint64 // payload bytes since the last rate measurement
+	lastAt     atomic.Int64  // last arrival, unix nanoseconds
+	keyframeAt atomic.Int64  // arrival of the latest keyframe, unix nanoseconds
+	rate       atomic.Uint64 // bit/s, float64 bits
 
 	lastKeyframeReq int64 // rtcpLoop only
+	keyframeWanted  int64 // rtcpLoop only: when a pending request was made, 0 if none
 }
 
 func (l *layer) bitrate() float64 { return math.Float64frombits(l.rate.Load()) }
@@ -60,6 +62,9 @@ func (l *layer) bitrate() float64 { return math.Float64frombits(l.rate.Load()) }
 type upTrack struct {
 	id        string // track id, unique within the room
 	publisher string // participant id
+	// streamID is the MediaStream id subscribers get: the publisher's id,
+	// with ScreenStreamSuffix for a screen share.
+	streamID  string
 	kind      webrtc.RTPCodecType
 	codec     webrtc.RTPCodecCapability
 	vp8       bool
@@ -92,6 +97,7 @@ func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTP
 	return &upTrack{
 		id:          id,
 		publisher:   publisher,
+		streamID:    publisher,
 		kind:        kind,
 		codec:       codec,
 		vp8:         strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
@@ -162,6 +168,13 @@ func (u *upTrack) addDown(d *downTrack) {
 // track is written to d's connection (see downTrack.stop for the one
 // bounded exception).
 func (u *upTrack) removeDown(d *downTrack, wait bool) {
+	u.detachDown(d)
+	d.stop(wait)
+}
+
+// detachDown stops handing packets to d: once it returns, no fan-out
+// pushes to d any more.
+func (u *upTrack) detachDown(d *downTrack) {
 	u.mu.Lock()
 	downs := make([]*downTrack, 0, len(u.downs))
 	for _, x := range u.downs {
@@ -172,8 +185,7 @@ func (u *upTrack) removeDown(d *downTrack, wait bool) {
 	u.downs = downs
 	u.mu.Unlock()
 	// No fan-out is running for d any more: it took RLock, which Lock
-	// waited for. Stop its writer.
-	d.stop(wait)
+	// waited for.
 }
 
 // forward reads one layer until it ends and fans its packets out. It
@@ -225,6 +237,9 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 	}
 	if u.vp8 {
 		m.keyframe = vp8Keyframe(payload)
+		if m.keyframe {
+			l.keyframeAt.Store(at)
+		}
 	}
 	u.mu.RLock()
 	for _, d := range u.downs {
@@ -234,7 +249,9 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 }
 
 // requestKeyframe asks the publisher for a keyframe of a layer, at most
-// every keyframeInterval. It never blocks and allocates nothing.
+// every keyframeInterval: a request within the interval waits for its
+// end, unless a keyframe of the layer arrives meanwhile. It never blocks
+// and allocates nothing.
 func (u *upTrack) requestKeyframe(layer int) {
 	if u.kind != webrtc.RTPCodecTypeVideo || layer < 0 || layer >= maxLayers {
 		return
@@ -264,6 +281,7 @@ func (u *upTrack) rtcpLoop() {
 		case <-u.done:
 			return
 		case now := <-tick:
+			u.serveKeyframes(now.UnixNano())
 			for i := range maxLayers {
 				l := u.layer(i)
 				if l == nil {
@@ -291,17 +309,32 @@ func (u *upTrack) rtcpLoop() {
 				}
 			}
 		case <-u.keyframeReq:
-			want := u.keyframeWant.Swap(0)
-			now := time.Now().UnixNano()
-			for i := range maxLayers {
-				l := u.layer(i)
-				if want&(1<<i) == 0 || l == nil || now-l.lastKeyframeReq < int64(keyframeInterval) {
-					continue
-				}
-				l.lastKeyframeReq = now
-				if u.writeRTCP != nil {
-					_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
-				}
+			u.serveKeyframes(time.Now().UnixNano())
+		}
+	}
+}
+
+// serveKeyframes sends the PLIs requestKeyframe asked for, each as soon
+// as its layer's interval allows; a keyframe that arrived after the
+// request answers it. rtcpLoop only.
+func (u *upTrack) serveKeyframes(now int64) {
+	want := u.keyframeWant.Swap(0)
+	for i := range maxLayers {
+		l := u.layer(i)
+		if l == nil {
+			continue
+		}
+		if want&(1<<i) != 0 && l.keyframeWanted == 0 {
+			l.keyframeWanted = now
+		}
+		switch {
+		case l.keyframeWanted == 0:
+		case l.keyframeAt.Load() >= l.keyframeWanted:
+			l.keyframeWanted = 0 // answered
+		case now-l.lastKeyframeReq >= int64(keyframeInterval):
+			l.lastKeyframeReq, l.keyframeWanted = now, 0
+			if u.writeRTCP != nil {
+				_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 			}
 		}
 	}

@@ -137,6 +137,9 @@ func (c *conn) handle(data []byte) bool {
 		c.s.p.Metrics.join("ok")
 		return false
 	case TypeOffer:
+		if m.ScreenTracks != nil {
+			c.peer.SetScreenTracks(m.ScreenTracks)
+		}
 		err = c.peer.HandleOffer(m.SDP)
 	case TypeAnswer:
 		err = c.peer.HandleAnswer(m.SDP)
@@ -189,6 +192,9 @@ func (c *conn) join(token string, resume bool) error {
 			return err
 		}
 	}
+	// Counted before the room sends "joined", so that whoever saw that
+	// message sees the participant counted; undone if the join fails.
+	c.s.p.Metrics.participantsDelta(1)
 	for attempt := 0; ; attempt++ {
 		r := c.s.roomFor(sess)
 		err = r.join(c, p, sess, resume)
@@ -196,6 +202,7 @@ func (c *conn) join(token string, resume bool) error {
 			continue
 		}
 		if err != nil {
+			c.s.p.Metrics.participantsDelta(-1)
 			if lerr := c.s.p.Sessions.RecordLeave(ctx, sess.ID, p.ID, c.s.p.Now()); lerr != nil {
 				c.log.Error("attendance not closed", "session", sess.ID, "participant", p.ID, "err", lerr)
 			}
@@ -205,7 +212,6 @@ func (c *conn) join(token string, resume bool) error {
 		break
 	}
 	close(c.joined)
-	c.s.p.Metrics.participantsDelta(1)
 	c.log.Info("joined", "session", sess.ID, "participant", p.ID)
 	return nil
 }

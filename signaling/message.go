@@ -52,6 +52,13 @@ const (
 // maxChatRunes bounds one chat message or note.
 const maxChatRunes = 2000
 
+// An offer's screenTracks lists at most maxScreenTracks track ids of 1 to
+// maxTrackIDLen printable ASCII characters.
+const (
+	maxScreenTracks = 4
+	maxTrackIDLen   = 64
+)
+
 // Error codes (see PROTOCOL.md). They are stable.
 const (
 	CodeBadMessage        = "bad_message"
@@ -81,6 +88,9 @@ type inbound struct {
 	PC        string               `json:"pc,omitempty"`
 	SDP       string               `json:"sdp,omitempty"`
 	Candidate *media.CandidateInit `json:"candidate,omitempty"`
+	// ScreenTracks, on an offer, lists its screen-share track ids; nil
+	// (absent) keeps the previous list.
+	ScreenTracks []string `json:"screenTracks,omitempty"`
 
 	ParticipantID string      `json:"participantId,omitempty"`
 	Mode          *rooms.Mode `json:"mode,omitempty"`
@@ -191,6 +201,9 @@ func decode(data []byte) (*inbound, error) {
 		if m.PC != media.PCPublish || m.SDP == "" {
 			return nil, errorf(CodeBadMessage, false, `offer needs pc "pub" and an sdp`)
 		}
+		if !validScreenTracks(m.ScreenTracks) {
+			return nil, errorf(CodeBadMessage, false, "screenTracks needs at most %d track ids of 1 to %d printable ASCII characters", maxScreenTracks, maxTrackIDLen)
+		}
 	case TypeAnswer:
 		if m.PC != media.PCSubscribe || m.SDP == "" {
 			return nil, errorf(CodeBadMessage, false, `answer needs pc "sub" and an sdp`)
@@ -235,6 +248,23 @@ func decode(data []byte) (*inbound, error) {
 		return nil, errorf(CodeBadMessage, false, "unknown message type %q", truncate(m.Type, 32))
 	}
 	return &m, nil
+}
+
+func validScreenTracks(ids []string) bool {
+	if len(ids) > maxScreenTracks {
+		return false
+	}
+	for _, id := range ids {
+		if len(id) == 0 || len(id) > maxTrackIDLen {
+			return false
+		}
+		for i := 0; i < len(id); i++ {
+			if id[i] <= ' ' || id[i] > '~' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

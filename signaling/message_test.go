@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,13 @@ func TestDecode(t *testing.T) {
 		{`{"type":"join"}`, false, CodeBadMessage},
 		{`{"type":"offer","pc":"pub","sdp":"v=0"}`, true, ""},
 		{`{"type":"offer","pc":"sub","sdp":"v=0"}`, false, CodeBadMessage},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":["{8f1c-aa}","screen"]}`, true, ""},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":[]}`, true, ""},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":["a","b","c","d","e"]}`, false, CodeBadMessage},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":[""]}`, false, CodeBadMessage},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":["` + strings.Repeat("x", 65) + `"]}`, false, CodeBadMessage},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":["has space"]}`, false, CodeBadMessage},
+		{`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":"screen"}`, false, CodeBadMessage},
 		{`{"type":"answer","pc":"sub","sdp":"v=0"}`, true, ""},
 		{`{"type":"candidate","pc":"sub","candidate":{"candidate":"x"}}`, true, ""},
 		{`{"type":"candidate","pc":"pub"}`, false, CodeBadMessage},
@@ -51,6 +59,7 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"join","token":"t"}`, `{"type":"offer","pc":"pub","sdp":"v=0"}`,
 		`{"type":"candidate","pc":"sub","candidate":{"candidate":"c","sdpMid":"0"}}`,
 		`{"type":"set_mode","mode":{"caucus":true,"side":"respondent"}}`, `{"type":"chat","text":"你好"}`,
+		`{"type":"offer","pc":"pub","sdp":"v=0","screenTracks":["s"]}`,
 		`{}`, `null`, `{"type":"lock","locked":false}`,
 	} {
 		f.Add([]byte(seed))
@@ -71,6 +80,9 @@ func FuzzDecode(f *testing.F) {
 		case TypeOffer, TypeAnswer:
 			if m.SDP == "" {
 				t.Fatal("sdp missing")
+			}
+			if !validScreenTracks(m.ScreenTracks) {
+				t.Fatalf("screenTracks %q accepted", m.ScreenTracks)
 			}
 		case TypeCandidate:
 			if m.Candidate == nil {

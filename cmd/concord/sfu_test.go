@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -41,6 +43,10 @@ type pionClient struct {
 	errors   []map[string]any
 	ended    string
 	types    map[string]int // messages received, by type
+
+	// Since watchFrom's time: the first arrival per "stream/kind".
+	watchAt time.Time
+	first   map[string]time.Time
 }
 
 func clientAPI(t *testing.T) *webrtc.API {
@@ -88,7 +94,7 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 	if first["type"] != "joined" {
 		t.Fatalf("%s: first message %v, want joined", name, first)
 	}
-	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, lastRTP: map[string]time.Time{}, left: map[string]bool{}, types: map[string]int{}, joined: first}
+	c := &pionClient{t: t, name: name, ws: ws, received: map[string]map[string]int{}, lastRTP: map[string]time.Time{}, first: map[string]time.Time{}, left: map[string]bool{}, types: map[string]int{}, joined: first}
 	api := clientAPI(t)
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -117,28 +123,30 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 				c.received[stream] = map[string]int{}
 			}
 			c.received[stream][kind]++
-			c.lastRTP[stream] = time.Now()
+			now := time.Now()
+			c.lastRTP[stream] = now
+			if k := stream + "/" + kind; !c.watchAt.IsZero() && now.After(c.watchAt) && c.first[k].IsZero() {
+				c.first[k] = now
+			}
 			c.mu.Unlock()
 		}
 	})
 
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", name)
 	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", name)
-	for _, tr := range []webrtc.TrackLocal{audio, video} {
-		sender, err := c.pub.AddTrack(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				if _, _, err := sender.ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
+	sender, err := c.pub.AddTrack(audio)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go writeSynthetic(ctx, audio, 20*time.Millisecond, 960, 111)
-	go writeSynthetic(ctx, video, 33*time.Millisecond, 3000, 96)
+	go func() {
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	c.addVideo(ctx, video)
+	go writeSynthetic(ctx, audio, 20*time.Millisecond, 960, 111, nil)
 
 	go c.readLoop()
 	offer, err := c.pub.CreateOffer(nil)
@@ -152,8 +160,52 @@ func newPionClient(ctx context.Context, t *testing.T, name, base, token string) 
 	return c
 }
 
+// addVideo publishes a VP8-shaped video track that, like a browser's,
+// sends a keyframe first and whenever it gets a PLI (only then).
+func (c *pionClient) addVideo(ctx context.Context, video *webrtc.TrackLocalStaticRTP) {
+	c.t.Helper()
+	sender, err := c.pub.AddTrack(video)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	key := &atomic.Bool{}
+	key.Store(true)
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					key.Store(true)
+				}
+			}
+		}
+	}()
+	go writeSynthetic(ctx, video, 33*time.Millisecond, 3000, 96, key)
+}
+
+// watchFrom starts noting, per stream and kind, the first packet that
+// arrives after at.
+func (c *pionClient) watchFrom(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watchAt, c.first = at, map[string]time.Time{}
+}
+
+// firstSince returns when the first packet of stream's kind arrived
+// since watchFrom, zero if none yet.
+func (c *pionClient) firstSince(stream, kind string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first[stream+"/"+kind]
+}
+
 // writeSynthetic sends packets of recognisable payload until ctx ends.
-func writeSynthetic(ctx context.Context, tr *webrtc.TrackLocalStaticRTP, every time.Duration, tsStep uint32, pt uint8) {
+// With key set, the payload is VP8-shaped (one packet a frame), a
+// keyframe when key is set, which it clears.
+func writeSynthetic(ctx context.Context, tr *webrtc.TrackLocalStaticRTP, every time.Duration, tsStep uint32, pt uint8, key *atomic.Bool) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	payload := make([]byte, 200)
@@ -169,6 +221,12 @@ func writeSynthetic(ctx context.Context, tr *webrtc.TrackLocalStaticRTP, every t
 		case <-tick.C:
 			seq++
 			ts += tsStep
+			if key != nil {
+				payload[0], payload[1] = 0x10, 1 // start of partition 0, inter frame
+				if key.Swap(false) {
+					payload[1] = 0
+				}
+			}
 			_ = tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: payload})
 		}
 	}

@@ -1,0 +1,133 @@
+package media
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+)
+
+// TestAllocateAudioFirst: a subscriber behind a 600 kbit/s link with a
+// deep buffer (pion's vnet token bucket) receives audio and video from two
+// publishers: "a" in three simulcast layers, "b" in one layer of about
+// 1 Mbit/s. The estimate (transport-wide feedback, delay-based) falls, b's
+// video is paused for it and a's stays low, and both audio tracks get
+// through with under 2% loss; once the limit is lifted, b's video resumes
+// and a's climbs to the top layer.
+func TestAllocateAudioFirst(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("bandwidth adaptation takes seconds")
+	}
+	n := newLossyNet(t, 0)
+	sfuNet := n.host(t, "10.0.0.1")
+	aNet := n.host(t, "10.0.0.2")
+	bNet := n.host(t, "10.0.0.4")
+	subHost, err := newVNet("10.0.0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbf := vnet.NewTBFQueue(600_000, 4000, 80_000)
+	limited, err := vnet.NewQueue(subHost, tbf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.router.AddNet(limited); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = n.router.Stop() }()
+
+	sfu := newTestSFU(t, Params{Net: sfuNet, UDPAddr: "10.0.0.1:7881"})
+	room := sfu.NewRoom("audio-first")
+	defer room.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := newTestClient(t, room, "a", clientOpts{net: aNet})
+	b := newTestClient(t, room, "b", clientOpts{net: bNet})
+	sub := newTestClient(t, room, "sub", clientOpts{net: subHost, reportInterval: 200 * time.Millisecond})
+	lr := watchLayers(sub, "a")
+	aAudio, _ := a.publish(ctx, true, false, 0)
+	waitFor(t, 10*time.Second, "a's first negotiation", func() bool {
+		return a.pub.SignalingState() == webrtc.SignalingStateStable && a.pub.CurrentRemoteDescription() != nil
+	})
+	a.publishSimulcast(ctx)
+	bAudio, _ := b.publish(ctx, true, true, 4) // 120 packets of 1000 bytes a second
+	room.Allow("sub", "a", true)
+	room.Allow("sub", "b", true)
+
+	down := func(pub string, kind webrtc.RTPCodecType) *downTrack {
+		for _, d := range sub.peer.downs() {
+			if d.up.publisher == pub && d.up.kind == kind {
+				return d
+			}
+		}
+		return nil
+	}
+	bPaused := func() bool {
+		d := down("b", webrtc.RTPCodecTypeVideo)
+		return d != nil && d.bandwidthPaused.Load()
+	}
+	start := time.Now()
+	waitFor(t, 30*time.Second, "b's video paused and a's low on a 600 kbit/s link", func() bool {
+		return bPaused() && lr.layer() >= 0 && lr.layer() <= 1
+	})
+	sub.peer.bw.mu.Lock()
+	twcc := sub.peer.bw.delay != nil
+	sub.peer.bw.mu.Unlock()
+	if !twcc {
+		t.Fatal("no transport-wide feedback reached the estimator")
+	}
+	t.Logf("limited: adapted after %v: estimate %.0f kbit/s, a's layer %d, b's video paused",
+		time.Since(start).Round(100*time.Millisecond), sub.peer.bw.current()/1000, lr.layer())
+
+	// Audio over the next seconds, with the SFU probing now and then.
+	type window struct{ from, to uint32 }
+	audioFrom := map[string]uint32{"a": aAudio.count(), "b": bAudio.count()}
+	bVideoBefore := sub.packets("b", "video")
+	time.Sleep(6 * time.Second)
+	audioTo := map[string]uint32{"a": aAudio.count() - 25, "b": bAudio.count() - 25} // 500 ms in flight
+	time.Sleep(time.Second)
+	for _, pub := range []string{"a", "b"} {
+		got := sub.got(pub, "audio")
+		if got == nil {
+			t.Fatalf("no audio from %s", pub)
+		}
+		missing := 0
+		for c := audioFrom[pub]; c <= audioTo[pub]; c++ {
+			if !got.counters[c] {
+				missing++
+			}
+		}
+		total := int(audioTo[pub] - audioFrom[pub] + 1)
+		loss := float64(missing) / float64(total)
+		t.Logf("audio from %s while limited: %d/%d lost (%.2f%%)", pub, missing, total, 100*loss)
+		if loss >= 0.02 {
+			t.Errorf("audio from %s lost %.2f%% on the limited link", pub, 100*loss)
+		}
+	}
+	t.Logf("b's video while limited: %d packets in 7 s (paused: %v); a's layer %d, estimate %.0f kbit/s",
+		sub.packets("b", "video")-bVideoBefore, bPaused(), lr.layer(), sub.peer.bw.current()/1000)
+
+	tbf.SetRate(50_000_000)
+	lifted := time.Now()
+	var resumedAfter, topAfter time.Duration
+	waitFor(t, 40*time.Second, "b's video resumed and a's top layer once the limit is lifted", func() bool {
+		if resumedAfter == 0 && !bPaused() {
+			resumedAfter = time.Since(lifted)
+		}
+		if topAfter == 0 && lr.layer() == 2 {
+			topAfter = time.Since(lifted)
+		}
+		return resumedAfter > 0 && topAfter > 0 && !bPaused() && lr.layer() == 2
+	})
+	t.Logf("unlimited: b's video resumed after %v, a's top layer after %v, estimate %.0f kbit/s",
+		resumedAfter.Round(100*time.Millisecond), topAfter.Round(100*time.Millisecond), sub.peer.bw.current()/1000)
+	before := sub.packets("b", "video")
+	waitFor(t, 10*time.Second, "b's video flowing again", func() bool { return sub.packets("b", "video") > before+60 })
+	lr.check(t)
+}

@@ -1,0 +1,540 @@
+package media
+
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+)
+
+// Delay-based bandwidth estimation from transport-wide congestion control
+// feedback (TWCC, draft-holmer-rmcat-transport-wide-cc-extensions), the
+// delay-based half of Google congestion control. The SFU stamps a
+// transport-wide sequence number on every packet it sends a subscriber
+// (twccConn, the interceptor closest to SRTP, so retransmissions are
+// stamped too) and remembers when it sent it; the subscriber's feedback
+// says when each arrived. A growing one-way delay gradient over packet
+// groups (trendline) means a queue is building: the estimate falls before
+// any packet is lost.
+//
+// pion's own implementation (interceptor/pkg/gcc with pkg/cc) is not used:
+// it allocates per packet (an attributes map, the marshalled extension,
+// the feedback adapter's history) and serialises every stream of a
+// connection through its pacer's lock. Here the per-packet work is a short
+// critical section and a few stores into a fixed ring.
+
+const (
+	// twccHistory is how many sent packets are remembered for feedback:
+	// seconds at a few hundred packets a second. A power of two.
+	twccHistory = 4096
+	// burstTime groups packets sent this close into one packet group.
+	burstTime = 5 * time.Millisecond
+	// Trendline filter (libwebrtc's defaults).
+	trendWindow    = 20
+	trendSmoothing = 0.9
+	trendGain      = 4.0
+	// Overuse detector: adaptive threshold, ms.
+	thresholdStart = 12.5
+	thresholdMin   = 6.0
+	thresholdMax   = 600.0
+	thresholdUp    = 0.0087
+	thresholdDown  = 0.039
+	overuseTime    = 10.0 // ms the trend must stay above the threshold
+	// AIMD rate control: a cut to delayBeta of the rate received, at most
+	// every delayDecrease; multiplicative growth far from the last
+	// congestion point, additive (about a packet per round trip) near it;
+	// never grown beyond 1.5 times what is received.
+	delayBeta      = 0.85
+	delayDecrease  = 300 * time.Millisecond
+	growthPerSec   = 0.08
+	additivePerSec = 50_000.0 // bit/s per second
+	// ackedWindow is over what the received rate is measured, in
+	// ackedBucket slices.
+	ackedBucket  = 50 * time.Millisecond
+	ackedBuckets = 20
+	// Probing: when the allocator wants more than the estimate allows and
+	// no overuse was seen for probeQuiet, the estimate is raised to what it
+	// wants (it then switches a layer up or resumes a video). The probe
+	// succeeds once the rate received reached probeReach of it without
+	// overuse; an overuse before fails it, and the next probe waits twice
+	// as long (probeWaitStart up to probeWaitMax). Neither within
+	// probeTimeout: the probe ends and the estimate is capped as usual.
+	probeQuiet     = time.Second
+	probeReach     = 0.75
+	probeTimeout   = 4 * time.Second
+	probeWaitStart = time.Second
+	probeWaitMax   = 8 * time.Second
+)
+
+type usage uint8
+
+const (
+	usageNormal usage = iota
+	usageOver
+	usageUnder
+)
+
+// twccSent is one stamped packet.
+type twccSent struct {
+	valid bool
+	seq   uint16
+	size  int32
+	at    int64 // unix nanoseconds
+}
+
+// packetGroup is packets sent within burstTime of the first.
+type packetGroup struct {
+	valid                         bool
+	firstSend, lastSend, lastRecv int64 // nanoseconds; send and arrival clocks differ
+}
+
+// delayEstimator turns (send time, arrival time, size) of each packet
+// acknowledged, in sequence order, into an estimate. It holds no clock:
+// every call says when it is, so tests drive it with synthetic time.
+type delayEstimator struct {
+	cur, prev packetGroup
+
+	// Trendline of the smoothed accumulated delay over arrival time.
+	firstRecv   int64
+	acc         float64 // ms
+	smoothed    float64 // ms
+	xs, ys      [trendWindow]float64
+	n, head     int
+	deltas      int
+	trend       float64
+	prevTrend   float64
+	threshold   float64
+	lastThresh  int64 // arrival time of the last threshold update
+	overTime    float64
+	overCount   int
+	usage       usage
+	lastOveruse int64 // local time
+
+	// Received rate, from arrival times.
+	buckets  [ackedBuckets]struct{ slot, bytes int64 }
+	lastSlot int64
+	slots    int64 // slots seen since the first, capped at ackedBuckets
+
+	// Rate control.
+	estimate     float64
+	capacity     float64 // received rate at the last overuse, 0 unknown
+	lastChange   int64
+	lastDecrease int64
+	want         float64 // what the allocator would use, 0 nothing more
+	probeAt      int64   // a probe is running since, 0 none
+	probeTarget  float64
+	probeWait    time.Duration
+	nextProbe    int64
+}
+
+func newDelayEstimator(start float64) *delayEstimator {
+	return &delayEstimator{estimate: start, threshold: thresholdStart, overTime: -1, probeWait: probeWaitStart}
+}
+
+// packet takes one acknowledged packet: sent at send, arrived at recv
+// (the receiver's clock), size bytes.
+func (e *delayEstimator) packet(send, recv int64, size int) {
+	e.addAcked(recv, size)
+	switch {
+	case !e.cur.valid:
+		e.cur = packetGroup{valid: true, firstSend: send, lastSend: send, lastRecv: recv}
+		return
+	case send < e.cur.firstSend:
+		return // reordered across groups
+	case send-e.cur.firstSend <= int64(burstTime):
+		e.cur.lastSend = max(e.cur.lastSend, send)
+		e.cur.lastRecv = max(e.cur.lastRecv, recv)
+		return
+	}
+	if e.prev.valid {
+		sendDelta := e.cur.lastSend - e.prev.lastSend
+		recvDelta := e.cur.lastRecv - e.prev.lastRecv
+		if recvDelta >= 0 && sendDelta > 0 {
+			e.updateTrend(float64(recvDelta-sendDelta)/1e6, float64(sendDelta)/1e6, e.cur.lastRecv)
+		}
+	}
+	e.prev = e.cur
+	e.cur = packetGroup{valid: true, firstSend: send, lastSend: send, lastRecv: recv}
+}
+
+// updateTrend adds one group's delay variation d (ms) and runs the
+// overuse detector.
+func (e *delayEstimator) updateTrend(d, sendDelta float64, recv int64) {
+	if e.deltas == 0 {
+		e.firstRecv = recv
+	}
+	e.deltas = min(e.deltas+1, 1000)
+	e.acc += d
+	e.smoothed = trendSmoothing*e.smoothed + (1-trendSmoothing)*e.acc
+	i := (e.head + e.n) % trendWindow
+	if e.n == trendWindow {
+		i = e.head
+		e.head = (e.head + 1) % trendWindow
+	} else {
+		e.n++
+	}
+	e.xs[i], e.ys[i] = float64(recv-e.firstRecv)/1e6, e.smoothed
+	if e.n == trendWindow {
+		e.trend = e.slope()
+	}
+	e.detect(sendDelta, recv)
+}
+
+// slope fits a line through the window (least squares).
+func (e *delayEstimator) slope() float64 {
+	var mx, my float64
+	for i := range e.n {
+		mx += e.xs[i]
+		my += e.ys[i]
+	}
+	mx /= float64(e.n)
+	my /= float64(e.n)
+	var num, den float64
+	for i := range e.n {
+		dx := e.xs[i] - mx
+		num += dx * (e.ys[i] - my)
+		den += dx * dx
+	}
+	if den == 0 {
+		return e.trend
+	}
+	return num / den
+}
+
+// detect classifies the trend against the adaptive threshold.
+func (e *delayEstimator) detect(sendDelta float64, recv int64) {
+	modified := float64(min(e.deltas, 60)) * e.trend * trendGain
+	switch {
+	case modified > e.threshold:
+		if e.overTime < 0 {
+			e.overTime = sendDelta / 2
+		} else {
+			e.overTime += sendDelta
+		}
+		e.overCount++
+		if e.overTime > overuseTime && e.overCount > 1 && e.trend >= e.prevTrend {
+			e.overTime, e.overCount = 0, 0
+			e.usage = usageOver
+		}
+	case modified < -e.threshold:
+		e.overTime, e.overCount = -1, 0
+		e.usage = usageUnder
+	default:
+		e.overTime, e.overCount = -1, 0
+		e.usage = usageNormal
+	}
+	e.prevTrend = e.trend
+	// Adapt the threshold, slowly up and faster down, ignoring spikes.
+	if e.lastThresh == 0 {
+		e.lastThresh = recv
+	}
+	abs := math.Abs(modified)
+	if abs <= e.threshold+15 {
+		k := thresholdUp
+		if abs < e.threshold {
+			k = thresholdDown
+		}
+		dt := min(float64(recv-e.lastThresh)/1e6, 100)
+		e.threshold = min(max(e.threshold+k*(abs-e.threshold)*dt, thresholdMin), thresholdMax)
+	}
+	e.lastThresh = recv
+}
+
+func (e *delayEstimator) addAcked(recv int64, size int) {
+	slot := recv / int64(ackedBucket)
+	if e.slots == 0 {
+		e.lastSlot, e.slots = slot, 1
+	}
+	if slot > e.lastSlot {
+		e.slots = min(e.slots+slot-e.lastSlot, ackedBuckets)
+		e.lastSlot = slot
+	}
+	if e.lastSlot-slot >= ackedBuckets {
+		return
+	}
+	b := &e.buckets[slot%ackedBuckets]
+	if b.slot != slot {
+		b.slot, b.bytes = slot, 0
+	}
+	b.bytes += int64(size)
+}
+
+// acked is the rate received over the last second, bit/s; 0 before
+// any feedback.
+func (e *delayEstimator) acked() float64 {
+	if e.slots == 0 {
+		return 0
+	}
+	var bytes int64
+	for _, b := range e.buckets {
+		if e.lastSlot-b.slot < ackedBuckets && b.slot <= e.lastSlot {
+			bytes += b.bytes
+		}
+	}
+	return float64(bytes) * 8 / (float64(e.slots) * ackedBucket.Seconds())
+}
+
+// update runs the rate controller after a feedback, at local time now.
+func (e *delayEstimator) update(now int64) {
+	acked := e.acked()
+	switch e.usage {
+	case usageOver:
+		e.lastOveruse = now
+		if now-e.lastDecrease >= int64(delayDecrease) {
+			base := e.estimate
+			if acked > 0 {
+				base = acked
+			}
+			e.estimate = max(min(delayBeta*base, e.estimate), minEstimate)
+			e.capacity = base
+			e.lastDecrease = now
+			if e.probeAt != 0 {
+				e.probeWait = min(2*e.probeWait, probeWaitMax)
+				e.probeAt = 0
+			}
+			e.nextProbe = now + int64(e.probeWait)
+		}
+		e.lastChange = now
+	case usageUnder:
+		e.lastChange = now // a queue drains: hold
+	default:
+		if e.lastChange == 0 {
+			e.lastChange = now
+		}
+		dt := min(float64(now-e.lastChange)/1e9, 1)
+		e.lastChange = now
+		grown := e.estimate * (1 + growthPerSec*dt)
+		if e.capacity > 0 && e.estimate > 0.9*e.capacity && e.estimate < 1.5*e.capacity {
+			grown = e.estimate + additivePerSec*dt
+		} else if e.capacity > 0 && e.estimate >= 1.5*e.capacity {
+			e.capacity = 0 // the link changed
+		}
+		if acked > 0 && e.probeAt == 0 {
+			// Never grow past what the link showed it takes.
+			grown = min(grown, max(e.estimate, 1.5*acked+10_000))
+		}
+		e.estimate = min(max(e.estimate, grown), maxEstimate)
+	}
+	e.checkProbe(now, acked)
+}
+
+// checkProbe ends a probe or starts one.
+func (e *delayEstimator) checkProbe(now int64, acked float64) {
+	if e.probeAt != 0 {
+		switch {
+		case acked >= probeReach*e.probeTarget:
+			e.probeAt = 0
+			e.probeWait = probeWaitStart
+			e.nextProbe = now
+		case now-e.probeAt >= int64(probeTimeout):
+			e.probeAt = 0
+			e.nextProbe = now + int64(e.probeWait)
+		}
+		return
+	}
+	if e.want > e.estimate && now >= e.nextProbe && e.usage != usageOver && now-e.lastOveruse >= int64(probeQuiet) {
+		e.probeAt = now
+		e.probeTarget = min(e.want, maxEstimate)
+		e.estimate = e.probeTarget
+	}
+}
+
+// sentPacket stamps the next transport-wide sequence number: it records
+// a packet of size bytes sent now. It allocates nothing.
+func (b *bandwidth) sentPacket(size int) uint16 {
+	at := b.now().UnixNano()
+	b.smu.Lock()
+	seq := b.twccSeq
+	b.twccSeq++
+	b.sent[seq%twccHistory] = twccSent{valid: true, seq: seq, size: int32(size), at: at}
+	b.smu.Unlock()
+	return seq
+}
+
+// onTWCC takes a transport-wide feedback from the subscriber.
+func (b *bandwidth) onTWCC(fb *rtcp.TransportLayerCC) {
+	b.mu.Lock()
+	if b.delay == nil {
+		b.delay = newDelayEstimator(b.estimate)
+	}
+	e := b.delay
+	old := b.currentLocked()
+	recv := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
+	seq := fb.BaseSequenceNumber
+	left := int(fb.PacketStatusCount)
+	deltas := fb.RecvDeltas
+	b.smu.Lock()
+	for _, c := range fb.PacketChunks {
+		switch c := c.(type) {
+		case *rtcp.RunLengthChunk:
+			for range min(int(c.RunLength), left) {
+				recv, deltas = b.ackLocked(e, seq, c.PacketStatusSymbol, recv, deltas)
+				seq++
+				left--
+			}
+		case *rtcp.StatusVectorChunk:
+			for _, s := range c.SymbolList {
+				if left == 0 {
+					break
+				}
+				if c.SymbolSize == rtcp.TypeTCCSymbolSizeOneBit && s == 1 {
+					s = rtcp.TypeTCCPacketReceivedSmallDelta
+				}
+				recv, deltas = b.ackLocked(e, seq, s, recv, deltas)
+				seq++
+				left--
+			}
+		}
+	}
+	b.smu.Unlock()
+	e.update(b.now().UnixNano())
+	moved := b.currentLocked() != old
+	b.mu.Unlock()
+	if moved && b.changed != nil {
+		b.changed()
+	}
+}
+
+// ackLocked feeds one packet status to e; it returns the arrival time
+// reached and the deltas not yet used. smu and mu must be held.
+func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, status uint16, recv int64, deltas []*rtcp.RecvDelta) (int64, []*rtcp.RecvDelta) {
+	if status != rtcp.TypeTCCPacketReceivedSmallDelta && status != rtcp.TypeTCCPacketReceivedLargeDelta {
+		return recv, deltas
+	}
+	if len(deltas) == 0 {
+		return recv, deltas
+	}
+	recv += deltas[0].Delta * int64(time.Microsecond)
+	deltas = deltas[1:]
+	if b.acked && !seqNewer(seq, b.ackedHi) {
+		return recv, deltas // reported already
+	}
+	b.acked, b.ackedHi = true, seq
+	s := &b.sent[seq%twccHistory]
+	if s.valid && s.seq == seq {
+		e.packet(s.at, recv, int(s.size))
+	}
+	return recv, deltas
+}
+
+// setWant tells the estimator what the allocator would use if it could
+// (0: nothing more), and probes toward it when the link looks clear.
+func (b *bandwidth) setWant(want float64) {
+	b.mu.Lock()
+	old := b.currentLocked()
+	if b.delay != nil {
+		b.delay.want = want
+		b.delay.checkProbe(b.now().UnixNano(), b.delay.acked())
+	}
+	moved := b.currentLocked() != old
+	b.mu.Unlock()
+	if moved && b.changed != nil {
+		b.changed()
+	}
+}
+
+// twccFactory builds one twccConn per PeerConnection. The SFU attaches a
+// subscriber's bandwidth estimator to its sub connection's (attach);
+// other connections pass packets through untouched.
+type twccFactory struct {
+	mu    sync.Mutex
+	conns map[string]*twccConn // PeerConnection id ->
+}
+
+func newTWCCFactory() *twccFactory { return &twccFactory{conns: map[string]*twccConn{}} }
+
+func (f *twccFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	c := &twccConn{factory: f, id: id}
+	f.mu.Lock()
+	f.conns[id] = c
+	f.mu.Unlock()
+	return c, nil
+}
+
+// attach makes PeerConnection id stamp what it sends and feed b.
+func (f *twccFactory) attach(id string, b *bandwidth) {
+	f.mu.Lock()
+	c := f.conns[id]
+	f.mu.Unlock()
+	if c != nil {
+		c.bw.Store(b)
+	}
+}
+
+// twccConn is one PeerConnection's interceptor.
+type twccConn struct {
+	interceptor.NoOp
+	factory *twccFactory
+	id      string
+	bw      atomic.Pointer[bandwidth]
+}
+
+// BindLocalStream stamps the stream's packets when the subscriber
+// negotiated the transport-wide sequence number extension.
+func (c *twccConn) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 256 {
+			return &twccWriter{conn: c, id: uint8(e.ID), next: w}
+		}
+	}
+	return w
+}
+
+// BindRTCPReader passes the transport-wide feedback read to the
+// estimator.
+func (c *twccConn) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(buf []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(buf, a)
+		bw := c.bw.Load()
+		if err != nil || bw == nil {
+			return n, a, err
+		}
+		if a == nil {
+			a = interceptor.Attributes{}
+		}
+		pkts, perr := a.GetRTCPPackets(buf[:n])
+		if perr != nil {
+			return n, a, nil // the reader above reports it
+		}
+		for _, p := range pkts {
+			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+				bw.onTWCC(fb)
+			}
+		}
+		return n, a, nil
+	})
+}
+
+func (c *twccConn) Close() error {
+	c.factory.mu.Lock()
+	delete(c.factory.conns, c.id)
+	c.factory.mu.Unlock()
+	return nil
+}
+
+// twccWriter stamps one local stream. Its writes are serialised by the
+// downTrack's wmu (new packets and retransmissions alike), which buf
+// relies on: the header keeps a reference to it until SRTP marshals it.
+type twccWriter struct {
+	conn *twccConn
+	id   uint8
+	next interceptor.RTPWriter
+	buf  [2]byte
+}
+
+func (w *twccWriter) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	if b := w.conn.bw.Load(); b != nil {
+		seq := b.sentPacket(h.MarshalSize() + 4 + len(payload))
+		binary.BigEndian.PutUint16(w.buf[:], seq)
+		if err := h.SetExtension(w.id, w.buf[:]); err != nil {
+			return 0, err
+		}
+	}
+	return w.next.Write(h, payload, a)
+}

@@ -1,0 +1,203 @@
+package media
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// linkSim is a bottleneck link with a queue, on a fake clock: the SFU's
+// bandwidth estimator stamps packets (sentPacket) as the interceptor
+// would, and gets transport-wide feedback (onTWCC) every 100 ms for what
+// arrived, as a browser sends it. Nothing is ever lost: the queue only
+// grows.
+type linkSim struct {
+	t        *testing.T
+	b        *bandwidth
+	now      time.Time
+	capacity float64       // bit/s
+	base     time.Duration // propagation
+	jitter   time.Duration // added to each arrival, uniformly up to
+	rnd      *rand.Rand
+	free     time.Time // when the link has sent what is queued
+	credit   float64   // bits the sender may send
+	pending  []simArrival
+	sinceFB  time.Duration
+	maxQueue time.Duration // the longest queueing delay seen
+}
+
+type simArrival struct {
+	seq uint16
+	at  time.Time
+}
+
+func newLinkSim(t *testing.T, capacity float64, start float64) *linkSim {
+	s := &linkSim{t: t, now: time.Unix(1000, 0), capacity: capacity, base: 30 * time.Millisecond, rnd: rand.New(rand.NewPCG(1, 2))}
+	s.free = s.now
+	s.b = newBandwidth(nil)
+	s.b.now = func() time.Time { return s.now }
+	s.b.estimate = start
+	return s
+}
+
+// run sends 1200-byte packets at rate for d, in 1 ms steps.
+func (s *linkSim) run(d time.Duration, rate float64) {
+	const size = 1200
+	for end := s.now.Add(d); s.now.Before(end); {
+		s.now = s.now.Add(time.Millisecond)
+		s.credit += rate / 1000
+		for s.credit >= size*8 {
+			s.credit -= size * 8
+			seq := s.b.sentPacket(size)
+			start := s.now
+			if s.free.After(start) {
+				start = s.free
+			}
+			s.free = start.Add(time.Duration(size * 8 / s.capacity * float64(time.Second)))
+			s.maxQueue = max(s.maxQueue, s.free.Sub(s.now))
+			at := s.free.Add(s.base)
+			if s.jitter > 0 {
+				at = at.Add(time.Duration(s.rnd.Int64N(int64(s.jitter))))
+			}
+			s.pending = append(s.pending, simArrival{seq: seq, at: at})
+		}
+		if s.sinceFB += time.Millisecond; s.sinceFB >= 100*time.Millisecond {
+			s.sinceFB = 0
+			s.feedback()
+		}
+	}
+}
+
+// feedback reports the packets arrived by now (the receiver's clock is
+// offset from the sender's: only differences matter).
+func (s *linkSim) feedback() {
+	n := 0
+	for n < len(s.pending) && !s.pending[n].at.After(s.now) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	arrived := s.pending[:n]
+	const offset = 7 * time.Hour
+	ref := (arrived[0].at.Add(offset).UnixNano() / int64(64*time.Millisecond))
+	fb := &rtcp.TransportLayerCC{BaseSequenceNumber: arrived[0].seq, PacketStatusCount: uint16(n), ReferenceTime: uint32(ref)}
+	prev := ref * int64(64*time.Millisecond)
+	for _, a := range arrived {
+		at := a.at.Add(offset).UnixNano()
+		delta := (at - prev) / 250_000 * 250 // microseconds, 250 us steps
+		prev += delta * 1000
+		symbol := rtcp.TypeTCCPacketReceivedSmallDelta
+		if delta > 63_750 || delta < 0 {
+			symbol = rtcp.TypeTCCPacketReceivedLargeDelta
+		}
+		fb.PacketChunks = append(fb.PacketChunks, &rtcp.RunLengthChunk{PacketStatusSymbol: symbol, RunLength: 1})
+		fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: symbol, Delta: delta})
+	}
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.b.onTWCC(fb)
+}
+
+func (s *linkSim) delayEstimate() float64 {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.b.delay == nil {
+		s.t.Fatal("no feedback was taken")
+	}
+	return s.b.delay.estimate
+}
+
+// TestDelayEstimateFallsWithQueue: sending 800 kbit/s into a 500 kbit/s
+// link builds a queue; the estimate falls below the link's rate while
+// the queue is still short, long before a buffer would overflow, and the
+// loss-based estimate never moved.
+func TestDelayEstimateFallsWithQueue(t *testing.T) {
+	s := newLinkSim(t, 500_000, 1_000_000)
+	var fellAfter time.Duration
+	var queueThen time.Duration
+	for step := range 40 {
+		s.run(100*time.Millisecond, 800_000)
+		if s.b.current() < 500_000 {
+			fellAfter = time.Duration(step+1) * 100 * time.Millisecond
+			queueThen = s.maxQueue
+			break
+		}
+	}
+	if fellAfter == 0 {
+		t.Fatalf("estimate %.0f after 4 s into a 500 kbit/s link", s.b.current())
+	}
+	t.Logf("estimate %.0f kbit/s after %v, queue at most %v", s.b.current()/1000, fellAfter, queueThen.Round(time.Millisecond))
+	if queueThen > 400*time.Millisecond {
+		t.Fatalf("the queue reached %v before the estimate fell", queueThen)
+	}
+	if e := s.delayEstimate(); e < 300_000 {
+		t.Fatalf("cut too deep: %.0f (the link takes 500 kbit/s)", e)
+	}
+	if s.b.estimate != 1_000_000 {
+		t.Fatalf("the loss-based estimate moved to %.0f without loss", s.b.estimate)
+	}
+}
+
+// TestDelayEstimateGrowsWhenSteady: with a constant delay (and jitter) the
+// estimate grows, up to 1.5 times what is received.
+func TestDelayEstimateGrowsWhenSteady(t *testing.T) {
+	s := newLinkSim(t, 5_000_000, 500_000)
+	s.jitter = 2 * time.Millisecond
+	s.run(6*time.Second, 600_000)
+	e := s.delayEstimate()
+	t.Logf("estimate %.0f kbit/s after 6 s at 600 kbit/s on a 5 Mbit/s link", e/1000)
+	if e < 650_000 {
+		t.Fatalf("did not grow: %.0f", e)
+	}
+	if e > 1.5*600_000+10_000+1 {
+		t.Fatalf("grew past 1.5 times the rate received: %.0f", e)
+	}
+	if s.b.delay.lastOveruse != 0 {
+		t.Fatal("a steady delay was taken for overuse")
+	}
+}
+
+// TestDelayProbe: the allocator wanting more raises the estimate once
+// the link looked clear; a probe the link takes sticks, one it does not
+// take fails on the queue it builds and makes the next wait longer.
+func TestDelayProbe(t *testing.T) {
+	s := newLinkSim(t, 2_000_000, 400_000)
+	s.run(2*time.Second, 300_000)
+	before := s.delayEstimate()
+	if before >= 1_200_000 {
+		t.Fatalf("estimate %.0f before the probe", before)
+	}
+	s.b.setWant(1_200_000)
+	if e := s.delayEstimate(); e != 1_200_000 {
+		t.Fatalf("no probe: estimate %.0f", e)
+	}
+	// The allocator switches up: the link takes it.
+	s.run(2*time.Second, 1_100_000)
+	if s.b.delay.probeAt != 0 || s.b.delay.probeWait != probeWaitStart {
+		t.Fatal("the probe did not succeed")
+	}
+	if e := s.delayEstimate(); e < 1_100_000 {
+		t.Fatalf("estimate %.0f after a successful probe", e)
+	}
+
+	// Too far: 3 Mbit/s into 2.
+	s.b.setWant(3_000_000)
+	if e := s.delayEstimate(); e != 3_000_000 {
+		t.Fatalf("no second probe: estimate %.0f", e)
+	}
+	s.run(2*time.Second, 2_900_000)
+	if e := s.delayEstimate(); e > 2_000_000 {
+		t.Fatalf("estimate %.0f after overrunning a 2 Mbit/s link", e)
+	}
+	if s.b.delay.probeWait != 2*probeWaitStart {
+		t.Fatalf("wait %v after a failed probe", s.b.delay.probeWait)
+	}
+	// Right after the failure, no new probe.
+	s.run(500*time.Millisecond, 1_500_000)
+	s.b.setWant(3_000_000)
+	if e := s.delayEstimate(); e >= 3_000_000 {
+		t.Fatal("probed again right after a failure")
+	}
+}
