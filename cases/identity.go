@@ -21,11 +21,15 @@ const (
 	// StaffMerchantAgent answers, for one ODR enterprise, the complaints
 	// against it.
 	StaffMerchantAgent StaffRole = "merchant_agent"
+	// StaffKiosk is the device of a community station's remote mediation
+	// room: the station's staff start walk-in sessions on it, and it joins
+	// them as the walk-in party's device. It does nothing else.
+	StaffKiosk StaffRole = "kiosk"
 )
 
 // StaffRoles lists every staff role.
 func StaffRoles() []StaffRole {
-	return []StaffRole{StaffPlatformAdmin, StaffInstitutionAdmin, StaffMediator, StaffMerchantAgent}
+	return []StaffRole{StaffPlatformAdmin, StaffInstitutionAdmin, StaffMediator, StaffMerchantAgent, StaffKiosk}
 }
 
 // Valid reports whether r is a known role.
@@ -50,8 +54,13 @@ type Account struct {
 	Login string    `json:"login"` // lower case, unique
 	Name  string    `json:"name"`
 	Role  StaffRole `json:"role"`
-	// InstitutionID binds an institution admin or a mediator.
+	// InstitutionID binds an institution admin, a mediator or a kiosk (to
+	// a community station).
 	InstitutionID string `json:"institutionId,omitempty"`
+	// MediatorID links a mediator's account to its mediator record (of the
+	// same institution): who the account is on the instant-mediation
+	// queue. Optional.
+	MediatorID string `json:"mediatorId,omitempty"`
 	// EnterpriseCode binds a merchant agent: the credit code of its ODR
 	// enterprise.
 	EnterpriseCode string `json:"enterpriseCode,omitempty"`

@@ -291,6 +291,23 @@ func (q *Queue) Ticket(id string) (*Ticket, error) {
 	return q.ticketLocked(r, q.now().UTC()), nil
 }
 
+// TicketOfCase returns the ticket of a case's open request, or of its
+// latest one that ended.
+func (q *Queue) TicketOfCase(caseID string) (*Ticket, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now().UTC()
+	if id, ok := q.byCase[caseID]; ok {
+		return q.ticketLocked(q.requests[id], now), nil
+	}
+	for i := len(q.endedOrder) - 1; i >= 0; i-- {
+		if r := q.ended[q.endedOrder[i]]; r != nil && r.CaseID == caseID {
+			return q.ticketLocked(r, now), nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "the case has no queue request")
+}
+
 // Requests lists the open requests, oldest first.
 func (q *Queue) Requests() []QueueRequest {
 	q.mu.Lock()

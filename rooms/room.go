@@ -88,6 +88,21 @@ var (
 	ErrNoConsent          = errors.New("rooms: the participant has not accepted the session rules")
 	ErrNotNeutral         = errors.New("rooms: only a neutral participant can be let into a caucus")
 	ErrNotInterpreter     = errors.New("rooms: only an interpreter can be attached to a side")
+	ErrNoMediator         = errors.New("rooms: a room without a mediator has no mediator actions")
+)
+
+// Kind is how a room is run.
+type Kind int
+
+// Kinds.
+const (
+	// Mediated: a mediator runs the room; newcomers wait in its lobby.
+	Mediated Kind = iota
+	// Unmediated: the parties alone (a reconciliation between the
+	// applicant and the merchant). No mediator joins, a participant is
+	// admitted as soon as it accepts the session rules, the mode stays
+	// joint, and every mediator action is refused with ErrNoMediator.
+	Unmediated
 )
 
 // Lobby states of a participant.
@@ -112,14 +127,21 @@ type member struct {
 // Room is the state of one room. It is not safe for concurrent use; its
 // owner serialises calls.
 type Room struct {
+	kind    Kind
 	members map[string]*member
 	order   []string // join order, for stable output
 	mode    Mode
 	locked  bool
 }
 
-// New returns an empty room in joint mode.
-func New() *Room { return &Room{members: map[string]*member{}} }
+// New returns an empty mediated room in joint mode.
+func New() *Room { return NewKind(Mediated) }
+
+// NewKind returns an empty room of kind k in joint mode.
+func NewKind(k Kind) *Room { return &Room{kind: k, members: map[string]*member{}} }
+
+// Kind returns how the room is run.
+func (r *Room) Kind() Kind { return r.kind }
 
 // Mode returns the room's mode.
 func (r *Room) Mode() Mode { return r.mode }
@@ -224,6 +246,9 @@ func (r *Room) Join(p Participant) ([]Change, error) {
 	if p.ID == "" || !validRole(p.Role) || !validSide(p.Side) {
 		return nil, ErrInvalidParticipant
 	}
+	if r.kind == Unmediated && IsMediator(p.Role) {
+		return nil, ErrNoMediator
+	}
 	m, known := r.members[p.ID]
 	if known && m.state == StateRemoved {
 		return nil, ErrRemoved
@@ -256,17 +281,26 @@ func (r *Room) Leave(id string) ([]Change, error) {
 	return r.diff(func() { m.present = false; m.checking = false }), nil
 }
 
-// Consent records that a participant accepted the session rules.
+// Consent records that a participant accepted the session rules. In an
+// unmediated room it also admits the participant.
 func (r *Room) Consent(id string) ([]Change, error) {
 	m, ok := r.members[id]
 	if !ok {
 		return nil, ErrUnknownParticipant
 	}
-	return r.diff(func() { m.consented = true }), nil
+	return r.diff(func() {
+		m.consented = true
+		if r.kind == Unmediated && m.state == StateWaiting {
+			m.state = StateAdmitted
+		}
+	}), nil
 }
 
 // mediatorAndTarget checks that by may run the room and that id exists.
 func (r *Room) mediatorAndTarget(by, id string) (*member, error) {
+	if r.kind == Unmediated {
+		return nil, ErrNoMediator
+	}
 	b, ok := r.members[by]
 	if !ok || !IsMediator(b.Role) || !b.present {
 		return nil, ErrNotAllowed
@@ -437,6 +471,8 @@ func (r *Room) Lock(by string, locked bool) error {
 
 // View is what one participant may know of the room.
 type View struct {
+	// Unmediated is set in a room without a mediator (a reconciliation).
+	Unmediated   bool         `json:"unmediated,omitempty"`
 	Mode         Mode         `json:"mode"`
 	InCaucus     bool         `json:"inCaucus"` // the viewer takes part in the current caucus
 	Locked       bool         `json:"locked"`
@@ -470,7 +506,7 @@ func (r *Room) ViewFor(viewer string) (View, bool) {
 		return View{}, false
 	}
 	med := IsMediator(v.Role)
-	out := View{Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer),
+	out := View{Unmediated: r.kind == Unmediated, Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer),
 		Participants: []MemberView{}}
 	for _, id := range r.order {
 		m := r.members[id]

@@ -316,6 +316,144 @@ func TestCaucusNeverLeaks(t *testing.T) {
 	}
 }
 
+// TestUnmediated covers a room without a mediator: a reconciliation
+// between the applicant and the merchant.
+func TestUnmediated(t *testing.T) {
+	r := NewKind(Unmediated)
+	if r.Kind() != Unmediated || New().Kind() != Mediated {
+		t.Fatal("kinds")
+	}
+	for _, p := range []Participant{med, comed} {
+		if _, err := r.Join(p); err != ErrNoMediator {
+			t.Fatalf("a %s joins an unmediated room: %v", p.Role, err)
+		}
+	}
+	for _, p := range []Participant{cons, merc} {
+		if _, err := r.Join(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Admitted("c") || r.MayReceive("x", "c", Video) {
+		t.Fatal("admitted before accepting the session rules")
+	}
+	if _, err := r.Consent("c"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Admitted("c") || r.MayReceive("x", "c", Video) || r.MayReceive("c", "x", Video) {
+		t.Fatal("consent admits the one who consented, and nothing flows with one who has not")
+	}
+	ch, err := r.Consent("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both directions open for every source at once.
+	if len(ch) != 2*len(Sources) {
+		t.Fatalf("changes on the second consent: %v", ch)
+	}
+	for _, src := range Sources {
+		if !r.MayReceive("c", "x", src) || !r.MayReceive("x", "c", src) {
+			t.Fatalf("%s does not flow between the parties", src)
+		}
+	}
+	if !r.MayChat("c", "x") {
+		t.Fatal("chat does not flow")
+	}
+	// Every mediator action is refused, whoever asks.
+	refused := []struct {
+		name string
+		do   func() error
+	}{
+		{"admit", func() error { _, err := r.Admit("c", "x"); return err }},
+		{"admit all", func() error { _, _, err := r.AdmitAll("c"); return err }},
+		{"remove", func() error { _, err := r.Remove("c", "x"); return err }},
+		{"set mode", func() error { _, err := r.SetMode("c", caucus(Applicant)); return err }},
+		{"mute", func() error { _, err := r.Mute("x", "c"); return err }},
+		{"lock", func() error { return r.Lock("c", true) }},
+		{"check identity", func() error { _, err := r.CheckIdentity("c", "x", true); return err }},
+		{"identity checked", func() error { return r.MarkIdentityChecked("c", "x") }},
+		{"let into caucus", func() error { _, err := r.LetIntoCaucus("c", "x", true); return err }},
+		{"attach interpreter", func() error { _, err := r.AttachInterpreter("c", "x", Applicant); return err }},
+		{"authorize", func() error { return r.Authorize("c", "x") }},
+	}
+	for _, tc := range refused {
+		if err := tc.do(); err != ErrNoMediator {
+			t.Errorf("%s: %v, want ErrNoMediator", tc.name, err)
+		}
+	}
+	if r.Mode() != Joint || r.Locked() {
+		t.Fatal("the mode or the lock changed")
+	}
+	// A reconnect keeps the admission; the one still there sees it.
+	if _, err := r.Leave("x"); err != nil {
+		t.Fatal(err)
+	}
+	if r.MayReceive("c", "x", Video) {
+		t.Fatal("an absent participant is received")
+	}
+	if _, err := r.Join(merc); err != nil {
+		t.Fatal(err)
+	}
+	if !r.MayReceive("c", "x", Video) || !r.MayReceive("x", "c", Audio) {
+		t.Fatal("a reconnect is not admitted again")
+	}
+	v, _ := r.ViewFor("c")
+	if len(v.Participants) != 2 || v.Mode != Joint {
+		t.Fatalf("view: %+v", v)
+	}
+}
+
+// TestUnmediatedChangesAreExact applies random sequences in an
+// unmediated room and checks that the changes returned equal the
+// permission matrix, that only consenting participants receive anything,
+// and that the room stays joint.
+func TestUnmediatedChangesAreExact(t *testing.T) {
+	people := []Participant{med, cons, rel, merc, lawyer}
+	for seed := uint64(0); seed < 200; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		r := NewKind(Unmediated)
+		applied := map[key]bool{}
+		for step := 0; step < 40; step++ {
+			p, q := people[rng.IntN(len(people))], people[rng.IntN(len(people))]
+			var ch []Change
+			switch rng.IntN(6) {
+			case 0, 1:
+				ch, _ = r.Join(p)
+			case 2:
+				ch, _ = r.Leave(p.ID)
+			case 3:
+				ch, _ = r.Consent(p.ID)
+			case 4:
+				ch, _ = r.SetMode(q.ID, caucus(Applicant))
+			case 5:
+				ch, _ = r.Admit(q.ID, p.ID)
+			}
+			for _, c := range ch {
+				applied[key{c.Subscriber, c.Publisher, c.Source}] = c.Allow
+			}
+			m := r.matrix()
+			for k, v := range applied {
+				if v != m[k] {
+					t.Fatalf("seed %d step %d: applied changes disagree with policy at %v", seed, step, k)
+				}
+			}
+			for k := range m {
+				if !applied[k] {
+					t.Fatalf("seed %d step %d: policy allows %v but no change said so", seed, step, k)
+				}
+				if !r.members[k.sub].consented || !r.members[k.pub].consented {
+					t.Fatalf("seed %d step %d: a participant who did not consent in %v", seed, step, k)
+				}
+			}
+			if r.Mode() != Joint {
+				t.Fatalf("seed %d: the mode changed", seed)
+			}
+			if _, _, ok := r.Participant(med.ID); ok {
+				t.Fatalf("seed %d: a mediator is in the room", seed)
+			}
+		}
+	}
+}
+
 // TestNoNetworkImports keeps rooms and cases free of I/O dependencies.
 func TestNoNetworkImports(t *testing.T) {
 	for _, dir := range []string{".", "../cases"} {

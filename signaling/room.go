@@ -14,6 +14,28 @@ import (
 
 var errRoomClosed = errors.New("signaling: room closed")
 
+// CodeNotAllowedInReconciliation refuses a mediator action in a
+// reconciliation room, which has no mediator (see PROTOCOL.md). It is
+// stable, like the codes of message.go.
+const CodeNotAllowedInReconciliation = "not_allowed_in_reconciliation"
+
+// mediatorOnly are the room actions of a mediator: a reconciliation room
+// refuses them all.
+var mediatorOnly = map[string]bool{
+	TypeAdmit: true, TypeAdmitAll: true, TypeRemove: true, TypeCheckIdentity: true, TypeIdentityChecked: true,
+	TypeSetMode: true, TypeLetIntoCaucus: true, TypeAttachInterpreter: true, TypeMute: true, TypeAskUnmute: true,
+	TypeLock: true, TypeNote: true,
+}
+
+// policyFor returns the room policy of a session: a reconciliation
+// between the applicant and the merchant has no mediator.
+func policyFor(sess *cases.Session) *rooms.Room {
+	if sess.Mode == cases.ModeReconciliation {
+		return rooms.NewKind(rooms.Unmediated)
+	}
+	return rooms.New()
+}
+
 // room is one session's live room: its policy state, its media and the
 // sockets of the participants present. Every policy change and the media
 // changes that follow from it happen under mu, so media never runs ahead
@@ -65,7 +87,7 @@ func newRoom(s *Server, sess *cases.Session) *room {
 		caseID:       sess.CaseID,
 		log:          s.log.With("session", sess.ID),
 		media:        s.p.SFU.NewRoom(sess.ID),
-		policy:       rooms.New(),
+		policy:       policyFor(sess),
 		conns:        map[string]*conn{},
 		participants: sess.Participants,
 		sinks:        map[string]*signalSink{},
@@ -112,6 +134,9 @@ func (r *room) join(c *conn, p cases.Participant, sess *cases.Session, resume bo
 	}
 	// Deny by default: the policy decides before media exists.
 	changes, err := r.policy.Join(toRoomsParticipant(p))
+	if errors.Is(err, rooms.ErrNoMediator) {
+		return errorf(CodeNotAllowedInReconciliation, true, "a reconciliation room has no mediator")
+	}
 	if err != nil {
 		return err
 	}
@@ -270,6 +295,9 @@ func (r *room) actLocked(by string, m *inbound) (*actResult, error) {
 	if r.closed {
 		return nil, errorf(CodeSessionEnded, true, "this session has ended")
 	}
+	if r.policy.Kind() == rooms.Unmediated && mediatorOnly[m.Type] {
+		return nil, errorf(CodeNotAllowedInReconciliation, false, "%s is a mediator's action; a reconciliation room has no mediator", m.Type)
+	}
 	res := &actResult{}
 	note := func(typ, participant string) {
 		res.events = append(res.events, roomEvent{typ, cases.RoomEvent{SessionID: r.id, ParticipantID: participant}})
@@ -278,8 +306,12 @@ func (r *room) actLocked(by string, m *inbound) (*actResult, error) {
 	var err error
 	switch m.Type {
 	case TypeConsent:
+		waiting := !r.policy.Admitted(by)
 		changes, err = r.policy.Consent(by)
 		note(cases.RoomConsent, by)
+		if waiting && r.policy.Admitted(by) {
+			note(cases.RoomAdmitted, by) // an unmediated room admits on consent
+		}
 	case TypeAdmit:
 		changes, err = r.policy.Admit(by, m.ParticipantID)
 		note(cases.RoomAdmitted, m.ParticipantID)

@@ -26,6 +26,9 @@ import (
 //     mediators and staff of its institution and the institutions below
 //     it), a mediator (the cases of its institution), a merchant agent
 //     (the complaints against its ODR enterprise);
+//   - a kiosk, by the staff access token of a kiosk device account: the
+//     kiosk routes (kioskOnly) and nothing else, every other route
+//     refusing it with forbidden;
 //   - a party, by a join token: its own case and session, nothing else.
 //
 // A request for something the principal may not even know of is
@@ -41,6 +44,10 @@ const (
 	operatorKind
 	staffKind
 	partyKind
+	// kioskKind marks, in a route's list of accepted kinds, that a kiosk
+	// device (a staffKind principal whose role is kiosk) may call it. A
+	// kiosk's principal itself stays staffKind.
+	kioskKind
 )
 
 // principal is who is calling.
@@ -81,6 +88,21 @@ func (p *principal) role() cases.StaffRole {
 	}
 	return ""
 }
+
+// kioskPatterns are the routes a kiosk's token is accepted on: the kiosk
+// API (kiosk_api.go), who am I, and signing out. Every other route
+// refuses it, whatever it does with a credential.
+var kioskPatterns = map[string]bool{
+	"GET /api/v1/kiosk/sessions":            true,
+	"POST /api/v1/kiosk/sessions":           true,
+	"POST /api/v1/kiosk/sessions/{id}/join": true,
+	"GET /api/v1/auth/me":                   true,
+	"POST /api/v1/auth/logout":              true,
+}
+
+// kiosk reports whether the principal is a community station's kiosk
+// device.
+func (p *principal) kiosk() bool { return p.kind == staffKind && p.account.Role == cases.StaffKiosk }
 
 // platform reports whether the principal may act on the whole platform.
 func (p *principal) platform() bool { return p.role() == cases.StaffPlatformAdmin }
@@ -128,7 +150,11 @@ func (h *Handler) authenticate(r *http.Request) (*principal, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &principal{kind: staffKind, account: st.Account, session: st.Claims.SessionID}, nil
+		p := &principal{kind: staffKind, account: st.Account, session: st.Claims.SessionID}
+		if p.kiosk() && !kioskPatterns[r.Pattern] {
+			return nil, forbidden("a kiosk may only start walk-in sessions and join them")
+		}
+		return p, nil
 	}
 	if h.p.Tokens == nil {
 		return nil, cases.Errorf(cases.EUNAUTHORIZED, "the token is not valid")
@@ -195,7 +221,8 @@ var (
 	staffOnly    = []principalKind{operatorKind, staffKind}
 	staffOrParty = []principalKind{operatorKind, staffKind, partyKind}
 	partyOnly    = []principalKind{partyKind}
-	anyone       = []principalKind{operatorKind, staffKind, partyKind}
+	anyone       = []principalKind{operatorKind, staffKind, partyKind, kioskKind}
+	kioskOnly    = []principalKind{kioskKind}
 )
 
 // guard authenticates the request and lets through to next only the
@@ -212,7 +239,11 @@ func (h *Handler) guard(kinds []principalKind, next http.HandlerFunc) http.Handl
 			writeError(w, r, h.log, err)
 			return
 		}
-		if !slices.Contains(kinds, p.kind) {
+		if (p.kind == staffKind && !p.kiosk() || p.kind == operatorKind) && slices.Equal(kinds, kioskOnly) {
+			writeProblem(w, cases.EFORBIDDEN, "this endpoint is for kiosk devices")
+			return
+		}
+		if !slices.Contains(kinds, p.kind) && !(p.kiosk() && slices.Contains(kinds, kioskKind)) {
 			realm := "concord"
 			detail := "a bearer token is required"
 			switch {
@@ -401,8 +432,8 @@ func (h *Handler) authorize(ctx context.Context, p *principal, act action, t tar
 		case cases.StaffPlatformAdmin:
 			return nil
 		case cases.StaffInstitutionAdmin:
-			if t.Role != cases.StaffInstitutionAdmin && t.Role != cases.StaffMediator {
-				return forbidden("an institution admin creates institution admins and mediators only")
+			if t.Role != cases.StaffInstitutionAdmin && t.Role != cases.StaffMediator && t.Role != cases.StaffKiosk {
+				return forbidden("an institution admin creates institution admins, mediators and kiosks only")
 			}
 			return h.inScope(ctx, p, t.InstitutionID, "you may create staff only at your institution and those below it")
 		}
@@ -433,7 +464,7 @@ func (h *Handler) authorize(ctx context.Context, p *principal, act action, t tar
 			return forbidden("you do not disable your own account or reset your own password here; use /api/v1/auth/password")
 		case p.platform():
 			return nil
-		case p.role() == cases.StaffInstitutionAdmin && (a.Role == cases.StaffMediator || a.Role == cases.StaffInstitutionAdmin):
+		case p.role() == cases.StaffInstitutionAdmin && (a.Role == cases.StaffMediator || a.Role == cases.StaffInstitutionAdmin || a.Role == cases.StaffKiosk):
 			return nil
 		}
 		return forbidden("a %s does not manage this account", roleName(p))

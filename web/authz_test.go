@@ -147,6 +147,10 @@ func (w *world) refusals(route string) (rs []refusal, ok bool) {
 			out.who = append(out.who, "adminA")
 		}
 		return []refusal{out, parties}, true
+	case strings.HasPrefix(path, "/api/v1/kiosk/"):
+		// A kiosk device's own routes (kiosk_api_test.go): staff are
+		// forbidden, parties hold the wrong kind of credential.
+		return []refusal{{[]string{"operator", "platform", "adminA", "medA", "medA1", "agentE"}, []int{403}}, parties}, true
 	case strings.HasPrefix(path, "/api/v1/odr/") || strings.HasPrefix(path, "/api/v1/stats") ||
 		strings.HasPrefix(path, "/api/v1/queue/") || strings.HasPrefix(path, "/api/v1/shifts/"):
 		return w.odrRefusals(route) // odr_authz_test.go

@@ -363,6 +363,7 @@ type accountRequest struct {
 	Role           cases.StaffRole `json:"role"`
 	InstitutionID  string          `json:"institutionId,omitempty"`
 	EnterpriseCode string          `json:"enterpriseCode,omitempty"`
+	MediatorID     string          `json:"mediatorId,omitempty"`
 	Password       string          `json:"password"`
 }
 
@@ -382,7 +383,7 @@ func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := h.p.Identity.CreateAccount(r.Context(), p.actor(), identity.NewAccount{
 		Login: req.Login, Name: req.Name, Role: req.Role, InstitutionID: req.InstitutionID,
-		EnterpriseCode: req.EnterpriseCode, Password: req.Password,
+		EnterpriseCode: req.EnterpriseCode, MediatorID: req.MediatorID, Password: req.Password,
 	})
 	if err != nil {
 		h.writeCaseError(w, r, err)

@@ -24,9 +24,12 @@ import (
 //	POST   /api/v1/institutions/{id}/shifts     adds a shift
 //	DELETE /api/v1/shifts/{id}                  removes a shift
 //
-// A staff account acts for a mediator of its own institution (accounts
-// do not name their mediator record yet); institution admins act for
-// the mediators in their scope.
+// A mediator's account linked to its mediator record (Account.MediatorID)
+// acts for that mediator alone, and may name it "me" (the path's {id},
+// or an empty mediatorId in accept and pass); acting for another
+// mediator of its institution is forbidden. An account not linked acts
+// for the mediators of its institution. Institution admins act for the
+// mediators in their scope.
 
 func (h *Handler) registerQueueAPI() {
 	if h.p.Queue == nil && h.p.Cases != nil {
@@ -149,10 +152,20 @@ func (h *Handler) queueList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
-// mediatorFor reads a mediator the caller acts for: a mediator account
-// acts for the mediators of its institution, an institution admin for
-// those in its scope.
+// mediatorMe is how a mediator's account names its own mediator record.
+const mediatorMe = "me"
+
+// mediatorFor reads a mediator the caller acts for: a linked mediator
+// account acts for its own record ("me") only, one not linked for the
+// mediators of its institution, an institution admin for those in its
+// scope.
 func (h *Handler) mediatorFor(ctx context.Context, p *principal, id string) (*cases.Mediator, error) {
+	if id == mediatorMe || id == "" {
+		if p.role() != cases.StaffMediator || p.account.MediatorID == "" {
+			return nil, cases.Errorf(cases.ENOTFOUND, "your account is not linked to a mediator record; name the mediator")
+		}
+		id = p.account.MediatorID
+	}
 	var m *cases.Mediator
 	err := h.p.Cases.Store().View(ctx, func(tx cases.Tx) error {
 		var err error
@@ -166,7 +179,13 @@ func (h *Handler) mediatorFor(ctx context.Context, p *principal, id string) (*ca
 	case cases.StaffPlatformAdmin:
 		return m, nil
 	case cases.StaffMediator:
-		if p.account.InstitutionID == m.InstitutionID {
+		own := p.account.MediatorID
+		switch {
+		case own != "" && m.ID == own:
+			return m, nil
+		case own != "" && p.account.InstitutionID == m.InstitutionID:
+			return nil, forbidden("a mediator acts on the queue for itself only")
+		case own == "" && p.account.InstitutionID == m.InstitutionID:
 			return m, nil
 		}
 	case cases.StaffInstitutionAdmin:
@@ -218,6 +237,7 @@ func (h *Handler) queueMediator(w http.ResponseWriter, r *http.Request) {
 }
 
 type queueAnswerBody struct {
+	// MediatorID is who answers; empty means the caller's own record.
 	MediatorID string `json:"mediatorId"`
 }
 

@@ -83,6 +83,7 @@ func NewHandler(p Params) *Handler {
 	h.mux.HandleFunc("GET /readyz", h.readyz)
 	h.mux.HandleFunc("GET /{$}", h.page("index.html"))
 	h.mux.HandleFunc("GET /join", h.page("join.html"))
+	h.mux.HandleFunc("GET /console", h.page("console.html"))
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	if p.Signaling != nil {
 		h.mux.Handle("GET /ws", p.Signaling)
@@ -96,6 +97,7 @@ func NewHandler(p Params) *Handler {
 	h.registerStatsAPI()
 	h.registerQueueAPI()
 	h.registerScheduleAPI()
+	h.registerKioskAPI() // the kiosk API and its page, GET /kiosk
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, codeNoRoute, "no such endpoint")
 	})

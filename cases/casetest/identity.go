@@ -27,6 +27,7 @@ func putAccount(t *testing.T, s cases.Store, a *cases.Account) {
 func testAccounts(t *testing.T, s cases.Store) {
 	ctx := t.Context()
 	a := newAccount("acct_1", "wang", cases.StaffMediator, "inst_a", "")
+	a.MediatorID = "med_1"
 	putAccount(t, s, a)
 	if a.Version != 1 || !a.CreatedAt.Equal(micro(base)) || a.CreatedAt.Location() != time.UTC {
 		t.Fatalf("after insert: version %d, created %v", a.Version, a.CreatedAt)
@@ -49,6 +50,7 @@ func testAccounts(t *testing.T, s cases.Store) {
 	got.TokenVersion = 2
 	got.Status = cases.AccountDisabled
 	got.PasswordHash = "$argon2id$other"
+	got.MediatorID = "med_2"
 	update(t, s, func(tx cases.Tx) error { return tx.PutAccount(ctx, got) })
 	if got.Version != 2 {
 		t.Fatalf("after update Version = %d", got.Version)
@@ -57,7 +59,7 @@ func testAccounts(t *testing.T, s cases.Store) {
 	wantCode(t, err, cases.ECONFLICT)
 	view(t, s, func(tx cases.Tx) error {
 		g, err := tx.Account(ctx, "acct_1")
-		if err == nil && (g.TokenVersion != 2 || g.Status != cases.AccountDisabled || g.PasswordHash != "$argon2id$other") {
+		if err == nil && (g.TokenVersion != 2 || g.Status != cases.AccountDisabled || g.PasswordHash != "$argon2id$other" || g.MediatorID != "med_2") {
 			err = fmt.Errorf("account after update: %+v", g)
 		}
 		return err

@@ -137,12 +137,26 @@ func DefaultLinkMessage(m LinkMessage) string {
 		m.CaseNumber, m.URL, m.ExpiresAt.In(china).Format("1月2日15:04"))
 }
 
+// Joinable reports whether the state of case c lets its session sess be
+// joined: a mediation session while the case is mediating, the
+// reconciliation room (applicant and merchant, no mediator) while it is
+// in reconciliation. Whether the session itself has ended is apart.
+func Joinable(c *cases.Case, sess *cases.Session) bool {
+	if sess.Mode == cases.ModeReconciliation {
+		return c.State == cases.StateReconciliation
+	}
+	return c.State == cases.StateMediating
+}
+
 // IssueLinksTx issues a short link for each participant of sess (or the
 // ones listed in only) inside tx, and queues a message with it for those
 // with a recipient. The caller commits tx and then calls Queued.
 func (s *Service) IssueLinksTx(ctx context.Context, tx cases.Tx, c *cases.Case, sess *cases.Session, actor string,
 	only []string, to map[string]Recipient) ([]IssuedLink, error) {
-	if c.State != cases.StateMediating {
+	if !Joinable(c, sess) {
+		if sess.Mode == cases.ModeReconciliation {
+			return nil, cases.Errorf(cases.ETRANSITION, "the reconciliation room is open only while the case is in reconciliation (it is %s)", c.State)
+		}
 		return nil, cases.Errorf(cases.ETRANSITION, "a case in state %s has no sessions to join", c.State)
 	}
 	if sess.Status == cases.SessionEnded {

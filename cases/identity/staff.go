@@ -37,13 +37,17 @@ type NewAccount struct {
 	Role           cases.StaffRole
 	InstitutionID  string
 	EnterpriseCode string
-	Password       string
+	// MediatorID links a mediator's account to its mediator record, of
+	// the same institution (optional).
+	MediatorID string
+	Password   string
 }
 
 // CreateAccount creates a staff account bound as its role requires: an
-// institution admin or a mediator to an institution that is not closed,
-// a merchant agent to an enrolled ODR enterprise, a platform admin to
-// nothing.
+// institution admin or a mediator to an institution that is not closed
+// (a mediator optionally to its mediator record there too), a kiosk to a
+// community station, a merchant agent to an enrolled ODR enterprise, a
+// platform admin to nothing.
 func (s *Service) CreateAccount(ctx context.Context, actor string, in NewAccount) (*cases.Account, error) {
 	login := NormalizeLogin(in.Login)
 	if !loginPattern.MatchString(login) {
@@ -55,6 +59,9 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, in NewAccount
 	if err := checkBinding(in.Role, in.InstitutionID, in.EnterpriseCode); err != nil {
 		return nil, err
 	}
+	if in.MediatorID != "" && in.Role != cases.StaffMediator {
+		return nil, cases.FieldErrorf("mediatorId", "only a mediator's account is linked to a mediator record")
+	}
 	if err := validPassword("password", in.Password, login); err != nil {
 		return nil, err
 	}
@@ -65,7 +72,7 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, in NewAccount
 	now := s.now().UTC()
 	a := &cases.Account{
 		ID: cases.NewID("acct_"), Login: login, Name: strings.TrimSpace(in.Name), Role: in.Role,
-		InstitutionID: in.InstitutionID, EnterpriseCode: in.EnterpriseCode,
+		InstitutionID: in.InstitutionID, EnterpriseCode: in.EnterpriseCode, MediatorID: in.MediatorID,
 		Status: cases.AccountActive, PasswordHash: hash, TokenVersion: 1,
 		PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
 	}
@@ -106,9 +113,9 @@ func checkBinding(role cases.StaffRole, institutionID, enterpriseCode string) er
 		if institutionID != "" || enterpriseCode != "" {
 			return cases.FieldErrorf("institutionId", "a platform admin is bound to no institution or enterprise")
 		}
-	case cases.StaffInstitutionAdmin, cases.StaffMediator:
+	case cases.StaffInstitutionAdmin, cases.StaffMediator, cases.StaffKiosk:
 		if institutionID == "" {
-			return cases.FieldErrorf("institutionId", "an institution admin or a mediator needs an institutionId")
+			return cases.FieldErrorf("institutionId", "an institution admin, a mediator or a kiosk needs an institutionId")
 		}
 		if enterpriseCode != "" {
 			return cases.FieldErrorf("enterpriseCode", "an institution's staff is bound to no enterprise")
@@ -121,7 +128,7 @@ func checkBinding(role cases.StaffRole, institutionID, enterpriseCode string) er
 			return cases.FieldErrorf("institutionId", "a merchant agent is bound to no institution")
 		}
 	default:
-		return cases.FieldErrorf("role", "role must be platform_admin, institution_admin, mediator or merchant_agent")
+		return cases.FieldErrorf("role", "role must be platform_admin, institution_admin, mediator, merchant_agent or kiosk")
 	}
 	return nil
 }
@@ -139,6 +146,18 @@ func bindingExists(ctx context.Context, tx cases.Tx, a *cases.Account) error {
 		}
 		if inst.Status == cases.InstitutionClosed {
 			return cases.FieldErrorf("institutionId", "institution %s is closed", inst.Name)
+		}
+		if a.Role == cases.StaffKiosk && inst.Level != cases.LevelCommunity {
+			return cases.FieldErrorf("institutionId", "a kiosk belongs to a community station; %s is at the %s level", inst.Name, inst.Level)
+		}
+	}
+	if a.MediatorID != "" {
+		m, err := tx.Mediator(ctx, a.MediatorID)
+		if cases.ErrorCode(err) == cases.ENOTFOUND || err == nil && m.InstitutionID != a.InstitutionID {
+			return cases.FieldErrorf("mediatorId", "institution %s has no mediator %q", a.InstitutionID, a.MediatorID)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if a.EnterpriseCode != "" {

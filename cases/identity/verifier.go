@@ -46,7 +46,8 @@ func (v *Verifier) Verify(token string) (*joinlink.Claims, error) {
 }
 
 // VerifyContext checks token's signature and claims, then the store for
-// revocations; see VerifyMode. Its errors are the joinlink package's
+// revocations; see VerifyMode. A link to the reconciliation room works
+// while the case is in reconciliation (Joinable). Its errors are the joinlink package's
 // (ErrInvalid, ErrExpired, ErrRevoked, ErrRemoved, ErrSessionEnded, ...)
 // or, when the store fails, an internal error.
 func (v *Verifier) VerifyContext(ctx context.Context, token string) (*joinlink.Claims, error) {
@@ -111,7 +112,7 @@ func (s *Service) checkTx(ctx context.Context, tx cases.Tx, c *joinlink.Claims, 
 	if err != nil {
 		return cases.Participant{}, err
 	}
-	if cs.State != cases.StateMediating {
+	if !Joinable(cs, sess) {
 		return cases.Participant{}, joinlink.ErrRevoked
 	}
 	return p, nil

@@ -30,13 +30,13 @@ func utcOf(t *time.Time) *time.Time {
 }
 
 const accountColumns = `id, login, name, role, institution_id, enterprise_code, status, password_hash,
-	token_version, password_changed_at, version, created_at, updated_at`
+	token_version, password_changed_at, version, created_at, updated_at, mediator_id`
 
 func scanAccount(row pgx.Row) (*cases.Account, error) {
 	var a cases.Account
 	var role string
 	err := row.Scan(&a.ID, &a.Login, &a.Name, &role, &a.InstitutionID, &a.EnterpriseCode, &a.Status,
-		&a.PasswordHash, &a.TokenVersion, &a.PasswordChangedAt, &a.Version, &a.CreatedAt, &a.UpdatedAt)
+		&a.PasswordHash, &a.TokenVersion, &a.PasswordChangedAt, &a.Version, &a.CreatedAt, &a.UpdatedAt, &a.MediatorID)
 	if err != nil {
 		return nil, err
 	}
@@ -81,12 +81,12 @@ func (t *tx) PutAccount(ctx context.Context, a *cases.Account) error {
 	}
 	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = storetime.UTC(a.PasswordChangedAt), storetime.UTC(a.CreatedAt), storetime.UTC(a.UpdatedAt)
 	args := []any{a.Login, a.Name, string(a.Role), a.InstitutionID, a.EnterpriseCode, a.Status, a.PasswordHash,
-		a.TokenVersion, a.PasswordChangedAt, a.Version + 1, a.CreatedAt, a.UpdatedAt, a.ID}
+		a.TokenVersion, a.PasswordChangedAt, a.Version + 1, a.CreatedAt, a.UpdatedAt, a.ID, a.MediatorID}
 	if a.Version == 0 {
 		_, err := t.tx.Exec(ctx, `INSERT INTO staff_accounts
 			(login, name, role, institution_id, enterprise_code, status, password_hash,
-			 token_version, password_changed_at, version, created_at, updated_at, id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, args...)
+			 token_version, password_changed_at, version, created_at, updated_at, id, mediator_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
 		if err != nil {
 			return constraintError("insert account", err, msgLoginTaken, "")
 		}
@@ -94,8 +94,8 @@ func (t *tx) PutAccount(ctx context.Context, a *cases.Account) error {
 		tag, err := t.tx.Exec(ctx, `UPDATE staff_accounts SET
 			login = $1, name = $2, role = $3, institution_id = $4, enterprise_code = $5, status = $6,
 			password_hash = $7, token_version = $8, password_changed_at = $9, version = $10,
-			created_at = $11, updated_at = $12
-			WHERE id = $13 AND version = $14`, append(args, a.Version)...)
+			created_at = $11, updated_at = $12, mediator_id = $14
+			WHERE id = $13 AND version = $15`, append(args, a.Version)...)
 		if err != nil {
 			return constraintError("update account", err, msgLoginTaken, "")
 		}

@@ -40,7 +40,7 @@ func timePtr(v sql.NullInt64) *time.Time {
 }
 
 const accountColumns = `id, login, name, role, institution_id, enterprise_code, status, password_hash,
-	token_version, password_changed_at, version, created_at, updated_at`
+	token_version, password_changed_at, version, created_at, updated_at, mediator_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -49,7 +49,7 @@ func scanAccount(row scanner) (*cases.Account, error) {
 	var role string
 	var changed, created, updated int64
 	err := row.Scan(&a.ID, &a.Login, &a.Name, &role, &a.InstitutionID, &a.EnterpriseCode, &a.Status,
-		&a.PasswordHash, &a.TokenVersion, &changed, &a.Version, &created, &updated)
+		&a.PasswordHash, &a.TokenVersion, &changed, &a.Version, &created, &updated, &a.MediatorID)
 	if err != nil {
 		return nil, err
 	}
@@ -93,18 +93,18 @@ func (t *tx) PutAccount(ctx context.Context, a *cases.Account) error {
 	}
 	a.PasswordChangedAt, a.CreatedAt, a.UpdatedAt = storetime.UTC(a.PasswordChangedAt), storetime.UTC(a.CreatedAt), storetime.UTC(a.UpdatedAt)
 	args := []any{a.Login, a.Name, string(a.Role), a.InstitutionID, a.EnterpriseCode, a.Status, a.PasswordHash,
-		a.TokenVersion, micros(a.PasswordChangedAt), a.Version + 1, micros(a.CreatedAt), micros(a.UpdatedAt), a.ID}
+		a.TokenVersion, micros(a.PasswordChangedAt), a.Version + 1, micros(a.CreatedAt), micros(a.UpdatedAt), a.MediatorID, a.ID}
 	var err error
 	if a.Version == 0 {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO staff_accounts
 			(login, name, role, institution_id, enterprise_code, status, password_hash,
-			 token_version, password_changed_at, version, created_at, updated_at, id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			 token_version, password_changed_at, version, created_at, updated_at, mediator_id, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	} else {
 		var res sql.Result
 		res, err = t.tx.ExecContext(ctx, `UPDATE staff_accounts SET
 			login = ?, name = ?, role = ?, institution_id = ?, enterprise_code = ?, status = ?, password_hash = ?,
-			token_version = ?, password_changed_at = ?, version = ?, created_at = ?, updated_at = ?
+			token_version = ?, password_changed_at = ?, version = ?, created_at = ?, updated_at = ?, mediator_id = ?
 			WHERE id = ? AND version = ?`, append(args, a.Version)...)
 		if err == nil {
 			var n int64

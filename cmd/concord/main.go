@@ -145,6 +145,8 @@ type Main struct {
 	// cloud runs the ODR and reminder workers and the instant-mediation
 	// queue (cloud.go).
 	cloud *cloudMediation
+	// ends tells the queue and the rooms of sessions the store ended.
+	ends *sessionEnds
 
 	closeOnce sync.Once
 	closeErr  error
@@ -199,6 +201,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.metrics = prometheus.NewRegistry()
 	m.store = cases.ObservedStore(m.store, storeLatency(m.metrics))
+	m.ends = watchSessionEnds(m.store)
+	m.store = m.ends
 	var err error
 	sp := cases.ServiceParams{Store: m.store, Logger: m.log}
 	if sp.Outbox, err = openOutcomeOutbox(m.Config.DataDir); err != nil {
@@ -277,6 +281,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Metrics:        signaling.NewMetrics(m.metrics),
 		ICEServersFor:  m.iceServersFor,
 	})
+	m.ends.notify(m.cloud.sessionEnded(m.sig))
 	handler := web.NewHandler(web.Params{
 		Logger:         m.log,
 		Cases:          m.cases,

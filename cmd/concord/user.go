@@ -21,7 +21,10 @@ const userUsage = `Usage: concord user add --login LOGIN --role ROLE [flags]
 
 Creates a staff account in the case store, typically the first platform
 admin. Roles: platform_admin, institution_admin (--institution),
-mediator (--institution), merchant_agent (--enterprise CREDIT_CODE).
+mediator (--institution, optionally --mediator MEDIATOR_ID: its mediator
+record there), merchant_agent (--enterprise CREDIT_CODE), kiosk
+(--institution: a community station; the device of its remote mediation
+room).
 The password is read from standard input with --password-stdin, or
 generated and printed once.
 
@@ -37,14 +40,15 @@ func runUser(args, env []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("concord user add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
-	var login, name, role, inst, ent string
+	var login, name, role, inst, ent, med string
 	var fromStdin bool
 	fs.StringVar(&cfg.DataDir, "data-dir", envOr(env, "CONCORD_DATA_DIR", "concord-data"), "the server's data folder [CONCORD_DATA_DIR]")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr(env, "CONCORD_DATABASE_URL", ""), "PostgreSQL URL; empty uses the embedded store [CONCORD_DATABASE_URL]")
 	fs.StringVar(&login, "login", "", "the login (required)")
 	fs.StringVar(&name, "name", "", "the person's name (default: the login)")
-	fs.StringVar(&role, "role", "", "platform_admin, institution_admin, mediator or merchant_agent (required)")
-	fs.StringVar(&inst, "institution", "", "the institution id of an institution admin or a mediator")
+	fs.StringVar(&role, "role", "", "platform_admin, institution_admin, mediator, merchant_agent or kiosk (required)")
+	fs.StringVar(&inst, "institution", "", "the institution id of an institution admin, a mediator or a kiosk")
+	fs.StringVar(&med, "mediator", "", "a mediator account's mediator record, at its institution")
 	fs.StringVar(&ent, "enterprise", "", "the credit code of a merchant agent's ODR enterprise")
 	fs.BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input")
 	fs.Usage = func() { fmt.Fprint(stderr, userUsage); fs.PrintDefaults() }
@@ -98,7 +102,7 @@ func runUser(args, env []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return 1
 	}
 	a, err := id.CreateAccount(ctx, "cli", identity.NewAccount{Login: login, Name: name, Role: cases.StaffRole(role),
-		InstitutionID: inst, EnterpriseCode: ent, Password: password})
+		InstitutionID: inst, EnterpriseCode: ent, MediatorID: med, Password: password})
 	if err != nil {
 		msg := cases.ErrorMessage(err)
 		if cases.ErrorCode(err) == cases.EINTERNAL {

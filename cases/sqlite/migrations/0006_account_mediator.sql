@@ -1,0 +1,4 @@
+-- A mediator's staff account names its mediator record, for the
+-- instant-mediation queue's "me".
+
+ALTER TABLE staff_accounts ADD COLUMN mediator_id TEXT NOT NULL DEFAULT '';
