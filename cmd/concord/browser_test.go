@@ -141,7 +141,8 @@ const (
 
 // startBrowser starts a headless Chromium with fake camera and microphone
 // for the test, or skips the test when there is none (fails under CI).
-func startBrowser(t *testing.T) context.Context {
+// extra options override the defaults.
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
@@ -151,7 +152,7 @@ func startBrowser(t *testing.T) context.Context {
 		t.Fatal("chromium is not installed, and CI needs the real-browser test:", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testLimit)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -173,7 +174,8 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(opts, extra...)...)
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
 	// Cleanups run last-in first-out: the browser closes before the
 	// server the test starts after it.

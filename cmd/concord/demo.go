@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/cases/identity"
 	"github.com/concord-odr/concord/cases/joinlink"
 )
 
@@ -19,6 +21,13 @@ const (
 	demoChannel       = "demo"
 	demoExternalRef   = "demo-case-1"
 	demoActor         = "demo-seed"
+	// The demo's staff: a mediator record with a shift, an ODR
+	// enterprise with a complaint in its inbox, and a login for each
+	// console.
+	demoMediatorID   = "med_demo"
+	demoShiftID      = "shift_demo"
+	demoCreditCode   = "91310000MA1DEM000X"
+	demoComplaintRef = "demo-complaint-1"
 )
 
 // Demo is the demo case and fresh join links for its open session.
@@ -28,6 +37,15 @@ type Demo struct {
 	CaseState  cases.State
 	SessionID  string
 	Links      []DemoLink // empty when the demo case is closed
+	// Staff are the demo's console logins, all with StaffPassword.
+	Staff         []DemoStaff
+	StaffPassword string
+	ComplaintID   string // the complaint in the demo merchant's inbox
+}
+
+// DemoStaff is one demo console login.
+type DemoStaff struct {
+	Login, Role string
 }
 
 // DemoLink is one participant's join link.
@@ -92,6 +110,9 @@ func (m *Main) seedDemo(ctx context.Context) (*Demo, error) {
 		return nil, err
 	}
 	d := &Demo{CaseID: c.ID, CaseNumber: c.Number, CaseState: c.State}
+	if err := m.seedDemoStaff(ctx, d); err != nil {
+		return nil, fmt.Errorf("demo staff: %w", err)
+	}
 	if c.State == cases.StateClosed {
 		return d, nil
 	}
@@ -164,6 +185,12 @@ func (d *Demo) print(w io.Writer, base, adminToken string) {
 	if med, ok := d.Link("mediator"); ok {
 		fmt.Fprintf(w, "The case record:\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases/%s\n", med.Token, base, d.CaseID)
 	}
+	if len(d.Staff) > 0 {
+		fmt.Fprintf(w, "Staff console: %s/console (password %s for each):\n", base, d.StaffPassword)
+		for _, s := range d.Staff {
+			fmt.Fprintf(w, "  %-18s %s\n", s.Role+":", s.Login)
+		}
+	}
 	if adminToken != "" {
 		fmt.Fprintf(w, "Staff API (operator token, kept in the data folder):\n  curl -H 'Authorization: Bearer %s' %s/api/v1/cases\n", adminToken, base)
 		fmt.Fprintf(w, "Create the first staff account (then log in at POST /api/v1/auth/login):\n  concord user add --data-dir DATA_DIR --login admin --role platform_admin\n")
@@ -175,4 +202,72 @@ func (d *Demo) print(w io.Writer, base, adminToken string) {
 // creating a random one on first use.
 func demoAdminToken(dir string) (string, error) {
 	return loadOrCreateSecret(filepath.Join(dir, "admin.token"), 24, 24, base64.RawURLEncoding.EncodeToString)
+}
+
+// seedDemoStaff creates (or finds) the demo's mediator record and its
+// shift around now, an ODR enterprise with a complaint in reconciliation,
+// and a mediator, an institution admin and a merchant agent login sharing
+// one password kept in the data folder.
+func (m *Main) seedDemoStaff(ctx context.Context, d *Demo) error {
+	svc := m.cases
+	pw, err := loadOrCreateSecret(filepath.Join(m.Config.DataDir, "demo-staff.password"), 16, 12, base64.RawURLEncoding.EncodeToString)
+	if err != nil {
+		return err
+	}
+	d.StaffPassword = pw
+	if err := svc.PutMediator(ctx, &cases.Mediator{ID: demoMediatorID, InstitutionID: demoInstitutionID, Name: "Mediator Zhang"}); err != nil {
+		return err
+	}
+	now := svc.Now()
+	if err := svc.PutShift(ctx, &cases.Shift{ID: demoShiftID, MediatorID: demoMediatorID, InstitutionID: demoInstitutionID,
+		StartsAt: now.Add(-time.Hour), EndsAt: now.Add(23 * time.Hour), CreatedBy: demoActor}); err != nil {
+		return err
+	}
+	e, err := svc.ApplyEnrolment(ctx, cases.Enrolment{CreditCode: demoCreditCode, Name: "Bright Home Appliances Ltd",
+		InstitutionID: demoInstitutionID, Categories: []string{"e-commerce", "product-quality"}, ResponseDays: 5, Actor: demoActor})
+	if err != nil {
+		return err
+	}
+	if e.Status == cases.EnterprisePending {
+		if _, err := svc.ReviewEnrolment(ctx, demoCreditCode, cases.EnrolApprove, "", demoActor); err != nil {
+			return err
+		}
+	}
+	c, _, err := svc.OpenCase(ctx, cases.NewCase{
+		InstitutionID: demoInstitutionID, Category: "e-commerce", Channel: demoChannel, ExternalRef: demoComplaintRef,
+		Applicant:  cases.Party{Name: "Wang Fang (consumer)", Kind: "person"},
+		Respondent: cases.Party{Name: "Bright Home Appliances Ltd", Kind: "organisation", CreditCode: demoCreditCode},
+		Claims:     "Refund of 399.00 yuan for a kettle delivered broken.", AmountCents: 39900, Actor: demoActor,
+	})
+	if err != nil {
+		return err
+	}
+	d.ComplaintID = c.ID
+	if c.State == cases.StateSubmitted {
+		if _, err := svc.SweepReconciliation(ctx); err != nil {
+			return err
+		}
+	}
+	for _, a := range []identity.NewAccount{
+		{Login: "demo-mediator", Name: "Mediator Zhang", Role: cases.StaffMediator, InstitutionID: demoInstitutionID},
+		{Login: "demo-admin", Name: "Demo Institution Admin", Role: cases.StaffInstitutionAdmin, InstitutionID: demoInstitutionID},
+		{Login: "demo-merchant", Name: "Bright Home Agent", Role: cases.StaffMerchantAgent, EnterpriseCode: demoCreditCode},
+	} {
+		d.Staff = append(d.Staff, DemoStaff{Login: a.Login, Role: string(a.Role)})
+		err := m.store.View(ctx, func(tx cases.Tx) error {
+			_, err := tx.AccountByLogin(ctx, a.Login)
+			return err
+		})
+		if err == nil {
+			continue
+		}
+		if cases.ErrorCode(err) != cases.ENOTFOUND {
+			return err
+		}
+		a.Password = pw
+		if _, err := m.identity.CreateAccount(ctx, demoActor, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }

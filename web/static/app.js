@@ -55,7 +55,16 @@ const state = {
   agrDirty: false, // mediator: the editor has unsaved changes
   agrMode: null, // mediator: the mode the visibility default follows
   agrBusy: false,
+  speaker: '', // the active speaker among those we may hear
+  screen: null, // our screen share: { track, stream, sender }
+  pubOffering: false, // a pub offer awaits its answer
+  pubAgain: false, // renegotiate pub once that answer is in
+  weakNet: false, // the connection looks too weak for video
 };
+
+// A shared screen arrives in a stream whose id is the sharer's id with
+// this suffix (camera and microphone: the id alone).
+const SCREEN_SUFFIX = '.screen';
 
 // For tests: the current peer connections.
 window.concord = { pub: null, sub: null };
@@ -218,6 +227,7 @@ async function preflight(mode) {
     return;
   }
   useStream(stream);
+  checkNetwork();
   connect();
 }
 
@@ -235,9 +245,14 @@ function useStream(stream) {
   }
   $('preview-note').hidden = stream.getVideoTracks().length > 0;
   renderControls();
+  // Device labels and the full list come once the camera is allowed.
+  if (stream.getVideoTracks().length > 0 && navigator.mediaDevices.enumerateDevices) countCameras();
 }
 
 function stopLocal() {
+  stopScreen();
+  clearInterval(netTimer);
+  setWeak(false);
   if (!state.localStream) return;
   for (const tr of state.localStream.getTracks()) tr.stop();
   for (const id of SELF_VIDEOS) $(id).srcObject = null;
@@ -346,6 +361,10 @@ function handleMessage(msg) {
     case 'unmute_requested':
       state.unmuteRequest = { from: msg.from || '' };
       renderSelfAudio();
+      return;
+    case 'active_speaker':
+      state.speaker = typeof msg.participantId === 'string' ? msg.participantId : '';
+      renderSpeaker();
       return;
     case 'agreement_updated':
       if (msg.agreement && msg.agreement.id) fetchAgreement(msg.agreement.id);
@@ -521,16 +540,48 @@ function setupPeers() {
   sub.addEventListener('track', onTrack);
 
   const tracks = state.localStream ? state.localStream.getTracks() : [];
-  if (tracks.length > 0) {
-    const pub = newPC('pub');
+  const screen = state.screen && state.screen.track.readyState === 'live' ? state.screen : null;
+  if (tracks.length > 0 || screen) {
+    const pub = ensurePub();
     for (const tr of tracks) pub.addTrack(tr, state.localStream);
-    run('pub', pub, async () => {
+    // A screen shared before the connection dropped goes on.
+    if (screen) screen.sender = pub.addTrack(screen.track, screen.stream);
+    negotiatePub();
+  }
+}
+
+function ensurePub() {
+  if (state.pcs.pub) return state.pcs.pub;
+  state.pubOffering = false;
+  state.pubAgain = false;
+  return newPC('pub');
+}
+
+// negotiatePub offers the current local tracks; while an offer awaits
+// its answer, the next one waits for it. screenTracks names the tracks
+// that are a shared screen.
+function negotiatePub() {
+  const pub = state.pcs.pub;
+  if (!pub) return;
+  if (state.pubOffering) {
+    state.pubAgain = true;
+    return;
+  }
+  state.pubOffering = true;
+  run('pub', pub, async () => {
+    try {
       const offer = await pub.createOffer();
       await pub.setLocalDescription(offer);
-      send({ type: 'offer', pc: 'pub', sdp: pub.localDescription.sdp });
+      const msg = { type: 'offer', pc: 'pub', sdp: pub.localDescription.sdp };
+      const screen = state.screen && state.screen.sender && state.screen.track.readyState === 'live' ? [state.screen.track.id] : [];
+      if (screen.length > 0) msg.screenTracks = screen;
+      send(msg);
       flushLocal('pub');
-    });
-  }
+    } catch (err) {
+      state.pubOffering = false;
+      throw err;
+    }
+  });
 }
 
 function teardownPeers() {
@@ -548,8 +599,16 @@ function onPubAnswer(sdp) {
   const pc = state.pcs.pub;
   if (!pc) return;
   run('pub', pc, async () => {
-    await pc.setRemoteDescription({ type: 'answer', sdp });
-    await flushRemote('pub', pc);
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      await flushRemote('pub', pc);
+    } finally {
+      state.pubOffering = false;
+      if (state.pubAgain) {
+        state.pubAgain = false;
+        negotiatePub();
+      }
+    }
   });
 }
 
@@ -608,24 +667,118 @@ function liveStream(id) {
   return s && s.getTracks().some((tr) => tr.readyState === 'live') ? s : null;
 }
 
+function isScreenId(streamId) {
+  return streamId.endsWith(SCREEN_SUFFIX);
+}
+
+// caucusSide is the side a participant belongs to for private meetings:
+// an interpreter follows the side it is attached to.
+function caucusSide(p) {
+  return (p.role === 'interpreter' && p.attachedSide) || p.side || 'neutral';
+}
+
+function takesPartInCaucus(p, mode) {
+  if (isMediatorRole(p.role)) return true;
+  const side = caucusSide(p);
+  return side === mode.side || (side === 'neutral' && !!p.caucusGuest);
+}
+
+// mayReceive mirrors the room policy (rooms.Room.MayReceive) from the
+// room view: whether the server currently lets us receive id's media.
+// The server enforces it; the page uses it so as to show no tile (or
+// frozen last frame) of someone whose tracks are paused for us.
+function mayReceive(id) {
+  const r = state.room;
+  if (!r) return true;
+  const p = r.participants.find((q) => q.id === id);
+  if (!p) return !isWaitingOutside();
+  if (p.role === 'observer' || !p.present) return false;
+  if (p.state === 'waiting' && p.checking) return amMediator();
+  if (p.state !== 'admitted') return false;
+  const mode = r.mode || {};
+  if (!mode.caucus) return true;
+  const meIn = amMediator() || !!r.inCaucus;
+  const pIn = takesPartInCaucus(p, mode);
+  if (meIn || pIn) return meIn && pIn;
+  // Both wait outside: people of one side may still talk together.
+  const side = caucusSide(r.self);
+  return side === caucusSide(p) && side !== 'neutral';
+}
+
 // tileIds lists whom to show a tile for: the others admitted and present,
 // waiting people under an identity check (mediators), and anyone whose
-// media arrives.
+// media arrives. A party waiting outside a private meeting gets no tile
+// of those in it: the waiting panel stands in for them.
 function tileIds() {
   const me = selfId();
   const ids = [];
   const room = state.room;
+  const outside = isWaitingOutside();
   if (room) {
     const list = [...room.participants].sort((a, b) => Number(isMediatorRole(b.role)) - Number(isMediatorRole(a.role)));
     for (const p of list) {
       if (p.id === me || !p.present || p.role === 'observer') continue;
+      if (outside && !mayReceive(p.id)) continue;
       if (p.state === 'admitted' || (p.state === 'waiting' && p.checking)) ids.push(p.id);
     }
   }
   for (const id of state.streams.keys()) {
-    if (id !== me && !ids.includes(id) && liveStream(id)) ids.push(id);
+    if (id === me || isScreenId(id) || ids.includes(id) || !liveStream(id)) continue;
+    if (room && (outside || room.participants.some((p) => p.id === id))) continue;
+    ids.push(id);
   }
   return ids;
+}
+
+// screenIds lists the shared screens to show: live, and from someone we
+// may receive now.
+function screenIds() {
+  if (state.stage !== 'room' || !state.pcs.sub) return [];
+  const out = [];
+  for (const sid of state.streams.keys()) {
+    if (!isScreenId(sid)) continue;
+    const pid = sid.slice(0, -SCREEN_SUFFIX.length);
+    const s = liveStream(sid);
+    if (pid === selfId() || !s || s.getVideoTracks().length === 0 || !mayReceive(pid)) continue;
+    out.push(sid);
+  }
+  return out;
+}
+
+function renderScreens() {
+  const box = $('screens');
+  const want = screenIds();
+  for (const tile of [...box.children]) {
+    if (!want.includes(tile.dataset.streamId)) dropTile(tile);
+  }
+  for (const sid of want) {
+    let tile = [...box.children].find((c) => c.dataset.streamId === sid);
+    if (!tile) {
+      tile = el('figure', 'tile screen-tile');
+      tile.dataset.streamId = sid;
+      tile.dataset.screenOf = sid.slice(0, -SCREEN_SUFFIX.length);
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      video.muted = true; // a screen has no sound; muted, it may always play
+      video.setAttribute('playsinline', '');
+      const cap = el('figcaption', 'tile-caption');
+      cap.append(el('span', 'tile-name'));
+      tile.append(video, cap);
+      box.append(tile);
+    }
+    const video = tile.querySelector('video');
+    const stream = liveStream(sid);
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+      video.play().catch(() => {});
+    }
+    const label = t('screen.of', { name: nameOf(tile.dataset.screenOf) });
+    setText(tile.querySelector('.tile-name'), label);
+    video.setAttribute('aria-label', label);
+  }
+  box.hidden = want.length === 0;
+  $('stage').dataset.screens = String(want.length);
 }
 
 function renderTiles() {
@@ -644,10 +797,19 @@ function renderTiles() {
     }
     renderTile(tile);
   });
+  renderScreens();
   for (const id of [...state.streams.keys()]) {
     if (!want.includes(id) && !liveStream(id)) state.streams.delete(id);
   }
   renderTileCount();
+  renderSpeaker();
+}
+
+// renderSpeaker marks the active speaker's tile and name.
+function renderSpeaker() {
+  for (const node of document.querySelectorAll('#tiles [data-participant-id], #participants [data-participant-id]')) {
+    node.classList.toggle('speaking', !!state.speaker && node.dataset.participantId === state.speaker);
+  }
 }
 
 function ensureTile(id) {
@@ -683,7 +845,10 @@ function renderTile(tile) {
   const p = person(id);
   const name = p && p.name ? p.name : '…';
   const video = tile.querySelector('video');
-  const stream = liveStream(id);
+  // A paused track (a private meeting, say) keeps its last frame: show
+  // nothing of whom the room does not let us receive now.
+  const allowed = mayReceive(id);
+  const stream = allowed ? liveStream(id) : null;
   if (stream) {
     if (video.srcObject !== stream) {
       video.srcObject = stream;
@@ -698,7 +863,7 @@ function renderTile(tile) {
   let status = '';
   const room = state.room;
   const rp = room && room.participants.find((q) => q.id === id);
-  const away = !stream && room && room.mode && room.mode.caucus;
+  const away = (!allowed || !stream) && room && room.mode && room.mode.caucus;
   if (rp && rp.state === 'waiting' && rp.checking) status = t('room.identityCheck');
   else if (away) status = amMediator() || room.inCaucus ? t('tile.outside') : t('tile.away');
   else if (!stream) status = t('tile.connecting');
@@ -732,6 +897,8 @@ function dropTile(tile) {
 
 function clearTiles() {
   for (const tile of [...$('tiles').children]) dropTile(tile);
+  for (const tile of [...$('screens').children]) dropTile(tile);
+  $('screens').hidden = true;
   state.streams.clear();
   renderTileCount();
 }
@@ -1018,6 +1185,7 @@ function renderPeople() {
     }
   });
   for (const tile of $('tiles').children) renderTile(tile);
+  renderSpeaker();
 }
 
 $('participants').addEventListener('click', (ev) => onPersonAction(ev, 'remove'));
@@ -1233,6 +1401,7 @@ function renderControls() {
   const camOff = video.length === 0 || video.every((tr) => !tr.enabled);
   mic.disabled = audio.length === 0;
   cam.disabled = video.length === 0;
+  $('switch-cam').hidden = video.length === 0 || cameraCount < 2;
   // Each button's name says what it does now (no aria-pressed: its label
   // changes instead); data-on says whether the device is on.
   mic.dataset.on = String(!micOff);
@@ -1243,6 +1412,7 @@ function renderControls() {
   cam.querySelector('.ctl-label').textContent = t(camOff ? 'ctl.camOn' : 'ctl.camOff');
   $('self-tile').classList.toggle('no-video', camOff);
   $('self-tile').querySelector('.tile-avatar').textContent = initial(state.self ? state.self.name : t('room.you'));
+  renderScreenControl();
 }
 
 $('toggle-mic').addEventListener('click', () => {
@@ -1260,6 +1430,138 @@ $('toggle-cam').addEventListener('click', () => {
   renderControls();
 });
 
+// ---------------------------------------------------------------- camera choice
+
+// Phones have a front and a back camera: the switch goes to the next one.
+let cameraCount = 0;
+
+async function countCameras() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    cameraCount = devices.filter((d) => d.kind === 'videoinput').length;
+  } catch (_) {
+    cameraCount = 0;
+  }
+  renderControls();
+}
+
+if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+  navigator.mediaDevices.addEventListener('devicechange', countCameras);
+}
+
+// replaceVideo puts track in place of our camera track, on the page and
+// on the pub connection; null drops the camera (audio only).
+async function replaceVideo(track) {
+  const stream = state.localStream;
+  if (!stream) return;
+  const old = stream.getVideoTracks()[0] || null;
+  const pub = state.pcs.pub;
+  const sender = pub && old ? pub.getSenders().find((x) => x.track === old) : null;
+  if (sender) await sender.replaceTrack(track);
+  if (old) {
+    stream.removeTrack(old);
+    old.stop();
+  }
+  if (track) {
+    if (old) track.enabled = old.enabled;
+    stream.addTrack(track);
+  }
+  for (const id of SELF_VIDEOS) {
+    const v = $(id);
+    v.srcObject = stream;
+    v.play().catch(() => {});
+  }
+  renderControls();
+}
+
+async function switchCamera() {
+  const stream = state.localStream;
+  const old = stream && stream.getVideoTracks()[0];
+  if (!old) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
+  const current = old.getSettings().deviceId;
+  const i = devices.findIndex((d) => d.deviceId === current);
+  const next = devices[(i + 1) % devices.length];
+  if (!next || next.deviceId === current) return;
+  const open = async (deviceId) => {
+    const s = await navigator.mediaDevices.getUserMedia({ video: { deviceId: { exact: deviceId }, width: { ideal: 640 }, height: { ideal: 360 } } });
+    return s.getVideoTracks()[0];
+  };
+  let track;
+  try {
+    track = await open(next.deviceId);
+  } catch (_) {
+    // Many phones open one camera at a time: let the old one go first.
+    old.stop();
+    try {
+      track = await open(next.deviceId);
+    } catch (_) {
+      showAlert({ key: 'cam.switchFailed', transient: true });
+      try { track = await open(current); } catch (_) { /* no camera at all now */ }
+    }
+  }
+  await replaceVideo(track || null);
+}
+
+$('switch-cam').addEventListener('click', () => { switchCamera(); });
+
+// ---------------------------------------------------------------- network check
+
+// A weak connection cannot carry video: the page says so and offers to go
+// on with audio only. It looks at what the browser knows of the network
+// (navigator.connection, on Android) and, once connected, at the bitrate
+// the pub connection may send and its round trip.
+const WEAK_BITRATE = 150000; // bits per second
+const WEAK_RTT = 1.0; // seconds
+let netTimer = 0;
+let weakChecks = 0;
+
+function checkNetwork() {
+  const c = navigator.connection;
+  if (c && (c.effectiveType === 'slow-2g' || c.effectiveType === '2g' || (c.downlink > 0 && c.downlink < 0.3))) setWeak(true);
+  clearInterval(netTimer);
+  netTimer = setInterval(checkPubStats, 4000);
+}
+
+async function checkPubStats() {
+  const pub = state.pcs.pub;
+  if (!pub || state.ended || state.left || !hasVideo()) return;
+  let weak = false;
+  try {
+    const stats = await pub.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        if (s.availableOutgoingBitrate !== undefined && s.availableOutgoingBitrate < WEAK_BITRATE) weak = true;
+        if (s.currentRoundTripTime !== undefined && s.currentRoundTripTime > WEAK_RTT) weak = true;
+      }
+    });
+  } catch (_) {
+    return;
+  }
+  // Two bad checks in a row, so that a moment's congestion says nothing.
+  weakChecks = weak ? weakChecks + 1 : 0;
+  if (weakChecks >= 2) setWeak(true);
+}
+
+function hasVideo() {
+  return !!state.localStream && state.localStream.getVideoTracks().length > 0;
+}
+
+function setWeak(weak) {
+  state.weakNet = weak && hasVideo();
+  $('weak-net').hidden = !state.weakNet;
+}
+
+$('weak-audio-only').addEventListener('click', async () => {
+  await replaceVideo(null);
+  setWeak(false);
+  showAlert({ key: 'net.audioOnly.done', transient: true, info: true });
+});
+$('weak-keep').addEventListener('click', () => {
+  $('weak-net').hidden = true;
+  clearInterval(netTimer);
+});
+
 $('leave').addEventListener('click', () => {
   state.left = true;
   clearTimeout(state.reconnectTimer);
@@ -1274,6 +1576,85 @@ $('leave').addEventListener('click', () => {
   renderEnded();
   setPhase('ended');
 });
+
+// ---------------------------------------------------------------- screen share
+
+// Screen share is for desktops (a mediator showing a draft agreement, say);
+// phone browsers have no getDisplayMedia. The track goes on the pub
+// connection; its offer names it in screenTracks, and the others receive
+// it in the stream `<our id>.screen`, with the room's visibility.
+
+function canShareScreen() {
+  return !!(navigator.mediaDevices && typeof navigator.mediaDevices.getDisplayMedia === 'function');
+}
+
+// shareScreen publishes track (a video track: from getDisplayMedia, or
+// any other source) as our shared screen, replacing one shared before.
+export function shareScreen(track) {
+  if (!track || track.kind !== 'video' || track.readyState !== 'live') throw new Error('shareScreen: a live video track is needed');
+  if (state.stage !== 'room' || !state.signal) throw new Error('shareScreen: not in the room');
+  if (state.screen) stopScreen();
+  try { track.contentHint = 'detail'; } catch (_) { /* older browsers */ }
+  const stream = new MediaStream([track]);
+  const screen = { track, stream, sender: null };
+  state.screen = screen;
+  // The browser's own "Stop sharing" ends the track.
+  track.addEventListener('ended', () => { if (state.screen === screen) stopScreen(); });
+  const pub = ensurePub();
+  screen.sender = pub.addTrack(track, stream);
+  negotiatePub();
+  renderScreenControl();
+}
+
+// stopScreen stops our screen share, if any.
+export function stopScreen() {
+  const screen = state.screen;
+  if (!screen) return;
+  state.screen = null;
+  const pub = state.pcs.pub;
+  if (pub && screen.sender && pub.getSenders().includes(screen.sender)) {
+    try { pub.removeTrack(screen.sender); } catch (_) { /* closed */ }
+    negotiatePub();
+  }
+  screen.track.stop();
+  renderScreenControl();
+}
+
+async function startScreenShare() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 5, max: 15 } }, audio: false });
+  } catch (err) {
+    // Cancelled in the browser's picker: nothing to say.
+    if (!err || err.name !== 'NotAllowedError' && err.name !== 'AbortError') showAlert({ key: 'screen.failed', transient: true });
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  for (const tr of stream.getAudioTracks()) tr.stop();
+  if (!track) return;
+  try {
+    shareScreen(track);
+  } catch (err) {
+    track.stop();
+    showAlert({ key: 'screen.failed', transient: true });
+  }
+}
+
+function renderScreenControl() {
+  const b = $('toggle-screen');
+  b.hidden = !canShareScreen() || state.stage !== 'room';
+  const on = !!state.screen;
+  b.dataset.on = String(on);
+  b.classList.toggle('active', on);
+  setText(b.querySelector('.ctl-label'), t(on ? 'ctl.screenStop' : 'ctl.screen'));
+  $('sharing-notice').hidden = !on || state.stage !== 'room';
+}
+
+$('toggle-screen').addEventListener('click', () => {
+  if (state.screen) stopScreen();
+  else startScreenShare();
+});
+$('sharing-stop').addEventListener('click', stopScreen);
 
 $('rejoin').addEventListener('click', () => location.reload());
 $('error-retry').addEventListener('click', () => location.reload());
