@@ -127,11 +127,20 @@ type downTrack struct {
 
 	bw *bandwidth // the subscriber's, nil in benchmarks
 
+	// Counters, read by SFU.Stats (stats.go). Each is written by this
+	// downTrack's own goroutines or its publisher's read loop, never by
+	// every subscriber's at once, so they cost no shared cache line.
 	sent       atomic.Uint64 // packets written
 	sentBytes  atomic.Uint64 // payload bytes written
-	dropped    atomic.Uint64 // packets dropped for a full queue
+	dropped    dropCounters  // packets not forwarded, by reason
 	resent     atomic.Uint64 // retransmissions written
 	nackMissed atomic.Uint64 // NACKed packets no longer cached
+	nacksIn    atomic.Uint64 // sequence numbers the subscriber NACKed
+	plisIn     atomic.Uint64 // PLIs and FIRs from the subscriber
+
+	// stats, when set, is the SFU's registry this downTrack's counters
+	// are retired into when it stops; nil in benchmarks.
+	stats *statsRegistry
 
 	// bandwidthPaused: the subscriber's bandwidth does not fit this video
 	// (allocate.go); nothing is queued until it is resumed.
@@ -257,7 +266,7 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 			}
 			layer := d.wantedLayerLocked()
 			d.qmu.Unlock()
-			d.dropped.Add(1)
+			d.dropped.keyframeWait.Add(1)
 			if ask {
 				d.up.requestKeyframe(layer)
 			}
@@ -273,7 +282,7 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		}
 		layer := d.current
 		d.qmu.Unlock()
-		d.dropped.Add(1)
+		d.dropped.queueFull.Add(1)
 		if video {
 			d.up.requestKeyframe(max(layer, 0))
 		}
@@ -429,6 +438,7 @@ func (d *downTrack) writeLocked(s *slot) {
 	}
 	seq, ts, ok := d.rw.rewrite(&s.meta, s.resync, s.newSource)
 	if !ok {
+		d.dropped.tooLate.Add(1)
 		return
 	}
 	h := &d.hdr
@@ -475,6 +485,8 @@ func (d *downTrack) stop(wait bool) {
 		if wait {
 			d.waitWrite()
 		}
+		// After the wait, so that the write it waited for is counted.
+		d.stats.retireDown(d)
 	})
 }
 
@@ -502,6 +514,7 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.plisIn.Add(1)
 				if !d.isPaused() {
 					d.up.requestKeyframe(d.wantedLayer())
 				}

@@ -207,7 +207,7 @@ func BenchmarkForwardPion(b *testing.B) {
 		}
 		sent += uint64(n)
 		for _, d := range downs {
-			for d.sent.Load()+d.dropped.Load() < sent {
+			for d.sent.Load()+d.dropped.total() < sent {
 				runtime.Gosched()
 			}
 		}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,13 @@ func rtxPayloadType(codecs []webrtc.RTPCodecParameters, pt webrtc.PayloadType) u
 // nack queues the sequence numbers a subscriber reports lost, for run to
 // resend. It is called by the RTCP reader and never blocks.
 func (d *downTrack) nack(n *rtcp.TransportLayerNack) {
+	// Counted before anything is ignored: the metric is what subscribers
+	// asked for, whatever the SFU could answer.
+	var asked uint64
+	for _, pair := range n.Nacks {
+		asked += 1 + uint64(bits.OnesCount16(uint16(pair.LostPackets)))
+	}
+	d.nacksIn.Add(asked)
 	if d.cache == nil {
 		return
 	}

@@ -174,6 +174,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			up.streamID = p.id + ScreenStreamSuffix
 		}
 		up.writeRTCP = p.pub.WriteRTCP
+		up.stats = p.room.sfu.stats
 		if remote.Kind() == webrtc.RTPCodecTypeAudio {
 			for _, e := range receiver.GetParameters().HeaderExtensions {
 				if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
@@ -226,6 +227,8 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 		p.log.Warn("add track", "err", err)
 		return
 	}
+	d.stats = p.room.sfu.stats
+	d.stats.addDown(d)
 	go d.readRTCP(sender)
 	up.addDown(d)
 	p.subs[up] = subscription{down: d, sender: sender}

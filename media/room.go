@@ -49,6 +49,7 @@ type Room struct {
 
 // NewRoom returns an empty room.
 func (s *SFU) NewRoom(id string) *Room {
+	s.stats.roomOpened()
 	return &Room{
 		sfu:     s,
 		id:      id,
@@ -151,6 +152,7 @@ func (r *Room) AddPeer(id string, send func(Signal)) (*Peer, error) {
 		return nil, ErrClosed
 	}
 	r.peers[id] = p
+	r.sfu.stats.peerAdded()
 	// Subscribe to what it may already receive.
 	for pubID, pub := range r.peers {
 		if r.allowed[[2]string{id, pubID}] {
@@ -169,6 +171,7 @@ func (r *Room) RemovePeer(p *Peer) {
 	r.mu.Lock()
 	if r.peers[p.id] == p {
 		delete(r.peers, p.id)
+		r.sfu.stats.peerRemoved()
 	}
 	for _, up := range p.ups {
 		r.dropUpLocked(p, up)
@@ -230,6 +233,7 @@ func (r *Room) Close() {
 	r.mu.Lock()
 	if !r.closed {
 		close(r.done)
+		r.sfu.stats.roomClosed()
 	}
 	r.closed = true
 	peers := make([]*Peer, 0, len(r.peers))

@@ -89,6 +89,7 @@ type SFU struct {
 	iceServers []webrtc.ICEServer
 	raws       *rawWriters
 	twcc       *twccFactory
+	stats      *statsRegistry // Stats (stats.go)
 
 	closeOnce sync.Once
 }
@@ -100,7 +101,7 @@ func New(p Params) (_ *SFU, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}, twcc: newTWCCFactory()}
+	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}, twcc: newTWCCFactory(), stats: newStatsRegistry()}
 	defer func() {
 		if err != nil {
 			_ = s.Close()

@@ -132,10 +132,10 @@ func TestSlowSubscriber(t *testing.T) {
 	if w := slowVideo.sent.Load() - slow0; w > 4 {
 		t.Fatalf("%d packets written to the blocked subscriber", w)
 	}
-	if slowVideo.dropped.Load() == 0 {
+	if slowVideo.dropped.queueFull.Load() == 0 {
 		t.Fatal("the blocked subscriber's queue dropped nothing")
 	}
-	t.Logf("blocked 1.5 s: fast received %d/%d video packets; slow dropped %d", got, sent, slowVideo.dropped.Load())
+	t.Logf("blocked 1.5 s: fast received %d/%d video packets; slow dropped %d", got, sent, slowVideo.dropped.total())
 
 	// Drained again: it catches up and resumes.
 	blocked := video.count() - blocked0
@@ -148,7 +148,7 @@ func TestSlowSubscriber(t *testing.T) {
 	if h := seqHoles(r.seqs); h > 0 {
 		t.Fatalf("the slow subscriber's stream has %d sequence holes after the SFU dropped for it", h)
 	}
-	if d := slowVideo.dropped.Load(); d+videoQueue+8 < uint64(blocked) {
+	if d := slowVideo.dropped.total(); d+videoQueue+8 < uint64(blocked) {
 		t.Fatalf("dropped %d of the %d packets sent while blocked: more than a queue's worth (%d) was kept", d, blocked, videoQueue)
 	}
 

@@ -43,6 +43,8 @@ type layer struct {
 	pkt   rtp.Packet     // owned by the layer's read loop
 
 	bytes      atomic.Uint64 // payload bytes since the last rate measurement
+	packetsIn  atomic.Uint64 // media packets received, for SFU.Stats
+	bytesIn    atomic.Uint64 // their payload bytes, for SFU.Stats
 	lastAt     atomic.Int64  // last arrival, unix nanoseconds
 	keyframeAt atomic.Int64  // arrival of the latest keyframe, unix nanoseconds
 	rate       atomic.Uint64 // bit/s, float64 bits
@@ -87,6 +89,14 @@ type upTrack struct {
 	// level accumulates audio levels between two reads by the room's
 	// active speaker detector.
 	level levelMeter
+
+	// Counters for SFU.Stats, written by rtcpLoop only.
+	nacksOut atomic.Uint64 // sequence numbers NACKed to the publisher
+	plisOut  atomic.Uint64 // PLIs sent to the publisher
+	// stats, when set, is the SFU's registry this track is listed in
+	// while a layer is read, and its counters retired into after; nil in
+	// benchmarks.
+	stats *statsRegistry
 
 	keyframeWant atomic.Uint32 // layers to send a PLI for, a bit each
 	keyframeReq  chan struct{}
@@ -138,6 +148,7 @@ func (u *upTrack) start(l *layer, onDone func()) bool {
 	first := u.running == 1
 	u.lmu.Unlock()
 	if first {
+		u.stats.addUp(u)
 		go u.rtcpLoop()
 	}
 	go func() {
@@ -149,6 +160,7 @@ func (u *upTrack) start(l *layer, onDone func()) bool {
 		u.lmu.Unlock()
 		if last {
 			close(u.done)
+			u.stats.retireUp(u)
 			onDone()
 		}
 	}()
@@ -218,6 +230,8 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 	}
 	at := now.UnixNano()
 	l.bytes.Add(uint64(len(payload)))
+	l.packetsIn.Add(1)
+	l.bytesIn.Add(uint64(len(payload)))
 	l.lastAt.Store(at)
 	if l.nacks != nil {
 		l.nacks.observe(pkt.SequenceNumber)
@@ -289,10 +303,12 @@ func (u *upTrack) rtcpLoop() {
 				}
 				seqs = l.nacks.due(now.UnixNano(), seqs[:0])
 				if len(seqs) > 0 && u.writeRTCP != nil {
-					_ = u.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+					if err := u.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
 						MediaSSRC: l.ssrc,
 						Nacks:     rtcp.NackPairsFromSequenceNumbers(seqs),
-					}})
+					}}); err == nil {
+						u.nacksOut.Add(uint64(len(seqs)))
+					}
 				}
 			}
 			if dt := now.Sub(lastRate); dt >= rateInterval {
@@ -334,7 +350,9 @@ func (u *upTrack) serveKeyframes(now int64) {
 		case now-l.lastKeyframeReq >= int64(keyframeInterval):
 			l.lastKeyframeReq, l.keyframeWanted = now, 0
 			if u.writeRTCP != nil {
-				_ = u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+				if err := u.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err == nil {
+					u.plisOut.Add(1)
+				}
 			}
 		}
 	}

@@ -266,6 +266,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	registerMediaMetrics(m.metrics, m.sfu)
 	if m.Config.AdminAddr != "" {
 		if m.admin, err = startAdmin(m.Config.AdminAddr, newAdminHandler(m.metrics), m.log); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/media"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,4 +35,74 @@ func storeResult(err error) string {
 		return ce.Code
 	}
 	return "error"
+}
+
+// mediaCollector exports the SFU's counters (media.Stats) as the
+// concord_media_* metrics. It is a custom collector rather than a set of
+// prometheus counters the SFU would increment: the SFU keeps its counters
+// per track, off any shared cache line, and a scrape sums them once,
+// calling SFU.Stats a single time per Collect.
+type mediaCollector struct {
+	stats func() media.Stats
+
+	rooms, peers, tracks          *prometheus.Desc
+	packets, bytes, retransmitted *prometheus.Desc
+	nacks, plis, dropped          *prometheus.Desc
+}
+
+// newMediaCollector returns the collector of stats, usually an SFU's
+// Stats method.
+func newMediaCollector(stats func() media.Stats) *mediaCollector {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("concord", "media", name), help, labels, nil)
+	}
+	return &mediaCollector{
+		stats:         stats,
+		rooms:         desc("rooms", "Media rooms open on this node."),
+		peers:         desc("peers", "Participants connected to a media room on this node."),
+		tracks:        desc("tracks", "Tracks published to the SFU, and subscribers' copies of them being forwarded (paused ones excluded).", "direction"),
+		packets:       desc("packets_total", "Media packets received from publishers (in) and written to subscribers (out, retransmissions excluded).", "direction"),
+		bytes:         desc("bytes_total", "RTP payload bytes received from publishers (in) and written to subscribers (out).", "direction"),
+		retransmitted: desc("retransmitted_packets_total", "Packets sent to subscribers again, answering their NACKs."),
+		nacks:         desc("nacks_total", "Sequence numbers reported lost: by subscribers to the SFU, and by the SFU to publishers.", "direction"),
+		plis:          desc("plis_total", "Keyframe requests: PLIs and FIRs from subscribers, and the (throttled) PLIs the SFU sent publishers.", "direction"),
+		dropped:       desc("dropped_packets_total", "Packets not forwarded or not retransmitted to a subscriber, by reason.", "reason"),
+	}
+}
+
+// registerMediaMetrics registers the concord_media_* metrics of sfu in reg.
+func registerMediaMetrics(reg prometheus.Registerer, sfu *media.SFU) {
+	reg.MustRegister(newMediaCollector(sfu.Stats))
+}
+
+func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped} {
+		ch <- d
+	}
+}
+
+func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(c.rooms, st.Rooms)
+	gauge(c.peers, st.Peers)
+	gauge(c.tracks, st.PublishedTracks, "published")
+	gauge(c.tracks, st.ForwardedTracks, "forwarded")
+	counter(c.packets, st.PacketsIn, "in")
+	counter(c.packets, st.PacketsOut, "out")
+	counter(c.bytes, st.BytesIn, "in")
+	counter(c.bytes, st.BytesOut, "out")
+	counter(c.retransmitted, st.Retransmitted)
+	counter(c.nacks, st.NACKsIn, "from_subscribers")
+	counter(c.nacks, st.NACKsOut, "to_publishers")
+	counter(c.plis, st.PLIsIn, "from_subscribers")
+	counter(c.plis, st.KeyframeRequests, "to_publishers")
+	st.Dropped.Each(func(reason string, n uint64) {
+		counter(c.dropped, n, reason)
+	})
 }
