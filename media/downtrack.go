@@ -123,7 +123,10 @@ type downTrack struct {
 
 	bound   atomic.Bool
 	stopped atomic.Bool
-	ssrcA   atomic.Uint32 // ssrc, for the RTCP reader
+	// inline: the subscriber's connection runs over UDP, so push may
+	// write itself (see push); set by the Peer from the selected ICE pair.
+	inline atomic.Bool
+	ssrcA  atomic.Uint32 // ssrc, for the RTCP reader
 
 	bw *bandwidth // the subscriber's, nil in benchmarks
 
@@ -297,6 +300,16 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	d.gap, d.switched = false, false
 	d.count++
 	d.qmu.Unlock()
+	// Over UDP a write does not wait for the subscriber (the kernel drops
+	// rather than blocks), so the publisher's read loop writes the packet
+	// itself unless a write is in progress: no goroutine hand-off per
+	// packet, which cost more than the write. Over TCP, or while the
+	// writer goroutine is busy, the writer goroutine takes it.
+	if d.inline.Load() && d.wmu.TryLock() {
+		d.drainLocked()
+		d.wmu.Unlock()
+		return
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -399,34 +412,33 @@ func (d *downTrack) run() {
 			return
 		}
 		d.resendPending()
-		for {
-			d.qmu.Lock()
-			if d.count == 0 {
-				d.qmu.Unlock()
-				break
-			}
-			s := &d.ring[d.head] // push never touches the head slot while count > 0
-			d.qmu.Unlock()
+		d.wmu.Lock()
+		d.drainLocked()
+		d.wmu.Unlock()
+	}
+}
 
-			d.wmu.Lock()
-			if d.stopped.Load() {
-				d.wmu.Unlock()
-				return
-			}
-			// Checked under wmu, which pause waits for.
-			d.qmu.Lock()
-			live := !d.paused && s.epoch == d.epoch
+// drainLocked writes the queued packets. Only a holder of wmu takes
+// packets off the queue, so the writer goroutine and an inline write
+// from push never write the same packet. wmu must be held.
+func (d *downTrack) drainLocked() {
+	for !d.stopped.Load() {
+		d.qmu.Lock()
+		if d.count == 0 {
 			d.qmu.Unlock()
-			if live {
-				d.writeLocked(s)
-			}
-			d.wmu.Unlock()
-
-			d.qmu.Lock()
-			d.head = (d.head + 1) % len(d.ring)
-			d.count--
-			d.qmu.Unlock()
+			return
 		}
+		s := &d.ring[d.head] // push never touches the head slot while count > 0
+		// Checked under wmu, which pause waits for.
+		live := !d.paused && s.epoch == d.epoch
+		d.qmu.Unlock()
+		if live {
+			d.writeLocked(s)
+		}
+		d.qmu.Lock()
+		d.head = (d.head + 1) % len(d.ring)
+		d.count--
+		d.qmu.Unlock()
 	}
 }
 

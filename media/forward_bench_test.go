@@ -63,18 +63,28 @@ func bindSink(d *downTrack, w *sinkWriter, ssrc uint32) {
 
 // BenchmarkForward measures the SFU's per-packet path: parse the packet
 // once (upTrack.handle), queue it for every subscriber, and on each
-// subscriber's writer goroutine rewrite SSRC, payload type, sequence
-// number and timestamp and write it. One op is one packet forwarded to
-// all subscribers. It must report 0 allocs/op.
+// subscriber's writer goroutine (udp-inline: on the publisher's read
+// loop, as over UDP) rewrite SSRC, payload type, sequence number and
+// timestamp and write it. One op is one packet forwarded to all
+// subscribers. It must report 0 allocs/op.
 func BenchmarkForward(b *testing.B) {
-	for _, subs := range []int{1, 4, 16} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+	for _, c := range []struct {
+		subs   int
+		inline bool
+	}{{1, false}, {4, false}, {16, false}, {1, true}, {4, true}, {16, true}} {
+		subs := c.subs
+		name := fmt.Sprintf("subs=%d", subs)
+		if c.inline {
+			name += "/udp-inline"
+		}
+		b.Run(name, func(b *testing.B) {
 			up := benchUpTrack(webrtc.RTPCodecTypeVideo)
 			sinks := make([]*sinkWriter, subs)
 			for i := range sinks {
 				sinks[i] = &sinkWriter{}
 				d := newDownTrack(up, fmt.Sprint("sub", i), &rawWriters{}, up.log)
 				bindSink(d, sinks[i], uint32(100+i))
+				d.inline.Store(c.inline)
 				up.addDown(d)
 				defer d.stop(false)
 			}

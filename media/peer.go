@@ -61,6 +61,7 @@ type Peer struct {
 	pending        map[string][]CandidateInit
 	maxLayer       map[string]int // publisher -> highest simulcast layer wanted
 	closed         bool
+	subUDP         bool // the sub connection's selected pair is UDP
 
 	speaker atomic.Pointer[string] // its active speaker, favoured by allocate
 }
@@ -108,9 +109,27 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 			}
 		})
 	}
+	p.sub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.subPairChanged)
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()
 	return p, nil
+}
+
+// subPairChanged follows the sub connection's transport: over UDP the
+// publishers' read loops write to this subscriber themselves (see
+// downTrack.push); over TCP, whose writes can wait for the subscriber,
+// each track's writer goroutine does.
+func (p *Peer) subPairChanged(pair *webrtc.ICECandidatePair) {
+	udp := pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subUDP = udp
+	for _, s := range p.subs {
+		s.down.inline.Store(udp)
+	}
+	for _, s := range p.paused {
+		s.down.inline.Store(udp)
+	}
 }
 
 // ID is the participant id.
@@ -221,6 +240,7 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	}
 	d := newDownTrack(up, p.id, p.room.sfu.raws, p.log.With("track", up.id))
 	d.bw = p.bw
+	d.inline.Store(p.subUDP)
 	sender, err := p.sub.AddTrack(d)
 	if err != nil {
 		d.stop(false)

@@ -415,8 +415,8 @@ func (s *SFU) Close() error {
 }
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptors without
-// pion's NACK generator and responder: the SFU sends and answers NACKs
-// itself (nack.go). twcc stamps transport-wide sequence numbers on what
+// pion's NACK generator and responder, the SFU sending and answering
+// NACKs itself (nack.go), and without its stats interceptor. twcc stamps transport-wide sequence numbers on what
 // subscribers receive and reads their feedback (bwe.go); ConfigureTWCCSender
 // negotiates the extension and sends publishers their feedback.
 func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory) (*interceptor.Registry, error) {
@@ -429,9 +429,9 @@ func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFa
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, fmt.Errorf("media: simulcast extensions: %w", err)
 	}
-	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
-		return nil, fmt.Errorf("media: stats: %w", err)
-	}
+	// No stats interceptor: it records every packet in both directions
+	// for PeerConnection.GetStats, which the SFU never calls (its own
+	// counters are in downTrack and layer), and cost more CPU than SRTP.
 	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
 		return nil, fmt.Errorf("media: twcc: %w", err)
 	}

@@ -118,6 +118,16 @@ func TestSlowSubscriber(t *testing.T) {
 			slowVideo = d
 		}
 	}
+	// Over TCP, writes that can wait for the subscriber stay on its
+	// writer goroutines; over UDP the publisher's read loop writes.
+	if slowVideo.inline.Load() {
+		t.Fatal("the TCP subscriber is written from the publisher's read loop")
+	}
+	for _, d := range fast.peer.downs() {
+		if !d.inline.Load() {
+			t.Fatalf("the UDP subscriber's %s is not written inline", d.up.kind)
+		}
+	}
 
 	// Block the slow subscriber for 1.7 s.
 	blocked0 := video.count()
