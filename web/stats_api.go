@@ -13,9 +13,12 @@ import (
 // The statistics API (cases/stats), for platform and institution admins
 // (odr_authz.go):
 //
-//	GET /api/v1/stats?from=YYYY-MM&to=YYYY-MM&institutionId=&format=json|csv
+//	GET /api/v1/stats?from=YYYY-MM&to=YYYY-MM&institutionId=&category=&channel=&format=json|csv
 //	    aggregates with no personal data, small cells suppressed; the CSV
-//	    is the export for the supervising departments
+//	    is the export for the supervising departments. category and
+//	    channel keep the cases of one category or channel; a cell that
+//	    would differ from the unfiltered report's by a small count is
+//	    suppressed too (stats.Dataset.Narrow)
 //	GET /api/v1/stats/warnings?institutionId=&weeks=8
 //	    merchants and categories whose complaints rose well above their
 //	    baseline in the last 7 days; it names merchants, and is for the
@@ -28,7 +31,7 @@ func (h *Handler) registerStatsAPI() {
 }
 
 func (h *Handler) statistics(w http.ResponseWriter, r *http.Request) {
-	if !knownQuery(w, r, "from", "to", "institutionId", "format") {
+	if !knownQuery(w, r, "from", "to", "institutionId", "category", "channel", "format") {
 		return
 	}
 	q := r.URL.Query()
@@ -42,7 +45,10 @@ func (h *Handler) statistics(w http.ResponseWriter, r *http.Request) {
 		h.writeCaseError(w, r, err)
 		return
 	}
-	d, err := stats.Collect(r.Context(), h.p.Cases.Store(), stats.Scope{InstitutionIDs: ids, From: q.Get("from"), To: q.Get("to")})
+	d, err := stats.Collect(r.Context(), h.p.Cases.Store(), stats.Scope{
+		InstitutionIDs: ids, From: q.Get("from"), To: q.Get("to"),
+		Category: q.Get("category"), Channel: q.Get("channel"),
+	})
 	if err != nil {
 		h.writeCaseError(w, r, err)
 		return

@@ -22,6 +22,9 @@ type Report struct {
 	GeneratedAt time.Time `json:"generatedAt"`
 	From        string    `json:"from,omitempty"`
 	To          string    `json:"to,omitempty"`
+	// Category and Channel are the filters of the report, if any.
+	Category string `json:"category,omitempty"`
+	Channel  string `json:"channel,omitempty"`
 	// MinCell is the suppression threshold: counts below it are hidden.
 	MinCell int     `json:"minCell"`
 	Tables  []Table `json:"tables"`
@@ -124,6 +127,8 @@ type builder struct {
 	d      *Dataset
 	dims   map[string]*dimension
 	counts map[string]int
+	// complements counts the cells of each of d's complements.
+	complements []map[string]int
 	// relations are the linear equations between cells that anyone can
 	// write from the published tables: a total is the sum of its parts;
 	// two sums count the same cases. Each maps cells to coefficients, the
@@ -152,7 +157,8 @@ func Compute(d *Dataset, now time.Time) *Report {
 	b.relateAcross()
 	b.suppress()
 
-	r := &Report{GeneratedAt: now.UTC().Truncate(time.Second), From: d.From, To: d.To, MinCell: MinCell}
+	r := &Report{GeneratedAt: now.UTC().Truncate(time.Second), From: d.From, To: d.To,
+		Category: d.Category, Channel: d.Channel, MinCell: MinCell}
 	titles := map[string]string{
 		"month": "Cases by month opened", "institution": "Cases by institution", "level": "Cases by institution level",
 		"district": "Cases by district", "category": "Cases by category", "channel": "Cases by channel",
@@ -256,28 +262,40 @@ func (b *builder) keysOf(dim string) []string {
 	return append(out, rest...)
 }
 
-// count counts every cell of the tables.
+// count counts every cell of the tables, in the facts and in each of
+// their complements.
 func (b *builder) count(oneWay []string, twoWay [][2]string) {
-	for i := range b.d.Facts {
-		f := &b.d.Facts[i]
-		ids := map[string]bool{"": true}
-		key := map[string]string{}
-		for name, dim := range b.dims {
-			key[name] = dim.of(f)
-		}
-		for _, dim := range oneWay {
-			ids[cellID(dim, key[dim])] = true
-		}
-		for _, p := range twoWay {
-			ids[cellID(p[0], key[p[0]])] = true
-			ids[cellID(p[1], key[p[1]])] = true
-			ids[cellID(p[0], key[p[0]], p[1], key[p[1]])] = true
-		}
-		for id := range ids {
-			b.counts[id]++
+	add := func(counts map[string]int, facts []Fact) {
+		for i := range facts {
+			f := &facts[i]
+			ids := map[string]bool{"": true}
+			key := map[string]string{}
+			for name, dim := range b.dims {
+				key[name] = dim.of(f)
+			}
+			for _, dim := range oneWay {
+				ids[cellID(dim, key[dim])] = true
+			}
+			for _, p := range twoWay {
+				ids[cellID(p[0], key[p[0]])] = true
+				ids[cellID(p[1], key[p[1]])] = true
+				ids[cellID(p[0], key[p[0]], p[1], key[p[1]])] = true
+			}
+			for id := range ids {
+				counts[id]++
+			}
 		}
 	}
+	add(b.counts, b.d.Facts)
+	for _, facts := range b.d.complements {
+		c := map[string]int{}
+		add(c, facts)
+		b.complements = append(b.complements, c)
+	}
 }
+
+// small reports whether a count is shown nowhere: 1 to MinCell-1.
+func small(n int) bool { return n > 0 && n < MinCell }
 
 // relate records the equation sum(parts) - total = 0.
 func (b *builder) relate(total string, parts ...string) {
@@ -416,8 +434,17 @@ func (b *builder) relateAcross() {
 // smallest visible cell of a relation that holds it.
 func (b *builder) suppress() {
 	for id, n := range b.counts {
-		if n > 0 && n < MinCell {
+		if small(n) {
 			b.supp[id] = true
+		}
+		// A filtered report's cell, taken from the same cell of a wider
+		// report, gives the complement's count: hide it when that is
+		// small. (An empty cell gives away nothing the wider report
+		// does not show itself.)
+		for _, c := range b.complements {
+			if n > 0 && small(c[id]) {
+				b.supp[id] = true
+			}
 		}
 	}
 	for {
@@ -449,7 +476,8 @@ func (b *builder) suppress() {
 // hideNext hides the smallest visible cell that shares a relation with
 // id, and reports whether there was one.
 func (b *builder) hideNext(id string) bool {
-	pick := ""
+	// found, not pick != "": the grand total's id is "".
+	pick, found := "", false
 	for _, rel := range b.relations {
 		if _, ok := rel[id]; !ok {
 			continue
@@ -458,12 +486,12 @@ func (b *builder) hideNext(id string) bool {
 			if b.supp[other] || b.counts[other] == 0 {
 				continue
 			}
-			if pick == "" || b.counts[other] < b.counts[pick] || b.counts[other] == b.counts[pick] && other < pick {
-				pick = other
+			if !found || b.counts[other] < b.counts[pick] || b.counts[other] == b.counts[pick] && other < pick {
+				pick, found = other, true
 			}
 		}
 	}
-	if pick == "" {
+	if !found {
 		return false
 	}
 	b.supp[pick] = true
@@ -476,7 +504,7 @@ func (b *builder) hideNext(id string) bool {
 func (b *builder) hideNear(id string) bool {
 	seen := map[string]bool{id: true}
 	queue := []string{id}
-	pick := ""
+	pick, found := "", false // found: the grand total's id is ""
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
@@ -492,17 +520,17 @@ func (b *builder) hideNear(id string) bool {
 						queue = append(queue, other)
 					}
 				case b.counts[other] > 0:
-					if pick == "" || b.counts[other] < b.counts[pick] || b.counts[other] == b.counts[pick] && other < pick {
-						pick = other
+					if !found || b.counts[other] < b.counts[pick] || b.counts[other] == b.counts[pick] && other < pick {
+						pick, found = other, true
 					}
 				}
 			}
 		}
-		if pick != "" {
+		if found {
 			break // the nearest ring of relations that has a visible cell
 		}
 	}
-	if pick == "" {
+	if !found {
 		return false
 	}
 	b.supp[pick] = true

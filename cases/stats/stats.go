@@ -21,6 +21,7 @@ package stats
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/concord-odr/concord/cases"
@@ -55,6 +56,15 @@ type Dataset struct {
 	Facts        []Fact
 	Institutions []cases.Institution
 	From, To     string // months, both included; "" for open ends
+	// Category and Channel are the filters Narrow applied; "" for none.
+	Category, Channel string
+
+	// complements are, for each report of the same scope anyone can ask
+	// for with fewer filters, the facts it counts that Facts does not.
+	// Subtracting a filtered report from such a wider one gives these
+	// counts: Compute suppresses a cell whose complement is small, as if
+	// the complement were published too.
+	complements [][]Fact
 }
 
 // Scope selects the cases a Dataset holds.
@@ -65,6 +75,59 @@ type Scope struct {
 	// From and To are months (YYYY-MM), both included; empty for open
 	// ends.
 	From, To string
+	// Category and Channel, when set, keep only the cases of that
+	// category (cases.Categories()) or channel ("other" for the rest).
+	Category, Channel string
+}
+
+// checkFilters refuses a category or a channel the statistics do not
+// know: the filters take the same reduced values the facts hold.
+func checkFilters(category, channel string) error {
+	if category != "" && !slices.Contains(append(cases.Categories(), "other"), category) {
+		return cases.FieldErrorf("category", "category must be one of %s", strings.Join(cases.Categories(), ", "))
+	}
+	if channel != "" && !slices.Contains(append(slices.Clone(channels), "other"), channel) {
+		return cases.FieldErrorf("channel", "channel must be one of %s, other", strings.Join(channels, ", "))
+	}
+	return nil
+}
+
+// Narrow keeps the facts of one category and one channel ("" for any),
+// and remembers what the wider reports of the same scope count besides,
+// for the suppression (see Dataset.complements).
+func (d *Dataset) Narrow(category, channel string) error {
+	if err := checkFilters(category, channel); err != nil {
+		return err
+	}
+	if category == "" && channel == "" {
+		return nil
+	}
+	match := func(f *Fact, category, channel string) bool {
+		return (category == "" || f.Category == category) && (channel == "" || f.Channel == channel)
+	}
+	// The wider reports: no filter, and with both filters set, each one
+	// alone.
+	wider := [][2]string{{"", ""}}
+	if category != "" && channel != "" {
+		wider = append(wider, [2]string{category, ""}, [2]string{"", channel})
+	}
+	comps := make([][]Fact, len(wider))
+	var kept []Fact
+	for i := range d.Facts {
+		f := &d.Facts[i]
+		if match(f, category, channel) {
+			kept = append(kept, *f)
+			continue
+		}
+		for j, w := range wider {
+			if match(f, w[0], w[1]) {
+				comps[j] = append(comps[j], *f)
+			}
+		}
+	}
+	d.Facts, d.Category, d.Channel = kept, category, channel
+	d.complements = append(d.complements, comps...)
+	return nil
 }
 
 // parseMonth parses YYYY-MM.
@@ -119,6 +182,9 @@ func known(v string, list []string) string {
 
 // Collect reads the facts of the cases in scope from a store.
 func Collect(ctx context.Context, store cases.Store, sc Scope) (*Dataset, error) {
+	if err := checkFilters(sc.Category, sc.Channel); err != nil {
+		return nil, err
+	}
 	d := &Dataset{From: sc.From, To: sc.To}
 	f := cases.CaseFilter{Limit: 500, InstitutionIDs: sc.InstitutionIDs}
 	if sc.From != "" {
@@ -163,6 +229,9 @@ func Collect(ctx context.Context, store cases.Store, sc Scope) (*Dataset, error)
 		}
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := d.Narrow(sc.Category, sc.Channel); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -550,3 +550,110 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("warning %+v", got[0])
 	}
 }
+
+// TestNarrow filters a dataset by category and channel: the report
+// counts only the matching cases, says which filter it has, and hides a
+// cell whose complement (the same cell of the unfiltered report minus
+// it) is small, which the unfiltered report alone would not.
+func TestNarrow(t *testing.T) {
+	d := &Dataset{Institutions: []cases.Institution{{ID: "a", Code: "1", Name: "A", Level: cases.LevelDistrict}}}
+	add := func(month, cat, channel string, n int) {
+		for range n {
+			d.Facts = append(d.Facts, Fact{Month: month, InstitutionID: "a", Category: cat, Channel: channel, Outcome: OutcomeOpen})
+		}
+	}
+	add("2026-01", "e-commerce", cases.ChannelOnline, 12)
+	add("2026-02", "e-commerce", cases.ChannelOnline, 8)
+	add("2026-01", "product-quality", cases.ChannelWindow, 9)
+	add("2026-02", "product-quality", cases.ChannelWindow, 2)
+	byMonth := func(r *Report) map[string]*float64 {
+		got := map[string]*float64{}
+		for _, tb := range r.Tables {
+			if tb.Name == "by_month" {
+				for _, row := range tb.Rows {
+					got[row.Keys["month"]] = row.Values[measureCases]
+				}
+			}
+		}
+		return got
+	}
+	// Unfiltered, February's 10 cases are shown: with the filtered 8,
+	// they would give away product quality's 2.
+	if all := byMonth(Compute(d, time.Now())); all["2026-02"] == nil || *all["2026-02"] != 10 {
+		t.Fatalf("unfiltered by month: %v", all)
+	}
+
+	for _, bad := range []struct{ category, channel, field string }{
+		{"kettles", "", "category"}, {"", "fax", "channel"},
+	} {
+		if err := d.Narrow(bad.category, bad.channel); cases.ErrorField(err) != bad.field {
+			t.Errorf("Narrow(%q, %q) = %v, want field %s", bad.category, bad.channel, err, bad.field)
+		}
+	}
+	if len(d.Facts) != 31 {
+		t.Fatalf("a refused filter changed the dataset: %d facts", len(d.Facts))
+	}
+
+	narrow := *d
+	if err := narrow.Narrow("e-commerce", ""); err != nil {
+		t.Fatal(err)
+	}
+	r := Compute(&narrow, time.Now())
+	if r.Category != "e-commerce" || r.Channel != "" {
+		t.Fatalf("report filters %q %q", r.Category, r.Channel)
+	}
+	got := byMonth(r)
+	// February (8, complement 2) is hidden, and so January, or the total
+	// would give it away.
+	if got["2026-02"] != nil || got["2026-01"] != nil || got[Total] == nil || *got[Total] != 20 {
+		t.Fatalf("e-commerce by month: %v", got)
+	}
+	for _, tb := range r.Tables {
+		if tb.Name != "by_category" {
+			continue
+		}
+		for _, row := range tb.Rows {
+			if k := row.Keys["category"]; k != "e-commerce" && k != Total {
+				t.Fatalf("the e-commerce report counts %s", k)
+			}
+		}
+	}
+
+	// Both filters: the wider reports are the unfiltered one and each
+	// filter alone.
+	both := *d
+	if err := both.Narrow("product-quality", cases.ChannelWindow); err != nil {
+		t.Fatal(err)
+	}
+	if len(both.Facts) != 11 || len(both.complements) != 3 || len(both.complements[0]) != 20 {
+		t.Fatalf("both filters: %d facts, complements %d", len(both.Facts), len(both.complements))
+	}
+}
+
+// TestNarrowDifferencing checks, on random datasets, that no cell shown
+// both in a filtered report and in the unfiltered one differs from it
+// by a small count, and that a filtered report is itself safe.
+func TestNarrowDifferencing(t *testing.T) {
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		n := []int{40, 150, 600}[seed%3]
+		d, inst := randomDataset(rng, n)
+		all, _ := published(t, Compute(d, time.Now()))
+		for _, f := range [][2]string{{"e-commerce", ""}, {"", cases.ChannelWindow}, {"online-payment", cases.ChannelOnline}} {
+			nd := *d
+			if err := nd.Narrow(f[0], f[1]); err != nil {
+				t.Fatal(err)
+			}
+			r := Compute(&nd, time.Now())
+			visible, hidden := published(t, r)
+			if got := derivable(equations(r, inst), visible, hidden); len(got) > 0 {
+				t.Fatalf("seed %d, filter %v: hidden counts derivable: %v", seed, f, got)
+			}
+			for id, v := range visible {
+				if u, ok := all[id]; ok && v > 0 && small(u-v) {
+					t.Fatalf("seed %d, filter %v: cell %q is %d filtered and %d unfiltered", seed, f, id, v, u)
+				}
+			}
+		}
+	}
+}

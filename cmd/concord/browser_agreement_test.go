@@ -98,6 +98,7 @@ func TestBrowserAgreement(t *testing.T) {
 		med.waitJS(t, fmt.Sprintf(`document.getElementById('agreement-panel').dataset.confirmed === %q`, want), uiWait, "show who confirmed: "+want)
 	}
 	step("both confirmed")
+	consumer.screenshot(t, "concord-phone-agreement-confirmed.png")
 
 	// The mediator signs.
 	med.waitJS(t, `!document.getElementById('agreement-sign').disabled`, uiWait, "allow signing")

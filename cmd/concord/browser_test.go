@@ -24,8 +24,8 @@ import (
 // outcome from the page. Every screen passes an axe-core audit.
 //
 // It needs chromium on PATH; without it the test is skipped, unless CI is
-// set. Set CONCORD_BROWSER_SCREENSHOTS to a folder to keep screenshots of
-// the key screens.
+// set. Screenshots of the key screens go to screenshots/ (see
+// screenshotRoot).
 func TestBrowserThreeParties(t *testing.T) {
 	step := stepper(t)
 	browserCtx := startBrowser(t)
@@ -95,6 +95,8 @@ func TestBrowserThreeParties(t *testing.T) {
 	for _, tb := range tabs {
 		tb.waitState(t, "ended", uiWait)
 	}
+	consumer.screenshot(t, "concord-after-session-phone.png")
+	merchant.screenshot(t, "concord-after-session.png")
 	axe.audit(t, consumer, "ended")
 
 	// The case record has the outcome, the session times and the attendance.
@@ -190,9 +192,10 @@ func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.C
 
 // tab is one page of the test, with its console log.
 type tab struct {
-	name string
-	ctx  context.Context
-	log  *pageLog
+	name  string
+	ctx   context.Context
+	log   *pageLog
+	phone bool // at 360x740, for the screenshots' names
 }
 
 // openTab opens url in a new tab, phone-sized (360x740, touch) if phone.
@@ -203,7 +206,7 @@ func openTab(t *testing.T, browserCtx context.Context, name, url string, phone b
 	if err := chromedp.Do(tabCtx); err != nil { // opens the tab
 		t.Fatalf("%s: opening a tab: %v", name, err)
 	}
-	tb := &tab{name: name, ctx: tabCtx, log: watchConsole(tabCtx)}
+	tb := &tab{name: name, ctx: tabCtx, log: watchConsole(tabCtx), phone: phone}
 	steps := append([]chromedp.Action[chromedp.Void]{}, before...)
 	if phone {
 		steps = append(steps, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
@@ -279,30 +282,93 @@ func (tb *tab) click(t *testing.T, sel string) {
 	}
 }
 
-// screenshot saves what the page shows to CONCORD_BROWSER_SCREENSHOTS.
-func (tb *tab) screenshot(t *testing.T, name string) {
-	t.Helper()
-	dir := os.Getenv("CONCORD_BROWSER_SCREENSHOTS")
-	if dir == "" {
-		return
+// Screenshots of the key screens are kept so that a reviewer can look at
+// them without running a browser: by default in screenshots/ at the
+// repository root (ignored by git), one folder per test, each file named
+// by its step and the viewport it was taken at (phone or desktop).
+// CONCORD_BROWSER_SCREENSHOTS names another folder, or "off" for none.
+
+// screenshotRoot is the folder the screenshots go to, or "" for none.
+var screenshotRoot = sync.OnceValue(func() string {
+	switch dir := os.Getenv("CONCORD_BROWSER_SCREENSHOTS"); dir {
+	case "off":
+		return ""
+	case "":
+	default:
+		return dir
 	}
-	saveScreenshot(t, tb.ctx, filepath.Join(dir, name))
+	// go test runs in the package's folder: the root is the first folder
+	// up from it with go.mod.
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "screenshots")
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
+	}
+})
+
+// screenshotDirs remembers the test folders already emptied in this run,
+// so that a folder never mixes this run's screenshots with older ones.
+var screenshotDirs sync.Map
+
+// screenshotPath returns where tb's screenshot of step goes, creating
+// its folder, or "" when screenshots are off or the folder cannot be
+// made (a screenshot is for people; it never fails a test).
+func (tb *tab) screenshotPath(t *testing.T, step string) string {
+	t.Helper()
+	root := screenshotRoot()
+	if root == "" {
+		return ""
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "-"))
+	if _, done := screenshotDirs.LoadOrStore(dir, true); !done {
+		_ = os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("screenshot %s: %v", step, err)
+		return ""
+	}
+	name := strings.TrimSuffix(step, ".png")
+	view := "desktop"
+	if tb.phone {
+		view = "phone"
+	}
+	if !strings.Contains(name, view) {
+		name += "-" + view
+	}
+	return filepath.Join(dir, name+".png")
+}
+
+// screenshot saves what the page shows in its viewport.
+func (tb *tab) screenshot(t *testing.T, step string) {
+	t.Helper()
+	if path := tb.screenshotPath(t, step); path != "" {
+		saveScreenshot(t, tb.ctx, path)
+	}
 }
 
 // fullScreenshot saves the whole page, beyond the viewport.
-func (tb *tab) fullScreenshot(t *testing.T, name string) {
+func (tb *tab) fullScreenshot(t *testing.T, step string) {
 	t.Helper()
-	dir := os.Getenv("CONCORD_BROWSER_SCREENSHOTS")
-	if dir == "" {
+	path := tb.screenshotPath(t, step)
+	if path == "" {
 		return
 	}
 	buf, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
+		t.Logf("screenshot %s: %v", path, err)
 		return
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-		t.Logf("screenshot %s: %v", name, err)
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", path, err)
 	}
 }
 
