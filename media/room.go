@@ -241,6 +241,14 @@ func (r *Room) Close() {
 		peers = append(peers, p)
 	}
 	r.mu.Unlock()
+	// Marked closed first, so that removing one peer does not renegotiate
+	// the others' connections, which are about to close anyway (and one of
+	// which may be stuck on a blocked transport).
+	for _, p := range peers {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+	}
 	for _, p := range peers {
 		r.RemovePeer(p)
 	}

@@ -100,6 +100,7 @@ func TestSlowSubscriber(t *testing.T) {
 	sfu := newTestSFU(t, Params{TCPAddr: "127.0.0.1:0", wrapTCP: func(l net.Listener) net.Listener { return gateListener{l, g} }})
 	room := sfu.NewRoom("slow")
 	defer room.Close()
+	defer g.set(false) // first, should the test fail while the gate is shut
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
