@@ -96,15 +96,22 @@ func (b *bandwidth) current() float64 {
 	return b.currentLocked()
 }
 
-// congested reports whether the estimate ever came from congestion (a
-// loss- or delay-based cut) rather than from the start-up guess. Until it
-// did, the allocator chooses layers by the estimate but pauses no video:
-// an unproven guess must not black out a camera.
+// congested reports whether the loss-based controller (or REMB) cut the
+// estimate within the last pauseEvidence. Only then does the allocator
+// pause video that does not fit; otherwise it still chooses simulcast
+// layers by the estimate but pauses nothing. Neither the start-up guess
+// nor the delay-based estimate alone may black out a camera: on a busy
+// host, scheduling jitter looks like a growing queue, and pausing video
+// the link could carry is worse for a mediation than a lower layer.
 func (b *bandwidth) congested() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.lastDecrease.IsZero() || (b.delay != nil && b.delay.lastOveruse != 0)
+	return !b.lastDecrease.IsZero() && b.now().Sub(b.lastDecrease) < pauseEvidence
 }
+
+// pauseEvidence is how long a loss-based cut lets the allocator pause
+// video.
+const pauseEvidence = 30 * time.Second
 
 func (b *bandwidth) currentLocked() float64 {
 	if b.delay != nil {

@@ -162,3 +162,33 @@ func TestBandwidth(t *testing.T) {
 		t.Fatal("changes were not signaled")
 	}
 }
+
+// TestPauseNeedsLossEvidence: only a loss-based cut in the last
+// pauseEvidence lets the allocator pause video; the start-up guess and
+// a delay-based estimate alone do not.
+func TestPauseNeedsLossEvidence(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := newBandwidth(nil)
+	b.now = func() time.Time { return now }
+	if b.congested() {
+		t.Fatal("congested before any feedback")
+	}
+	b.mu.Lock()
+	b.delay = newDelayEstimator(startEstimate)
+	b.delay.estimate = 200_000 // the delay-based half saw a queue
+	b.delay.lastOveruse = now.UnixNano()
+	b.mu.Unlock()
+	if b.congested() {
+		t.Fatal("a delay-based cut alone counts as congestion")
+	}
+	now = now.Add(time.Second)
+	b.bytes.Add(500_000 / 8)
+	b.onLoss(0.4)
+	if !b.congested() {
+		t.Fatal("heavy loss is not congestion")
+	}
+	now = now.Add(pauseEvidence + time.Second)
+	if b.congested() {
+		t.Fatalf("a loss cut %v ago still pauses video", pauseEvidence+time.Second)
+	}
+}
