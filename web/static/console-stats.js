@@ -3,7 +3,7 @@
 // a suppressed cell is shown as "<5", never as zero. Every filter is the
 // server's: the page never narrows the figures itself, since only the
 // server can tell which cells a narrower report would give away.
-import { t, getLang } from './i18n.js';
+import { t } from './i18n.js';
 import { api, download, el, field, heading, fmtNumber, fmtPercent, fmtDateTime, label } from './console-api.js';
 import { barChart } from './charts.js';
 
@@ -14,12 +14,6 @@ const CHANNELS = ['online', 'window', 'phone', 'kiosk', '12315', 'portal'];
 // The filters survive re-rendering (a language switch).
 const filters = { from: '', to: '', category: '', channel: '' };
 
-// The note under the filters. It belongs in i18n.js, which another
-// engineer owns; it is here until it moves there.
-const FILTER_NOTE = {
-  en: 'Every figure, chart and export covers the chosen months, category and channel. Narrower filters hide more cells, so that no small count can be worked out from a wider report.',
-  zh: '所有数据、图表和导出均按所选月份、类别和渠道统计。筛选越细，隐藏的数据越多，以免从范围更大的统计中推算出少于5件的数据。',
-};
 
 function chartLabels() {
   return {
@@ -79,7 +73,7 @@ export async function renderStats(section, acct, ui) {
     field('stats-to', t('cs.stats.to'), to),
     field('stats-category', t('cs.stats.category'), cat),
     field('stats-channel', t('cs.stats.channel'), chan)),
-  el('p', { class: 'hint', id: 'stats-filter-note' }, FILTER_NOTE[getLang()] || FILTER_NOTE.en),
+  el('p', { class: 'hint', id: 'stats-filter-note' }, t('cs.stats.filterNote')),
   el('button', { type: 'submit', class: 'btn primary small' }, t('cs.stats.apply')));
 
   // Figures.
