@@ -13,19 +13,37 @@
 // Forwarding (track.go, downtrack.go): a published track (upTrack) has a
 // read loop per layer (one, or three with simulcast) that parses each
 // packet once and copies it into the bounded queue of each subscriber's
-// downTrack, never waiting on a subscriber. Each downTrack has a writer
-// goroutine that rewrites SSRC, payload type, sequence number and
-// timestamp for its subscriber (gapless across what the SFU drops or
-// switches), writes the packet and keeps it for retransmission. The path
-// allocates nothing per packet (BenchmarkForward, docs/benchmarks.md).
+// downTrack. The packet is then rewritten for that subscriber (SSRC,
+// payload type, sequence number and timestamp, gapless across what the
+// SFU drops or switches), written and kept for retransmission. Over UDP
+// the read loop writes it itself, as a UDP write never waits for the
+// subscriber; over TCP, where it could, the downTrack's writer goroutine
+// does, so a slow subscriber only ever fills (and drops from) its own
+// queue. The path allocates nothing per packet (BenchmarkForward,
+// docs/benchmarks.md).
+//
+// Permissions (Room.Allow, Room.SetAudioMuted) pause and resume: a track
+// a subscriber received once stays negotiated on its sub connection and
+// forwards nothing while denied, so a return from caucus needs no
+// renegotiation (video resumes at a keyframe it asks for). Screen shares
+// (Peer.SetScreenTracks) arrive in stream "<publisher>.screen" and have
+// exactly their publisher's visibility.
 //
 // Loss recovery (nack.go): the SFU NACKs publishers itself, from what its
 // read loops saw arrive (retransmissions included), and answers its
 // subscribers' NACKs from each downTrack's cache, as RTX when negotiated.
 //
-// Simulcast (allocate.go): a subscriber receives, of each simulcast
-// track, the layer its bandwidth estimate (receiver report loss, REMB)
-// and its own cap (Peer.SetMaxVideoLayer) allow, switching at keyframes.
+// Bandwidth (allocate.go, bwe.go): each subscriber's estimate is the
+// lower of a loss-based one (receiver reports, REMB) and a delay-based
+// one from transport-wide congestion control feedback. The allocator
+// shares it among the tracks the subscriber receives: audio first, then
+// screen share, the active speaker and the rest; simulcast tracks get the
+// best layer that fits (and the subscriber's cap, Peer.SetMaxVideoLayer),
+// switching at keyframes. Video that does not fit is paused only after a
+// loss-based cut: delay alone lowers layers but blacks out no camera.
+//
+// Counters (stats.go): SFU.Stats sums per-track counters (no shared
+// counter on the packet path) for the metrics endpoint.
 //
 // Active speaker (speaker.go): audio levels (RFC 6464) give each
 // subscriber its own active speaker among those it may hear
