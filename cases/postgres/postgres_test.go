@@ -30,7 +30,7 @@ func databaseURL() string {
 // connect opens an administrative connection to the test database. When
 // the database cannot be reached the test is skipped, except in CI, where
 // it fails.
-func connect(t *testing.T) *pgx.Conn {
+func connect(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -46,7 +46,7 @@ func connect(t *testing.T) *pgx.Conn {
 
 // newSchema creates an empty schema that is dropped when t ends, and
 // returns the database URL with that schema as its search path.
-func newSchema(t *testing.T) (schema, dbURL string) {
+func newSchema(t testing.TB) (schema, dbURL string) {
 	t.Helper()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -74,7 +74,7 @@ func newSchema(t *testing.T) (schema, dbURL string) {
 
 // withSearchPath adds a search_path run-time parameter to a URL or a
 // key=value connection string.
-func withSearchPath(t *testing.T, dbURL, schema string) string {
+func withSearchPath(t testing.TB, dbURL, schema string) string {
 	t.Helper()
 	if !strings.HasPrefix(dbURL, "postgres://") && !strings.HasPrefix(dbURL, "postgresql://") {
 		return dbURL + " search_path=" + schema
@@ -90,7 +90,7 @@ func withSearchPath(t *testing.T, dbURL, schema string) string {
 }
 
 // openURL opens a store on dbURL that is closed when t ends.
-func openURL(t *testing.T, dbURL string) *postgres.Store {
+func openURL(t testing.TB, dbURL string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dbURL)
 	if err != nil {
@@ -101,7 +101,7 @@ func openURL(t *testing.T, dbURL string) *postgres.Store {
 }
 
 // open returns a migrated store in a new schema.
-func open(t *testing.T) cases.Store {
+func open(t testing.TB) cases.Store {
 	t.Helper()
 	_, dbURL := newSchema(t)
 	s := openURL(t, dbURL)
@@ -113,7 +113,7 @@ func open(t *testing.T) cases.Store {
 
 func TestStore(t *testing.T) {
 	connect(t).Close(context.Background())
-	casetest.Run(t, open)
+	casetest.Run(t, func(t *testing.T) cases.Store { return open(t) })
 }
 
 // TestMigrateConcurrently migrates one schema from several nodes at once
@@ -174,3 +174,7 @@ func TestOpenBadURL(t *testing.T) {
 		t.Fatalf("Open with a bad URL = %v", err)
 	}
 }
+
+// BenchmarkTransitionWrite: one lifecycle step's transaction on
+// PostgreSQL (CONCORD_TEST_DATABASE_URL, a fresh schema).
+func BenchmarkTransitionWrite(b *testing.B) { casetest.BenchmarkTransitionWrite(b, open(b)) }

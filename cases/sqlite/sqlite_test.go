@@ -11,12 +11,12 @@ import (
 )
 
 // open returns a migrated store in a file of a new temporary folder.
-func open(t *testing.T) cases.Store {
+func open(t testing.TB) cases.Store {
 	t.Helper()
 	return openPath(t, filepath.Join(t.TempDir(), "data", "concord.db"))
 }
 
-func openPath(t *testing.T, path string) *sqlite.Store {
+func openPath(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
@@ -34,7 +34,7 @@ func openPath(t *testing.T, path string) *sqlite.Store {
 }
 
 func TestStore(t *testing.T) {
-	casetest.Run(t, open)
+	casetest.Run(t, func(t *testing.T) cases.Store { return open(t) })
 }
 
 // TestMigrateTwice checks that migrating again, from the same store, from
@@ -104,3 +104,7 @@ func TestOpenRejectsURIs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTransitionWrite: one lifecycle step's transaction on the
+// embedded store (a file in a temporary folder).
+func BenchmarkTransitionWrite(b *testing.B) { casetest.BenchmarkTransitionWrite(b, open(b)) }
