@@ -71,7 +71,7 @@ func BenchmarkForward(b *testing.B) {
 	for _, c := range []struct {
 		subs   int
 		inline bool
-	}{{1, false}, {4, false}, {16, false}, {1, true}, {4, true}, {16, true}} {
+	}{{1, false}, {4, false}, {10, false}, {16, false}, {1, true}, {4, true}, {10, true}, {16, true}} {
 		subs := c.subs
 		name := fmt.Sprintf("subs=%d", subs)
 		if c.inline {
