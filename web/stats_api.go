@@ -16,9 +16,13 @@ import (
 //	GET /api/v1/stats?from=YYYY-MM&to=YYYY-MM&institutionId=&category=&channel=&format=json|csv
 //	    aggregates with no personal data, small cells suppressed; the CSV
 //	    is the export for the supervising departments. category and
-//	    channel keep the cases of one category or channel; a cell that
-//	    would differ from the unfiltered report's by a small count is
-//	    suppressed too (stats.Dataset.Narrow)
+//	    channel keep the cases of one category or channel. Because two
+//	    reports can be subtracted, a cell that differs by a small count
+//	    from the same cell of a wider report (fewer filters, a wider
+//	    month range, an ancestor's subtree or all institutions) is
+//	    suppressed too, as is an institution's cell whose count in its
+//	    own cases, without its children's, is small (stats.Dataset says
+//	    what this guarantees and what it does not)
 //	GET /api/v1/stats/warnings?institutionId=&weeks=8
 //	    merchants and categories whose complaints rose well above their
 //	    baseline in the last 7 days; it names merchants, and is for the

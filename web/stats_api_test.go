@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/cases/stats"
@@ -180,6 +181,62 @@ func TestStatisticsFilters(t *testing.T) {
 			if strings.Contains(out, s) {
 				t.Fatalf("the filtered export holds %q", s)
 			}
+		}
+	}
+}
+
+// TestStatisticsRangeAndScopeDifferencing asks for reports that count
+// a subset of another's cases, by month range and by institution, over
+// HTTP: the narrower report hides a cell that differs from the wider
+// report's by a small count, so subtracting them gives nothing away.
+func TestStatisticsRangeAndScopeDifferencing(t *testing.T) {
+	e := newODREnv(t)
+	open := func(inst string, n int) {
+		for range n {
+			body := caseBody(inst, false)
+			body["channel"] = cases.ChannelWindow
+			e.asOK(testAdminToken, "POST", "/api/v1/cases", body, 201, nil)
+		}
+	}
+	// March: 12 cases at district A and 3 at B. April: 2 more at A.
+	open(e.distA, 12)
+	open(e.distB, 3)
+	e.clock.Add(31 * 24 * time.Hour)
+	open(e.distA, 2)
+	e.relogin("adminA") // a month on, A's token has expired
+	get := func(token, query string) statsReport {
+		t.Helper()
+		var r statsReport
+		e.asOK(token, "GET", "/api/v1/stats"+query, nil, 200, &r)
+		return r
+	}
+
+	// The widest report shows everything: 17 cases; so does the same
+	// range asked for with an explicit start.
+	for _, q := range []string{"", "?from=2026-03", "?from=2026-03&to=2026-04"} {
+		if v, _ := get(testAdminToken, q).cell(t, "by_month", stats.Total); v == nil || *v != 17 {
+			t.Fatalf("all %q: total %v, want 17", q, v)
+		}
+	}
+	// March alone would show 15, and March..April's 17 minus it April's
+	// 2: March's total is hidden, and so is A's March count (12 against
+	// 14).
+	march := get(testAdminToken, "?from=2026-03&to=2026-03")
+	if v, hidden := march.cell(t, "by_month", stats.Total); v != nil || !hidden {
+		t.Fatalf("March: total %v shown, 2 short of March..April's", v)
+	}
+	if v, hidden := march.cell(t, "by_institution", "District A (0310)"); v != nil || !hidden {
+		t.Fatalf("March: district A %v shown, 2 short of March..April's", v)
+	}
+	// A's subtree (14) against all institutions (17): B's 3 cases would
+	// follow, so A's total is hidden, whether institution admin A or the
+	// platform admin asks.
+	for _, tc := range []struct{ token, query string }{
+		{e.tokens["adminA"], ""},
+		{testAdminToken, "?institutionId=" + e.distA},
+	} {
+		if v, hidden := get(tc.token, tc.query).cell(t, "by_month", stats.Total); v != nil || !hidden {
+			t.Fatalf("A's subtree %q: total %v shown, 3 short of all institutions'", tc.query, v)
 		}
 	}
 }

@@ -127,8 +127,9 @@ type builder struct {
 	d      *Dataset
 	dims   map[string]*dimension
 	counts map[string]int
-	// complements counts the cells of each of d's complements.
-	complements []map[string]int
+	// oneWay and twoWay are the tables' dimensions, for cellsOf.
+	oneWay []string
+	twoWay [][2]string
 	// relations are the linear equations between cells that anyone can
 	// write from the published tables: a total is the sum of its parts;
 	// two sums count the same cases. Each maps cells to coefficients, the
@@ -147,7 +148,8 @@ func Compute(d *Dataset, now time.Time) *Report {
 	oneWay := []string{"month", "institution", "level", "district", "category", "channel", "outcome",
 		"close_time", "reconciliation", "confirmation"}
 	twoWay := [][2]string{{"category", "outcome"}, {"month", "outcome"}, {"category", "reconciliation"}, {"category", "confirmation"}}
-	b.count(oneWay, twoWay)
+	b.oneWay, b.twoWay = oneWay, twoWay
+	b.count()
 	for _, dim := range oneWay {
 		b.relateOneWay(dim)
 	}
@@ -262,36 +264,191 @@ func (b *builder) keysOf(dim string) []string {
 	return append(out, rest...)
 }
 
-// count counts every cell of the tables, in the facts and in each of
-// their complements.
-func (b *builder) count(oneWay []string, twoWay [][2]string) {
-	add := func(counts map[string]int, facts []Fact) {
-		for i := range facts {
-			f := &facts[i]
-			ids := map[string]bool{"": true}
-			key := map[string]string{}
-			for name, dim := range b.dims {
-				key[name] = dim.of(f)
+// cellsOf returns the ids of the cells that count a fact, the grand
+// total among them. It runs for every case of every wider report (see
+// differenced), so it builds the ids directly rather than through
+// cellID.
+func (b *builder) cellsOf(f *Fact) []string {
+	key := make(map[string]string, len(b.oneWay))
+	ids := make([]string, 0, 1+len(b.oneWay)+3*len(b.twoWay))
+	ids = append(ids, "")
+	keyOf := func(dim string) string {
+		k, ok := key[dim]
+		if !ok {
+			k = b.dims[dim].of(f)
+			key[dim] = k
+		}
+		return k
+	}
+	for _, dim := range b.oneWay {
+		ids = append(ids, dim+"="+keyOf(dim))
+	}
+	for _, p := range b.twoWay {
+		// A margin is a one-way cell when its dimension has a table.
+		for _, dim := range p {
+			if id := dim + "=" + keyOf(dim); !slices.Contains(b.oneWay, dim) && !slices.Contains(ids, id) {
+				ids = append(ids, id)
 			}
-			for _, dim := range oneWay {
-				ids[cellID(dim, key[dim])] = true
-			}
-			for _, p := range twoWay {
-				ids[cellID(p[0], key[p[0]])] = true
-				ids[cellID(p[1], key[p[1]])] = true
-				ids[cellID(p[0], key[p[0]], p[1], key[p[1]])] = true
-			}
-			for id := range ids {
+		}
+		x, y := p[0]+"="+keyOf(p[0]), p[1]+"="+keyOf(p[1])
+		if y < x {
+			x, y = y, x
+		}
+		ids = append(ids, x+"&"+y)
+	}
+	return ids
+}
+
+// count counts every cell of the tables.
+func (b *builder) count() {
+	for i := range b.d.Facts {
+		for _, id := range b.cellsOf(&b.d.Facts[i]) {
+			b.counts[id]++
+		}
+	}
+}
+
+// differenced returns the cells with cases that a wider report would
+// give away by subtraction (see Dataset): those whose count differs by
+// 1 to MinCell-1 from the same cell of a report of a scope in
+// [scope]+wider, with the report's filters or fewer, over the report's
+// month range or a wider one; and, when the scope is an institution's
+// subtree, those whose count in the institution's own cases is 1 to
+// MinCell-1.
+func (b *builder) differenced() map[string]bool {
+	d := b.d
+	out := map[string]bool{}
+	universe := d.universe
+	if universe == nil {
+		universe = d.Facts
+	}
+	filters := [][2]string{{d.Category, d.Channel}}
+	if d.Category != "" {
+		filters = append(filters, [2]string{"", d.Channel})
+	}
+	if d.Channel != "" {
+		filters = append(filters, [2]string{d.Category, ""})
+	}
+	if d.Category != "" && d.Channel != "" {
+		filters = append(filters, [2]string{"", ""})
+	}
+	scopes := append([]map[string]bool{d.scope}, d.wider...)
+	// window is one wider report's counts: within the report's months,
+	// and by month before and after them.
+	type window struct {
+		in            map[string]int
+		before, after map[string]map[string]int
+	}
+	var windows []window
+	type sel struct {
+		scope  map[string]bool
+		filter [2]string
+	}
+	var sels []sel
+	for _, sc := range scopes {
+		for _, f := range filters {
+			sels = append(sels, sel{sc, f})
+			windows = append(windows, window{map[string]int{}, map[string]map[string]int{}, map[string]map[string]int{}})
+		}
+	}
+	// Only the cells this report has cases in can be hidden; counting
+	// only those keeps the maps small.
+	add := func(counts map[string]int, ids []string) {
+		for _, id := range ids {
+			if b.counts[id] > 0 {
 				counts[id]++
 			}
 		}
 	}
-	add(b.counts, b.d.Facts)
-	for _, facts := range b.d.complements {
-		c := map[string]int{}
-		add(c, facts)
-		b.complements = append(b.complements, c)
+	byMonth := func(m map[string]map[string]int, month string) map[string]int {
+		if m[month] == nil {
+			m[month] = map[string]int{}
+		}
+		return m[month]
 	}
+	for i := range universe {
+		f := &universe[i]
+		var ids []string
+		for k, s := range sels {
+			if s.scope != nil && !s.scope[f.InstitutionID] || !matches(f, s.filter[0], s.filter[1]) {
+				continue
+			}
+			if ids == nil {
+				ids = b.cellsOf(f)
+			}
+			w := &windows[k]
+			switch {
+			case inRange(f.Month, d.From, d.To):
+				add(w.in, ids)
+			case d.From != "" && f.Month < d.From:
+				add(byMonth(w.before, f.Month), ids)
+			default:
+				add(byMonth(w.after, f.Month), ids)
+			}
+		}
+	}
+	for _, w := range windows {
+		var before, after []string
+		for m := range w.before {
+			before = append(before, m)
+		}
+		for m := range w.after {
+			after = append(after, m)
+		}
+		// Nearest months first: a wider range adds the months next to
+		// the report's first.
+		sort.Sort(sort.Reverse(sort.StringSlice(before)))
+		sort.Strings(after)
+		for id, n := range b.counts {
+			if n == 0 {
+				continue
+			}
+			// Every wider range is this report's months plus some
+			// months before them and some after, each adding a count
+			// of zero or more. The differences with this report are
+			// base plus such sums; when base is 0, the smallest
+			// positive one is the count of the nearest month, on
+			// either side, with cases in the cell, so that is the
+			// one to test.
+			base := w.in[id] - n
+			if small(base) {
+				out[id] = true
+				continue
+			}
+			if base != 0 {
+				continue
+			}
+			for _, side := range []struct {
+				months []string
+				counts map[string]map[string]int
+			}{{before, w.before}, {after, w.after}} {
+				for _, m := range side.months {
+					if c := side.counts[m][id]; c > 0 {
+						if small(c) {
+							out[id] = true
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+	// An institution's report minus its children's gives the counts of
+	// its own cases.
+	if d.root != "" {
+		own := map[string]int{}
+		for i := range d.Facts {
+			if d.Facts[i].InstitutionID == d.root {
+				add(own, b.cellsOf(&d.Facts[i]))
+			}
+		}
+		for id, n := range own {
+			if small(n) {
+				out[id] = true
+			}
+		}
+	}
+	return out
 }
 
 // small reports whether a count is shown nowhere: 1 to MinCell-1.
@@ -425,8 +582,9 @@ func (b *builder) relateAcross() {
 	}
 }
 
-// suppress hides every cell counting 1 to MinCell-1 cases (primary
-// suppression), then hides more cells (secondary suppression) until no
+// suppress hides every cell counting 1 to MinCell-1 cases, and every
+// cell a wider report would give away (differenced), as primary
+// suppression; then it hides more cells (secondary suppression) until no
 // hidden cell follows from the published ones through the relations:
 // first, cheaply, while a relation has exactly one hidden cell, the
 // smallest visible cell of that relation; then, while Gaussian
@@ -437,15 +595,11 @@ func (b *builder) suppress() {
 		if small(n) {
 			b.supp[id] = true
 		}
-		// A filtered report's cell, taken from the same cell of a wider
-		// report, gives the complement's count: hide it when that is
-		// small. (An empty cell gives away nothing the wider report
-		// does not show itself.)
-		for _, c := range b.complements {
-			if n > 0 && small(c[id]) {
-				b.supp[id] = true
-			}
-		}
+	}
+	// A cell that a wider report would give away by subtraction is
+	// hidden as if it were small itself.
+	for id := range b.differenced() {
+		b.supp[id] = true
 	}
 	for {
 		for changed := true; changed; {

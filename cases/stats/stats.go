@@ -12,7 +12,9 @@
 // claims and agreed terms never enter it. Any cell counting fewer than
 // MinCell cases is suppressed, and secondary suppression hides further
 // cells so that no suppressed value can be derived from a total (see
-// suppress.go).
+// builder.suppress); cells that another report (a wider month range,
+// institution scope or filter) would give away by subtraction are
+// hidden too (see Dataset for what that guarantees, and its limits).
 //
 // Early warnings name merchants: they are for the institution's staff,
 // who see the cases anyway, and are never part of an export.
@@ -52,6 +54,36 @@ type Fact struct {
 }
 
 // Dataset is the facts of the cases in a scope, with the institutions.
+//
+// Differencing. Anyone who may ask for statistics may ask for several
+// reports and subtract one from another: a report filtered by category
+// from the unfiltered one, the months 2026-01..2026-03 from
+// 2026-01..2026-02, an institution's subtree from its parent's or from
+// the whole platform's. When one report counts a subset of the cases of
+// another, the difference of a cell is itself a count of cases, and a
+// small one (1 to MinCell-1) discloses a small group as surely as a
+// small cell would. Compute therefore hides, on top of the suppression
+// within the report, every cell with cases whose count differs by 1 to
+// MinCell-1 from the same cell of a wider report anyone can ask for: a
+// report of the same or a wider scope (an ancestor's subtree, or all
+// institutions), over the same or a wider month range (any range of
+// whole months that holds this one), with the same or fewer filters.
+// The narrower report hides, never the wider one, so the widest reports
+// (a whole subtree over all months) keep the most figures. And a report
+// of an institution with children hides a cell whose count in the
+// institution's own cases is 1 to MinCell-1, because the report minus
+// its children's reports gives those.
+//
+// The guarantee: for any two reports of one snapshot of the data where
+// one counts a subset of the other's cases, no cell shown in both
+// differs by 1 to MinCell-1; and an institution's own small counts do
+// not follow from its report minus its children's. Its limits: it does
+// not consider every combination of three or more reports (a year minus
+// each of its months but one, where that month's report hid a cell by
+// secondary suppression only; a grandparent minus a parent minus an
+// uncle), nor reports taken at different times (the data change: two
+// reports of the current month a week apart differ by the week's
+// cases), nor the medians and percentiles of the durations table.
 type Dataset struct {
 	Facts        []Fact
 	Institutions []cases.Institution
@@ -59,12 +91,17 @@ type Dataset struct {
 	// Category and Channel are the filters Narrow applied; "" for none.
 	Category, Channel string
 
-	// complements are, for each report of the same scope anyone can ask
-	// for with fewer filters, the facts it counts that Facts does not.
-	// Subtracting a filtered report from such a wider one gives these
-	// counts: Compute suppresses a cell whose complement is small, as if
-	// the complement were published too.
-	complements [][]Fact
+	// universe holds the facts of every report that can be compared
+	// with this one: every case of every institution in every month
+	// (nil: Facts as they were before Narrow).
+	universe []Fact
+	// scope is the institutions whose cases Facts holds, nil for all;
+	// wider lists the scopes anyone can ask for that hold it (the
+	// subtrees of its ancestors, nil for all institutions); root is the
+	// institution whose subtree scope is, if it is one.
+	scope map[string]bool
+	wider []map[string]bool
+	root  string
 }
 
 // Scope selects the cases a Dataset holds.
@@ -92,42 +129,53 @@ func checkFilters(category, channel string) error {
 	return nil
 }
 
-// Narrow keeps the facts of one category and one channel ("" for any),
-// and remembers what the wider reports of the same scope count besides,
-// for the suppression (see Dataset.complements).
+// Narrow keeps the facts of one category and one channel ("" for any).
+// The facts it drops stay known to the suppression, which compares the
+// filtered report with the wider ones (see Dataset).
 func (d *Dataset) Narrow(category, channel string) error {
 	if err := checkFilters(category, channel); err != nil {
 		return err
 	}
+	// Narrowing twice to two different values would leave a report
+	// whose filters say one thing and whose facts another.
+	if category != "" && d.Category != "" && category != d.Category {
+		return cases.FieldErrorf("category", "the statistics are already for category %s", d.Category)
+	}
+	if channel != "" && d.Channel != "" && channel != d.Channel {
+		return cases.FieldErrorf("channel", "the statistics are already for channel %s", d.Channel)
+	}
 	if category == "" && channel == "" {
 		return nil
 	}
-	match := func(f *Fact, category, channel string) bool {
-		return (category == "" || f.Category == category) && (channel == "" || f.Channel == channel)
+	if d.universe == nil {
+		d.universe = d.Facts
 	}
-	// The wider reports: no filter, and with both filters set, each one
-	// alone.
-	wider := [][2]string{{"", ""}}
-	if category != "" && channel != "" {
-		wider = append(wider, [2]string{category, ""}, [2]string{"", channel})
-	}
-	comps := make([][]Fact, len(wider))
 	var kept []Fact
 	for i := range d.Facts {
-		f := &d.Facts[i]
-		if match(f, category, channel) {
-			kept = append(kept, *f)
-			continue
-		}
-		for j, w := range wider {
-			if match(f, w[0], w[1]) {
-				comps[j] = append(comps[j], *f)
-			}
+		if matches(&d.Facts[i], category, channel) {
+			kept = append(kept, d.Facts[i])
 		}
 	}
-	d.Facts, d.Category, d.Channel = kept, category, channel
-	d.complements = append(d.complements, comps...)
+	d.Facts = kept
+	if category != "" {
+		d.Category = category
+	}
+	if channel != "" {
+		d.Channel = channel
+	}
 	return nil
+}
+
+// matches reports whether a fact is of a category and a channel ("" for
+// any).
+func matches(f *Fact, category, channel string) bool {
+	return (category == "" || f.Category == category) && (channel == "" || f.Channel == channel)
+}
+
+// inRange reports whether a month is in from..to ("" for open ends);
+// YYYY-MM strings sort as the months do.
+func inRange(month, from, to string) bool {
+	return (from == "" || month >= from) && (to == "" || month <= to)
 }
 
 // parseMonth parses YYYY-MM.
@@ -180,33 +228,19 @@ func known(v string, list []string) string {
 	return "other"
 }
 
-// Collect reads the facts of the cases in scope from a store.
+// Collect reads the facts of the cases in scope from a store. It reads
+// every case, not only those in scope: the suppression compares the
+// report with the wider ones anyone can ask for (see Dataset).
 func Collect(ctx context.Context, store cases.Store, sc Scope) (*Dataset, error) {
-	if err := checkFilters(sc.Category, sc.Channel); err != nil {
+	if err := checkScope(sc); err != nil {
 		return nil, err
 	}
-	d := &Dataset{From: sc.From, To: sc.To}
-	f := cases.CaseFilter{Limit: 500, InstitutionIDs: sc.InstitutionIDs}
-	if sc.From != "" {
-		t, err := parseMonth("from", sc.From)
-		if err != nil {
-			return nil, err
-		}
-		f.CreatedFrom = t.UTC()
-	}
-	if sc.To != "" {
-		t, err := parseMonth("to", sc.To)
-		if err != nil {
-			return nil, err
-		}
-		f.CreatedBefore = t.AddDate(0, 1, 0).UTC()
-		if !f.CreatedFrom.IsZero() && !f.CreatedBefore.After(f.CreatedFrom) {
-			return nil, cases.FieldErrorf("to", "to is before from")
-		}
-	}
+	var universe []Fact
+	var insts []cases.Institution
+	f := cases.CaseFilter{Limit: 500}
 	err := store.View(ctx, func(tx cases.Tx) error {
 		var err error
-		if d.Institutions, err = tx.Institutions(ctx); err != nil {
+		if insts, err = tx.Institutions(ctx); err != nil {
 			return err
 		}
 		for {
@@ -219,7 +253,7 @@ func Collect(ctx context.Context, store cases.Store, sc Scope) (*Dataset, error)
 				if err != nil {
 					return err
 				}
-				d.Facts = append(d.Facts, fact)
+				universe = append(universe, fact)
 			}
 			if len(list) < f.Limit {
 				return nil
@@ -231,10 +265,95 @@ func Collect(ctx context.Context, store cases.Store, sc Scope) (*Dataset, error)
 	if err != nil {
 		return nil, err
 	}
+	return scoped(universe, insts, sc)
+}
+
+// checkScope refuses months that are not YYYY-MM, a range that ends
+// before it starts, and unknown filters.
+func checkScope(sc Scope) error {
+	if err := checkFilters(sc.Category, sc.Channel); err != nil {
+		return err
+	}
+	var from time.Time
+	if sc.From != "" {
+		t, err := parseMonth("from", sc.From)
+		if err != nil {
+			return err
+		}
+		from = t
+	}
+	if sc.To != "" {
+		t, err := parseMonth("to", sc.To)
+		if err != nil {
+			return err
+		}
+		if !from.IsZero() && t.Before(from) {
+			return cases.FieldErrorf("to", "to is before from")
+		}
+	}
+	return nil
+}
+
+// scoped is the dataset of a scope, taken from the facts of every case
+// (universe), which it keeps for the suppression, with the scopes that
+// hold this one.
+func scoped(universe []Fact, insts []cases.Institution, sc Scope) (*Dataset, error) {
+	if err := checkScope(sc); err != nil {
+		return nil, err
+	}
+	d := &Dataset{From: sc.From, To: sc.To, Institutions: insts, universe: universe}
+	if sc.InstitutionIDs != nil {
+		d.scope = map[string]bool{}
+		for _, id := range sc.InstitutionIDs {
+			d.scope[id] = true
+		}
+		// The wider scopes are the subtrees that hold this one, and
+		// all institutions.
+		for _, in := range insts {
+			sub := subtree(insts, in.ID)
+			switch {
+			case len(sub) == len(d.scope) && containsAll(sub, d.scope):
+				d.root = in.ID
+			case containsAll(sub, d.scope):
+				d.wider = append(d.wider, sub)
+			}
+		}
+		d.wider = append(d.wider, nil)
+	}
+	for i := range universe {
+		f := &universe[i]
+		if (d.scope == nil || d.scope[f.InstitutionID]) && inRange(f.Month, sc.From, sc.To) {
+			d.Facts = append(d.Facts, *f)
+		}
+	}
 	if err := d.Narrow(sc.Category, sc.Channel); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// subtree returns id and the ids of every institution below it.
+func subtree(insts []cases.Institution, id string) map[string]bool {
+	out := map[string]bool{id: true}
+	for grew := true; grew; {
+		grew = false
+		for _, in := range insts {
+			if !out[in.ID] && in.ParentID != "" && out[in.ParentID] {
+				out[in.ID], grew = true, true
+			}
+		}
+	}
+	return out
+}
+
+// containsAll reports whether every id of sub is in set.
+func containsAll(set, sub map[string]bool) bool {
+	for id := range sub {
+		if !set[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // factOf reduces a case to its fact, reading its events for the times.
