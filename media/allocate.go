@@ -30,6 +30,9 @@ const (
 	audioFloor    = 32_000 // bit/s
 	// A layer needs its measured rate plus this headroom.
 	layerHeadroom = 1.15
+	// A video already flowing is paused for bandwidth only when less than
+	// keepShare of what it needs is left (see allocateBudget).
+	keepShare = 0.8
 	// Loss above lossHigh cuts the estimate, at most every
 	// decreaseInterval (reports lag); below lossLow it grows by
 	// increaseFactor, at most every increaseInterval, unless a cut is
@@ -223,7 +226,10 @@ type trackDemand struct {
 	// Results.
 	pick   int  // simulcast layer; -1 keeps the current target
 	paused bool // video that does not fit: nothing is forwarded
-	cost   float64
+	// flowing (input): the video is forwarded now, not paused for
+	// bandwidth.
+	flowing bool
+	cost    float64
 }
 
 const (
@@ -309,7 +315,12 @@ func allocateBudget(budget float64, tracks []trackDemand) (spent, want float64) 
 			}
 			need = t.layerCost(t.pick)
 		}
-		if need > left {
+		// Hysteresis: a video flowing now keeps flowing while the budget
+		// left covers keepShare of it; one paused resumes only once it fits
+		// whole. Without it, an estimate hovering at a camera's rate paused
+		// and resumed it every few hundred milliseconds, each resume
+		// waiting for a keyframe.
+		if need > left && (!t.flowing || need*keepShare > left) {
 			t.paused, t.pick = true, -1
 			continue
 		}
@@ -439,6 +450,9 @@ func (p *Peer) allocate() {
 		}
 	}
 	p.mu.Unlock()
+	for i, d := range downs {
+		tracks[i].flowing = !d.bandwidthPaused.Load()
+	}
 	_, want := allocateBudget(budget, tracks)
 	congested := p.bw.congested()
 	for i, d := range downs {

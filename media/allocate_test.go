@@ -19,6 +19,7 @@ func TestAllocateBudget(t *testing.T) {
 	plain := func(prio int, rate float64) trackDemand {
 		return trackDemand{rate: rate, priority: prio}
 	}
+	flowing := func(t trackDemand) trackDemand { t.flowing = true; return t }
 	const paused = -2 // in want: the track is paused
 	cost := func(bps float64) float64 { return bps * layerHeadroom }
 	a := audioNeed(40_000)
@@ -48,6 +49,12 @@ func TestAllocateBudget(t *testing.T) {
 			[]trackDemand{audio, plain(priorityOther, 800_000), sim(priorityOther, 2)}, []int{-1, 0, 0}, a + cost(800_000) + cost(h)},
 		{"the speaker's plain video before a simulcast other", a + cost(800_000) + 1000,
 			[]trackDemand{audio, sim(priorityOther, 2), plain(prioritySpeaker, 800_000)}, []int{-1, paused, 0}, a + cost(800_000) + cost(q)},
+		{"a flowing video is kept a little below its rate", a + 0.9*cost(800_000),
+			[]trackDemand{audio, flowing(plain(priorityOther, 800_000))}, []int{-1, 0}, 0},
+		{"a paused one is not resumed there", a + 0.9*cost(800_000),
+			[]trackDemand{audio, plain(priorityOther, 800_000)}, []int{-1, paused}, a + cost(800_000)},
+		{"a flowing video is paused well below its rate", a + 0.7*cost(800_000),
+			[]trackDemand{audio, flowing(plain(priorityOther, 800_000))}, []int{-1, paused}, a + cost(800_000)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +83,13 @@ func TestAllocateBudget(t *testing.T) {
 			if math.Abs(sum-spent) > 1 {
 				t.Fatalf("spent %.0f, the tracks' costs add up to %.0f", spent, sum)
 			}
-			if sum > max(tt.budget, audioSpent)+1 {
+			allowed := tt.budget
+			for _, tr := range tt.tracks {
+				if tr.flowing && !tr.paused {
+					allowed = tt.budget / keepShare // kept by hysteresis
+				}
+			}
+			if sum > max(allowed, audioSpent)+1 {
 				t.Fatalf("spent %.0f of a %.0f budget (audio %.0f)", sum, tt.budget, audioSpent)
 			}
 			if math.Abs(next-tt.next) > 1 {
