@@ -438,6 +438,13 @@ func (d *downTrack) drainLocked() {
 		d.qmu.Lock()
 		d.head = (d.head + 1) % len(d.ring)
 		d.count--
+		if d.count == 0 {
+			// Empty: start again at the first slot, so that a queue that
+			// rarely holds more than a packet or two (writes inline, over
+			// UDP) only ever grows the payload buffers of its first slots,
+			// not of all videoQueue of them.
+			d.head = 0
+		}
 		d.qmu.Unlock()
 	}
 }

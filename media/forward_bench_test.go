@@ -235,3 +235,39 @@ func BenchmarkForwardPion(b *testing.B) {
 		done += n
 	}
 }
+
+// TestInlineQueueReusesFirstSlot: written inline (as over UDP), a
+// subscriber's queue never holds more than the packet being written, so
+// it keeps using its first slot and never writes the others' part of the
+// queue's arena: those pages are never touched, and a subscriber track
+// costs the memory of the packets it actually queues, not of videoQueue.
+func TestInlineQueueReusesFirstSlot(t *testing.T) {
+	up := benchUpTrack(webrtc.RTPCodecTypeVideo)
+	sink := &sinkWriter{}
+	d := newDownTrack(up, "sub", &rawWriters{}, up.log)
+	bindSink(d, sink, 100)
+	d.inline.Store(true)
+	up.addDown(d)
+	defer d.stop(false)
+	raw := benchPacket(t)
+	now := time.Now()
+	n := 3 * len(d.ring)
+	for seq := range uint16(n) {
+		raw[2], raw[3] = byte(seq>>8), byte(seq)
+		up.handle(up.layer(0), raw, now)
+	}
+	if got := sink.packets.Load(); got != uint64(n) {
+		t.Fatalf("%d of %d packets written", got, n)
+	}
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	used := 0
+	for i := range d.ring {
+		if len(d.ring[i].payload) > 0 {
+			used++
+		}
+	}
+	if used != 1 {
+		t.Fatalf("%d of %d queue slots were written after %d packets written inline, want 1", used, len(d.ring), n)
+	}
+}
