@@ -483,7 +483,7 @@ func (d *downTrack) writeLocked(s *slot) {
 			d.bw.bytes.Add(uint64(len(s.payload)))
 		}
 		if d.cache != nil {
-			d.rememberLocked(seq, ts, s.meta.marker, s.payload)
+			d.rememberLocked(seq, ts, s.meta.marker, &s.meta)
 		}
 	}
 }

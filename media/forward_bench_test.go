@@ -271,3 +271,26 @@ func TestInlineQueueReusesFirstSlot(t *testing.T) {
 		t.Fatalf("%d of %d queue slots were written after %d packets written inline, want 1", used, len(d.ring), n)
 	}
 }
+
+// TestPacketCache: a layer keeps each packet once, for every subscriber's
+// retransmissions, until the one sentCacheSize later replaces it.
+func TestPacketCache(t *testing.T) {
+	var c packetCache
+	buf := make([]byte, packetSize)
+	start := uint16(65400) // the numbers wrap around on the way
+	end := start + sentCacheSize + 10
+	for seq := start; seq != end; seq++ {
+		c.put(seq, []byte{byte(seq), byte(seq >> 8), 7})
+	}
+	newest := end - 1
+	n, ok := c.copyTo(buf, newest)
+	if !ok || n != 3 || buf[0] != byte(newest) || buf[1] != byte(newest>>8) || buf[2] != 7 {
+		t.Fatalf("the newest packet: %v %d %v", ok, n, buf[:3])
+	}
+	if _, ok := c.copyTo(buf, start+9); ok {
+		t.Fatal("a packet replaced sentCacheSize later is still served")
+	}
+	if _, ok := c.copyTo(buf, start+10); !ok {
+		t.Fatal("the oldest packet still in the window is not served")
+	}
+}

@@ -14,9 +14,12 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// The SFU answers its subscribers' NACKs itself, from a cache each video
-// downTrack keeps of what it sent, instead of with pion's NACK responder
-// interceptor, which allocates for every packet it caches. A
+// The SFU answers its subscribers' NACKs itself, instead of with pion's
+// NACK responder interceptor, which allocates for every packet it caches.
+// Each published video layer keeps its recent packets as received, once
+// for all its subscribers (packetCache); each video downTrack keeps, per
+// sequence number it sent, which of those packets it was and the
+// timestamp it carried (sentPacket). A
 // retransmission goes out as RTX (RFC 4588) when the subscriber
 // negotiated it, else as the original packet again; either way it is
 // written by the downTrack's own goroutine, under the same lock and the
@@ -24,8 +27,9 @@ import (
 // Allow(sub, pub, false) also ends retransmissions.
 
 const (
-	// sentCacheSize is how many sent packets a video downTrack keeps for
-	// retransmission: about two seconds at 1 Mbit/s. A power of two.
+	// sentCacheSize is how many recent packets a video layer keeps, and
+	// a downTrack remembers having sent, for retransmission: about two
+	// seconds at 1 Mbit/s. A power of two.
 	sentCacheSize = 256
 	// resendInterval is the shortest time between two retransmissions of
 	// one packet (a NACK repeated before the first answer arrived).
@@ -34,15 +38,54 @@ const (
 	maxPendingNacks = 64
 )
 
-// sentPacket is one cached packet, as it was written to the subscriber.
+// sentPacket is one packet written to the subscriber: its header there,
+// and which packet of which layer it carried (its payload is in that
+// layer's packetCache).
 type sentPacket struct {
 	valid    bool
 	marker   bool
 	resends  uint8
-	seq      uint16
+	layer    uint8
+	seq      uint16 // as sent
+	orig     uint16 // as received from the publisher
 	ts       uint32
 	resentAt int64
-	payload  []byte
+}
+
+// packetCache keeps a published video layer's recent packets as they
+// arrived, for every subscriber's retransmissions: one copy per packet,
+// not one per subscriber (which cost 300 KB per subscriber track). The
+// layer's read loop writes; subscribers' writer goroutines read.
+type packetCache struct {
+	mu      sync.RWMutex
+	entries [sentCacheSize]cachedPacket
+}
+
+type cachedPacket struct {
+	valid   bool
+	seq     uint16
+	payload []byte
+}
+
+// put keeps a packet, replacing the one sentCacheSize before it.
+func (c *packetCache) put(seq uint16, payload []byte) {
+	c.mu.Lock()
+	e := &c.entries[seq%sentCacheSize]
+	e.valid, e.seq = true, seq
+	e.payload = append(e.payload[:0], payload...)
+	c.mu.Unlock()
+}
+
+// copyTo copies packet seq's payload into buf, and reports false if it is
+// no longer kept.
+func (c *packetCache) copyTo(buf []byte, seq uint16) (int, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := &c.entries[seq%sentCacheSize]
+	if !e.valid || e.seq != seq {
+		return 0, false
+	}
+	return copy(buf, e.payload), true
 }
 
 // rawWriters maps a sender's id to the RTP writer at the bottom of its
@@ -161,11 +204,12 @@ func (d *downTrack) resendPending() {
 	}
 }
 
-// remember caches a packet just written. wmu must be held.
-func (d *downTrack) rememberLocked(seq uint16, ts uint32, marker bool, payload []byte) {
+// rememberLocked notes a packet just written: its header as sent, and
+// which packet of which layer it was. wmu must be held.
+func (d *downTrack) rememberLocked(seq uint16, ts uint32, marker bool, m *packetMeta) {
 	e := &d.cache[seq%sentCacheSize]
 	e.valid, e.seq, e.ts, e.marker, e.resentAt, e.resends = true, seq, ts, marker, 0, 0
-	e.payload = append(e.payload[:0], payload...)
+	e.orig, e.layer = m.seq, m.layer
 }
 
 // resendLocked retransmits one cached packet. wmu must be held.
@@ -178,6 +222,17 @@ func (d *downTrack) resendLocked(seq uint16, now int64) {
 	if now-e.resentAt < int64(resendInterval) || e.resends >= maxResends {
 		return
 	}
+	l := d.up.layer(int(e.layer))
+	if l == nil || l.cache == nil {
+		d.nackMissed.Add(1)
+		return
+	}
+	// The payload goes after the two bytes RTX puts first.
+	n, ok := l.cache.copyTo(d.rtxBuf[2:], e.orig)
+	if !ok {
+		d.nackMissed.Add(1)
+		return
+	}
 	e.resentAt = now
 	e.resends++
 	if d.raw == nil {
@@ -185,12 +240,12 @@ func (d *downTrack) resendLocked(seq uint16, now int64) {
 	}
 	h := &d.rtxHdr
 	*h = rtp.Header{Version: 2, Marker: e.marker, Timestamp: e.ts, CSRC: h.CSRC[:0], Extensions: h.Extensions[:0]}
-	payload := e.payload
+	payload := d.rtxBuf[2 : 2+n]
 	if d.rtxSSRC != 0 && d.rtxPT != 0 {
 		h.SSRC, h.PayloadType, h.SequenceNumber = d.rtxSSRC, d.rtxPT, d.rtxSeq
 		d.rtxSeq++
 		binary.BigEndian.PutUint16(d.rtxBuf[:2], seq)
-		payload = d.rtxBuf[:2+copy(d.rtxBuf[2:], e.payload)]
+		payload = d.rtxBuf[:2+n]
 	} else {
 		h.SSRC, h.PayloadType, h.SequenceNumber = d.ssrc, d.pt, seq
 	}

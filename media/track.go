@@ -40,6 +40,7 @@ type layer struct {
 	src   rtpReader
 	ssrc  uint32
 	nacks *nackGenerator // video only
+	cache *packetCache   // video only: recent packets, for retransmission
 	pkt   rtp.Packet     // owned by the layer's read loop
 
 	bytes      atomic.Uint64 // payload bytes since the last rate measurement
@@ -122,6 +123,7 @@ func (u *upTrack) newLayer(index int, rid string, src rtpReader, ssrc uint32) *l
 	l := &layer{index: index, rid: rid, src: src, ssrc: ssrc}
 	if u.kind == webrtc.RTPCodecTypeVideo {
 		l.nacks = &nackGenerator{}
+		l.cache = &packetCache{}
 	}
 	return l
 }
@@ -233,6 +235,9 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 	l.packetsIn.Add(1)
 	l.bytesIn.Add(uint64(len(payload)))
 	l.lastAt.Store(at)
+	if l.cache != nil {
+		l.cache.put(pkt.SequenceNumber, payload)
+	}
 	if l.nacks != nil {
 		l.nacks.observe(pkt.SequenceNumber)
 	}
