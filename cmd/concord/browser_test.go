@@ -261,15 +261,33 @@ func evalJS[T any](t *testing.T, tb *tab, js string) T {
 // click clicks the element with the CSS selector sel once it is visible.
 func (tb *tab) click(t *testing.T, sel string) {
 	t.Helper()
+	// A page that re-renders (a view filled in once its data arrive, a
+	// poll) may replace the element between finding and clicking it: the
+	// click is tried again on the new one, as a user would tap again.
+	var err error
+	for range 3 {
+		if err = tb.tryClick(t, sel); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
+	}
+}
+
+func (tb *tab) tryClick(t *testing.T, sel string) error {
+	t.Helper()
 	if err := chromedp.Do(tb.ctx,
 		chromedp.WaitVisible(sel),
 		chromedp.ScrollIntoView(sel),
 	); err != nil {
-		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
+		return err
 	}
 	// A real tap hits whatever is on top: make sure that is the element.
 	hit := fmt.Sprintf(`(() => {
 		const el = document.querySelector(%q);
+		if (!el) return '';
 		const r = el.getBoundingClientRect();
 		const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
 		return el === top || el.contains(top) ? '' : String(top && (top.id || top.className || top.tagName));
@@ -277,9 +295,7 @@ func (tb *tab) click(t *testing.T, sel string) {
 	if over := evalJS[string](t, tb, hit); over != "" {
 		t.Fatalf("%s: %s is covered by %s", tb.name, sel, over)
 	}
-	if err := chromedp.Do(tb.ctx, chromedp.Click(sel)); err != nil {
-		t.Fatalf("%s: clicking %s: %v", tb.name, sel, err)
-	}
+	return chromedp.Do(tb.ctx, chromedp.Click(sel))
 }
 
 // Screenshots of the key screens are kept so that a reviewer can look at
