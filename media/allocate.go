@@ -398,9 +398,6 @@ func layerRates(up *upTrack, now int64) [maxLayers]float64 {
 	return rates
 }
 
-// screenSuffix ends the stream id of a screen-share track.
-const screenSuffix = ".screen"
-
 // allocate shares the peer's estimate among the tracks it receives
 // (allocateBudget): it picks simulcast layers, and pauses or resumes
 // video for bandwidth. It runs on allocateLoop, never on the packet path.
@@ -423,9 +420,10 @@ func (p *Peer) allocate() {
 		d := p.subs[up].down
 		downs[i] = d
 		t := &tracks[i]
+		t.flowing = !d.bandwidthPaused.Load()
 		t.priority = priorityOther
 		switch {
-		case strings.HasSuffix(d.StreamID(), screenSuffix):
+		case strings.HasSuffix(up.streamID, ScreenStreamSuffix):
 			t.priority = priorityScreen
 		case up.publisher == speaker:
 			t.priority = prioritySpeaker
@@ -450,9 +448,6 @@ func (p *Peer) allocate() {
 		}
 	}
 	p.mu.Unlock()
-	for i, d := range downs {
-		tracks[i].flowing = !d.bandwidthPaused.Load()
-	}
 	_, want := allocateBudget(budget, tracks)
 	congested := p.bw.congested()
 	for i, d := range downs {
