@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -25,18 +24,7 @@ func TestAllocateAudioFirst(t *testing.T) {
 	sfuNet := n.host(t, "10.0.0.1")
 	aNet := n.host(t, "10.0.0.2")
 	bNet := n.host(t, "10.0.0.4")
-	subHost, err := newVNet("10.0.0.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbf := vnet.NewTBFQueue(600_000, 4000, 80_000)
-	limited, err := vnet.NewQueue(subHost, tbf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.router.AddNet(limited); err != nil {
-		t.Fatal(err)
-	}
+	subHost, tbf := n.limitedHost(t, "10.0.0.3", 600_000, 80_000)
 	if err := n.router.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -393,18 +393,7 @@ func TestMutedIsNobodysSpeaker(t *testing.T) {
 	sfu := newTestSFU(t, Params{})
 	room := sfu.NewRoom("mute-speaker")
 	defer room.Close()
-	var mu sync.Mutex
-	current := map[string]string{}
-	room.OnActiveSpeaker(func(sub, speaker string) {
-		mu.Lock()
-		defer mu.Unlock()
-		current[sub] = speaker
-	})
-	speakerOf := func(sub string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return current[sub]
-	}
+	speakerOf := watchSpeakers(room)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	alice := newTestClient(t, room, "alice", clientOpts{})

@@ -271,18 +271,7 @@ func TestSimulcastBandwidth(t *testing.T) {
 	n := newLossyNet(t, 0)
 	sfuNet := n.host(t, "10.0.0.1")
 	pubNet := n.host(t, "10.0.0.2")
-	subHost, err := newVNet("10.0.0.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbf := vnet.NewTBFQueue(250_000, 4000, 8000)
-	limited, err := vnet.NewQueue(subHost, tbf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.router.AddNet(limited); err != nil {
-		t.Fatal(err)
-	}
+	subHost, tbf := n.limitedHost(t, "10.0.0.3", 250_000, 8000)
 	if err := n.router.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,4 +298,25 @@ func TestSimulcastBandwidth(t *testing.T) {
 	t.Logf("unlimited: top layer after %v, estimate %.0f kbit/s", time.Since(start).Round(100*time.Millisecond), sub.peer.bw.current()/1000)
 	time.Sleep(300 * time.Millisecond)
 	lr.check(t)
+}
+
+// limitedHost adds a host at ip whose incoming traffic passes a token
+// bucket (pion's vnet TBF) of rate bit/s with a queue of queueBytes: a
+// subscriber behind a slow link. The bucket's rate can be changed later
+// (SetRate) to lift the limit.
+func (n *lossyNet) limitedHost(t *testing.T, ip string, rate int, queueBytes int64) (*vnet.Net, *vnet.TBFQueue) {
+	t.Helper()
+	h, err := newVNet(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbf := vnet.NewTBFQueue(rate, 4000, queueBytes)
+	limited, err := vnet.NewQueue(h, tbf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.router.AddNet(limited); err != nil {
+		t.Fatal(err)
+	}
+	return h, tbf
 }

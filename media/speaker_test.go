@@ -92,18 +92,7 @@ func TestActiveSpeaker(t *testing.T) {
 	sfu := newTestSFU(t, Params{})
 	room := sfu.NewRoom("speak")
 	defer room.Close()
-	var mu sync.Mutex
-	current := map[string]string{}
-	room.OnActiveSpeaker(func(sub, speaker string) {
-		mu.Lock()
-		defer mu.Unlock()
-		current[sub] = speaker
-	})
-	speakerOf := func(sub string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return current[sub]
-	}
+	speakerOf := watchSpeakers(room)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -155,5 +144,22 @@ func TestActiveSpeaker(t *testing.T) {
 	}
 	if s := speakerOf("mediator"); s != "merchant" {
 		t.Fatalf("the mediator's speaker is %q", s)
+	}
+}
+
+// watchSpeakers follows room's active speaker events: the function it
+// returns gives a subscriber's latest speaker ("" before any).
+func watchSpeakers(room *Room) func(sub string) string {
+	var mu sync.Mutex
+	current := map[string]string{}
+	room.OnActiveSpeaker(func(sub, speaker string) {
+		mu.Lock()
+		defer mu.Unlock()
+		current[sub] = speaker
+	})
+	return func(sub string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return current[sub]
 	}
 }
