@@ -107,6 +107,9 @@ type downTrack struct {
 	hdr        rtp.Header
 	exts       [4]rtp.Extension // backing array for hdr.Extensions
 	levelBuf   [1]byte
+	// direct is the slot push writes from without queueing (the
+	// publisher's buffer as its payload), under wmu.
+	direct slot
 
 	// Retransmission (nack.go). cache is nil for audio.
 	raws     *rawWriters
@@ -277,6 +280,25 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		}
 		d.waitKeyframe, d.strictKeyframe = false, false
 	}
+	// Over UDP with nothing queued and no write in progress, write the
+	// packet straight from the publisher's buffer: no copy into the
+	// queue. TryLock under qmu cannot deadlock (it never waits), and a
+	// pause, which takes wmu, waits for this write.
+	if d.count == 0 && d.inline.Load() && d.wmu.TryLock() {
+		s := &d.direct
+		s.meta = *m
+		s.resync = d.gap
+		s.newSource = d.switched
+		s.epoch = d.epoch
+		s.payload = payload
+		d.gap, d.switched = false, false
+		d.qmu.Unlock()
+		d.writeLocked(s)
+		s.payload = nil // the publisher's buffer is reused
+		d.drainLocked() // what another layer queued meanwhile
+		d.wmu.Unlock()
+		return
+	}
 	if d.count == len(d.ring) {
 		d.gap = true
 		video := d.up.kind == webrtc.RTPCodecTypeVideo
@@ -361,7 +383,7 @@ func (d *downTrack) resume() {
 	d.qmu.Lock()
 	d.paused = false
 	d.gap = true
-	if video && d.up.vp8 { // keyframes are recognised in VP8 only
+	if video && d.up.keyframe != nil {
 		d.waitKeyframe, d.strictKeyframe, d.waitSince, d.askedAt = true, true, now, now
 	}
 	layer := d.wantedLayerLocked()

@@ -194,6 +194,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		}
 		up.writeRTCP = p.pub.WriteRTCP
 		up.stats = p.room.sfu.stats
+		up.out = p.room.sfu.batch
 		if remote.Kind() == webrtc.RTPCodecTypeAudio {
 			for _, e := range receiver.GetParameters().HeaderExtensions {
 				if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {

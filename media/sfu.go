@@ -77,9 +77,12 @@ type TURNParams struct {
 // SFU owns the shared UDP and TCP sockets, the TURN server and the WebRTC
 // API every peer is built from.
 type SFU struct {
-	log        *slog.Logger
-	api        *webrtc.API
-	udpConn    net.PacketConn
+	log     *slog.Logger
+	api     *webrtc.API
+	udpConn net.PacketConn
+	// batch is udpConn when it is the host's UDP socket: the fan-outs
+	// send through it with sendmmsg. Nil on a virtual network.
+	batch      *batchConn
 	udpMux     ice.UDPMux
 	tcpLn      net.Listener
 	tcpMux     ice.TCPMux
@@ -119,6 +122,10 @@ func New(p Params) (_ *SFU, err error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("media: listen udp %s: %w", addr, err)
+	}
+	if uc, ok := s.udpConn.(*net.UDPConn); ok {
+		s.batch = newBatchConn(uc)
+		s.udpConn = s.batch
 	}
 	s.udpMux = webrtc.NewICEUDPMux(pionLog.NewLogger("udpmux"), s.udpConn)
 
@@ -462,6 +469,30 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		{webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"},
 			PayloadType:        97,
+		}, webrtc.RTPCodecTypeVideo},
+		// H.264 for phones whose browsers encode it in hardware (Safari
+		// prefers it): constrained baseline and baseline, the profiles
+		// every WebRTC browser decodes, packetization mode 1. The
+		// publisher's browser picks between these and VP8 by its own
+		// order; subscribers get what it picked, as the SFU does not
+		// transcode.
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: videoFeedback,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+			PayloadType: 125,
+		}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=125"},
+			PayloadType:        107,
+		}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: videoFeedback,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"},
+			PayloadType: 102,
+		}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=102"},
+			PayloadType:        121,
 		}, webrtc.RTPCodecTypeVideo},
 	}
 	for _, c := range codecs {

@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,15 +25,51 @@ var simulcastLayers = []struct {
 	size    int
 }{{"q", 1, 400}, {"h", 1, 1100}, {"f", 4, 1000}}
 
-// publishSimulcast publishes a video track in three layers. Each payload
-// is VP8-shaped, names its layer (byte 2) and counts per layer (last four
-// bytes); every layer has a keyframe every second, and one soon after a
-// PLI or FIR for it, as a browser's encoder does.
+// publishSimulcast publishes a VP8 video track in three layers.
 func (c *testClient) publishSimulcast(ctx context.Context) {
+	c.publishSimulcastCodec(ctx, webrtc.MimeTypeVP8)
+}
+
+// shapePayload gives packet i of a frame of n packets the payload header
+// of codec mime: a VP8 payload descriptor and frame tag, or an H.264 NAL
+// unit (one packet) or FU-A fragments, marking a keyframe as such.
+func shapePayload(mime string, p []byte, i, n int, keyframe bool) {
+	if mime == webrtc.MimeTypeH264 {
+		nal := byte(1) // non-IDR slice
+		if keyframe {
+			nal = 5 // IDR slice
+		}
+		if n == 1 {
+			p[0], p[1] = 0x60|nal, 0x88
+			return
+		}
+		p[0], p[1] = 0x7c, nal // FU-A (NRI 3), a middle fragment
+		if i == 0 {
+			p[1] |= 0x80 // start
+		} else if i == n-1 {
+			p[1] |= 0x40 // end
+		}
+		return
+	}
+	p[0], p[1] = 0, 1
+	if i == 0 {
+		p[0] = 0x10 // start of partition 0
+		if keyframe {
+			p[1] = 0 // keyframe
+		}
+	}
+}
+
+// publishSimulcastCodec publishes a video track of codec mime in three
+// layers. Each payload has the codec's shape (shapePayload), names its
+// layer (byte 2) and counts per layer (last four bytes); every layer has
+// a keyframe every second, and one soon after a PLI or FIR for it, as a
+// browser's encoder does.
+func (c *testClient) publishSimulcastCodec(ctx context.Context, mime string) {
 	c.t.Helper()
 	var tracks []*webrtc.TrackLocalStaticRTP
 	for _, l := range simulcastLayers {
-		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000},
 			"video", c.id, webrtc.WithRTPStreamID(l.rid))
 		if err != nil {
 			c.t.Fatal(err)
@@ -111,13 +148,8 @@ func (c *testClient) publishSimulcast(ctx context.Context) {
 				keyframe := frame%30 == 0 || keyframeWanted[li].Swap(false)
 				for i := range l.packets {
 					p := payload[:l.size]
-					p[0], p[1], p[2] = 0, 1, byte(li)
-					if i == 0 {
-						p[0] = 0x10 // start of partition 0
-						if keyframe {
-							p[1] = 0 // keyframe
-						}
-					}
+					shapePayload(mime, p, i, l.packets, keyframe)
+					p[2] = byte(li)
 					counts[li]++
 					binary.BigEndian.PutUint32(p[len(p)-4:], counts[li])
 					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seqs[li], Timestamp: uint32(frame) * 3000, Marker: i == l.packets-1}, Payload: p}
@@ -144,6 +176,7 @@ type layerRuns struct {
 	bySeq    map[uint16]byte // seq -> layer, to check the boundaries
 	keyframe map[uint16]bool
 	packets  int
+	codec    string // the received track's
 }
 
 func watchLayers(c *testClient, stream string) *layerRuns {
@@ -153,18 +186,23 @@ func watchLayers(c *testClient, stream string) *layerRuns {
 			c.onTrack(tr, nil) // the other tracks, as usual
 			return
 		}
+		mime := tr.Codec().MimeType
+		lr.mu.Lock()
+		lr.codec = mime
+		lr.mu.Unlock()
+		isKeyframe := keyframeDetector(mime)
 		for {
 			p, _, err := tr.ReadRTP()
 			if err != nil {
 				return
 			}
-			if len(p.Payload) < 3 {
+			if len(p.Payload) < 3 || isKeyframe == nil {
 				continue
 			}
 			lr.mu.Lock()
 			lr.packets++
 			lr.bySeq[p.SequenceNumber] = p.Payload[2]
-			lr.keyframe[p.SequenceNumber] = p.Payload[0] == 0x10 && p.Payload[1] == 0
+			lr.keyframe[p.SequenceNumber] = isKeyframe(p.Payload)
 			if lr.packets == 1 || seqNewer(p.SequenceNumber, lr.hi) {
 				lr.hi, lr.last = p.SequenceNumber, int(p.Payload[2]) // not a late retransmission
 			}
@@ -209,6 +247,18 @@ func (lr *layerRuns) check(t *testing.T) int {
 // and leave no hole in the subscriber's sequence numbers.
 func TestSimulcastLayers(t *testing.T) {
 	t.Parallel()
+	testSimulcastLayers(t, webrtc.MimeTypeVP8)
+}
+
+// TestSimulcastLayersH264 is TestSimulcastLayers with H.264, as Safari
+// publishes: the subscriber receives H.264, and layer switches wait for
+// an IDR picture.
+func TestSimulcastLayersH264(t *testing.T) {
+	t.Parallel()
+	testSimulcastLayers(t, webrtc.MimeTypeH264)
+}
+
+func testSimulcastLayers(t *testing.T, mime string) {
 	sfu := newTestSFU(t, Params{})
 	room := sfu.NewRoom("simulcast")
 	defer room.Close()
@@ -217,10 +267,16 @@ func TestSimulcastLayers(t *testing.T) {
 	pub := newTestClient(t, room, "pub", clientOpts{})
 	sub := newTestClient(t, room, "sub", clientOpts{})
 	lr := watchLayers(sub, "pub")
-	pub.publishSimulcast(ctx)
+	pub.publishSimulcastCodec(ctx, mime)
 	room.Allow("sub", "pub", true)
 
 	waitFor(t, 10*time.Second, "the top layer", func() bool { return lr.layer() == 2 })
+	lr.mu.Lock()
+	codec := lr.codec
+	lr.mu.Unlock()
+	if !strings.EqualFold(codec, mime) {
+		t.Fatalf("the subscriber receives %s, want %s", codec, mime)
+	}
 	sub.peer.SetMaxVideoLayer("pub", 0)
 	waitFor(t, 5*time.Second, "the low layer for a thumbnail", func() bool { return lr.layer() == 0 })
 	sub.peer.SetMaxVideoLayer("pub", 2)

@@ -67,10 +67,12 @@ type upTrack struct {
 	publisher string // participant id
 	// streamID is the MediaStream id subscribers get: the publisher's id,
 	// with ScreenStreamSuffix for a screen share.
-	streamID  string
-	kind      webrtc.RTPCodecType
-	codec     webrtc.RTPCodecCapability
-	vp8       bool
+	streamID string
+	kind     webrtc.RTPCodecType
+	codec    webrtc.RTPCodecCapability
+	// keyframe recognises the first packet of a keyframe in the codec's
+	// payload; nil for audio.
+	keyframe  func([]byte) bool
 	simulcast bool // published in several layers
 	// levelExtID is the publisher's id of the RFC 6464 audio level header
 	// extension, 0 when it did not negotiate one.
@@ -98,6 +100,9 @@ type upTrack struct {
 	// while a layer is read, and its counters retired into after; nil in
 	// benchmarks.
 	stats *statsRegistry
+	// out, when set, is the SFU's UDP socket, held open around a fan-out
+	// so that its writes leave in one system call.
+	out *batchConn
 
 	keyframeWant atomic.Uint32 // layers to send a PLI for, a bit each
 	keyframeReq  chan struct{}
@@ -111,11 +116,23 @@ func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTP
 		streamID:    publisher,
 		kind:        kind,
 		codec:       codec,
-		vp8:         strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
+		keyframe:    keyframeDetector(codec.MimeType),
 		log:         log,
 		keyframeReq: make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
+}
+
+// keyframeDetector returns the keyframe test for a video codec, nil for
+// one the SFU does not forward.
+func keyframeDetector(mime string) func([]byte) bool {
+	switch {
+	case strings.EqualFold(mime, webrtc.MimeTypeVP8):
+		return vp8Keyframe
+	case strings.EqualFold(mime, webrtc.MimeTypeH264):
+		return h264Keyframe
+	}
+	return nil
 }
 
 // newLayer returns layer index of u, to be read from src.
@@ -254,17 +271,19 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 			u.level.add(ext[0] & 0x7f)
 		}
 	}
-	if u.vp8 {
-		m.keyframe = vp8Keyframe(payload)
+	if u.keyframe != nil {
+		m.keyframe = u.keyframe(payload)
 		if m.keyframe {
 			l.keyframeAt.Store(at)
 		}
 	}
+	u.out.hold()
 	u.mu.RLock()
 	for _, d := range u.downs {
 		d.push(&m, payload)
 	}
 	u.mu.RUnlock()
+	u.out.release()
 }
 
 // requestKeyframe asks the publisher for a keyframe of a layer, at most

@@ -1,0 +1,202 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// The SFU's UDP socket sends one fan-out's packets with one sendmmsg
+// system call instead of a sendto per packet per subscriber: on a
+// two-core node the system calls were the largest cost of forwarding.
+//
+// pion's ICE UDP mux writes every packet of every connection through
+// this socket, from whichever goroutine produced it. A publisher's read
+// loop opens a batch around its fan-out (hold), the writes made while
+// any batch is open are copied into the pending batch, and the last
+// fan-out to close its batch (release) sends what is pending. Writes
+// made while no batch is open (ICE, DTLS, RTCP, retransmissions) go
+// out at once, as before. A batch is also sent when it is full, or
+// when a release finds it older than batchMaxAge, so overlapping
+// fan-outs never hold a packet back for long.
+const (
+	batchSize   = 64                     // packets per sendmmsg
+	batchMTU    = 1500                   // larger writes are sent alone
+	batchMaxAge = 500 * time.Microsecond // longest a packet waits in a batch
+)
+
+// batchConn is a *net.UDPConn whose writes can be batched. It
+// implements net.PacketConn and the netip.AddrPort methods pion's mux
+// prefers (ice.AddrPortReaderWriter).
+type batchConn struct {
+	*net.UDPConn
+	pc *ipv4.PacketConn
+
+	mu      sync.Mutex
+	holders int        // fan-outs holding the batch open
+	pending *sendBatch // nil when nothing waits
+	since   int64      // when pending got its first packet, UnixNano
+	free    []*sendBatch
+
+	// Counters for tests and the benchmarks' figures.
+	batches  atomic.Uint64 // sendmmsg calls
+	batched  atomic.Uint64 // packets they carried
+	direct   atomic.Uint64 // packets written alone
+	dropped  atomic.Uint64 // packets a failed send lost
+	closed   atomic.Bool
+	writeErr atomic.Pointer[error] // the last send error, for debugging
+}
+
+// sendBatch is one sendmmsg's worth of packets, with the memory they are
+// copied into.
+type sendBatch struct {
+	n     int
+	msgs  [batchSize]ipv4.Message
+	bufs  [batchSize][1][]byte
+	addrs [batchSize]net.UDPAddr
+	ips   [batchSize][4]byte
+	mem   [batchSize][batchMTU]byte
+}
+
+func newSendBatch() *sendBatch {
+	b := &sendBatch{}
+	for i := range b.msgs {
+		b.bufs[i][0] = b.mem[i][:0]
+		b.addrs[i].IP = b.ips[i][:]
+		b.msgs[i].Buffers = b.bufs[i][:]
+		b.msgs[i].Addr = &b.addrs[i]
+	}
+	return b
+}
+
+// add copies p, addressed to to, into the next slot.
+func (b *sendBatch) add(p []byte, to netip.AddrPort) {
+	i := b.n
+	b.bufs[i][0] = b.mem[i][:copy(b.mem[i][:], p)]
+	b.ips[i] = to.Addr().Unmap().As4()
+	b.addrs[i].Port = int(to.Port())
+	b.n++
+}
+
+// newBatchConn wraps c for batched writes.
+func newBatchConn(c *net.UDPConn) *batchConn {
+	return &batchConn{UDPConn: c, pc: ipv4.NewPacketConn(c)}
+}
+
+// hold opens a batch: writes wait for release (or a full batch). Nil
+// is a conn that never batches.
+func (c *batchConn) hold() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.holders++
+	c.mu.Unlock()
+}
+
+// release closes a batch, and sends what is pending when no other
+// batch is open or the oldest packet has waited long enough.
+func (c *batchConn) release() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.holders--
+	var b *sendBatch
+	if c.pending != nil && (c.holders == 0 || time.Now().UnixNano()-c.since > int64(batchMaxAge)) {
+		b, c.pending = c.pending, nil
+	}
+	c.mu.Unlock()
+	if b != nil {
+		c.send(b)
+	}
+}
+
+// WriteToAddrPort queues p when a batch is open, and otherwise writes
+// it at once. A queued packet's send error is counted, not returned:
+// like any UDP datagram it may be lost.
+func (c *batchConn) WriteToAddrPort(p []byte, to netip.AddrPort) (int, error) {
+	if !to.Addr().Unmap().Is4() || len(p) > batchMTU {
+		c.direct.Add(1)
+		return c.UDPConn.WriteToUDPAddrPort(p, to)
+	}
+	c.mu.Lock()
+	if c.holders == 0 {
+		c.mu.Unlock()
+		c.direct.Add(1)
+		return c.UDPConn.WriteToUDPAddrPort(p, to)
+	}
+	if c.closed.Load() {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	if c.pending == nil {
+		if k := len(c.free); k > 0 {
+			c.pending, c.free = c.free[k-1], c.free[:k-1]
+		} else {
+			c.pending = newSendBatch()
+		}
+		c.since = time.Now().UnixNano()
+	}
+	c.pending.add(p, to)
+	var full *sendBatch
+	if c.pending.n == batchSize {
+		full, c.pending = c.pending, nil
+	}
+	c.mu.Unlock()
+	if full != nil {
+		c.send(full)
+	}
+	return len(p), nil
+}
+
+// WriteTo is net.PacketConn's write, batched like WriteToAddrPort.
+func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if a, ok := addr.(*net.UDPAddr); ok {
+		return c.WriteToAddrPort(p, a.AddrPort())
+	}
+	return c.UDPConn.WriteTo(p, addr)
+}
+
+// ReadFromAddrPort is the mux's allocation-free read.
+func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	return c.UDPConn.ReadFromUDPAddrPort(p)
+}
+
+// send writes b with as few sendmmsg calls as the kernel allows, and
+// returns it to the free list. A packet the kernel refuses is skipped.
+func (c *batchConn) send(b *sendBatch) {
+	msgs := b.msgs[:b.n]
+	c.batches.Add(1)
+	c.batched.Add(uint64(b.n))
+	for len(msgs) > 0 {
+		k, err := c.pc.WriteBatch(msgs, 0)
+		if err != nil {
+			c.writeErr.Store(&err)
+			if errors.Is(err, net.ErrClosed) {
+				c.dropped.Add(uint64(len(msgs)))
+				break
+			}
+			if k <= 0 {
+				k = 1 // the first message failed: skip it
+				c.dropped.Add(1)
+			}
+		}
+		msgs = msgs[k:]
+	}
+	b.n = 0
+	c.mu.Lock()
+	c.free = append(c.free, b)
+	c.mu.Unlock()
+}
+
+// Close closes the socket; what is pending is dropped.
+func (c *batchConn) Close() error {
+	c.closed.Store(true)
+	return c.UDPConn.Close()
+}

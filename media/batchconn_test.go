@@ -1,0 +1,157 @@
+package media
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestBatchConn: writes made while a fan-out holds the socket leave
+// together in one sendmmsg when it releases, in order and intact; a
+// full batch leaves at once; writes made while nothing is held, and
+// oversized ones, are written alone.
+func TestBatchConn(t *testing.T) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(uc)
+	defer c.Close()
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := rx.SetReadBuffer(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	packet := func(i int) []byte {
+		p := bytes.Repeat([]byte{byte(i)}, 100+i)
+		return p
+	}
+	receive := func(n int) [][]byte {
+		t.Helper()
+		var got [][]byte
+		buf := make([]byte, 2048)
+		_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+		for len(got) < n {
+			k, err := rx.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d of %d packets: %v", len(got), n, err)
+			}
+			got = append(got, append([]byte(nil), buf[:k]...))
+		}
+		return got
+	}
+
+	// Held: nothing leaves before release, then all in one call.
+	c.hold()
+	for i := range 10 {
+		if n, err := c.WriteToAddrPort(packet(i), to); err != nil || n != len(packet(i)) {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+	}
+	_ = rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := rx.Read(make([]byte, 2048)); err == nil {
+		t.Fatal("a held packet left before release")
+	}
+	c.release()
+	for i, p := range receive(10) {
+		if !bytes.Equal(p, packet(i)) {
+			t.Fatalf("packet %d arrived as %d bytes of %d", i, len(p), p[0])
+		}
+	}
+	if b, n := c.batches.Load(), c.batched.Load(); b != 1 || n != 10 {
+		t.Fatalf("%d sendmmsg calls carried %d packets, want 1 and 10", b, n)
+	}
+
+	// Two fan-outs overlapping: the last to release sends.
+	c.hold()
+	c.hold()
+	_, _ = c.WriteToAddrPort(packet(1), to)
+	c.release()
+	_, _ = c.WriteToAddrPort(packet(2), to)
+	if c.batches.Load() != 1 {
+		t.Fatal("sent while another fan-out still held the batch")
+	}
+	c.release()
+	receive(2)
+	if b, n := c.batches.Load(), c.batched.Load(); b != 2 || n != 12 {
+		t.Fatalf("%d calls, %d packets; want 2 and 12", b, n)
+	}
+
+	// A full batch leaves without waiting for release.
+	c.hold()
+	for i := range batchSize + 1 {
+		_, _ = c.WriteToAddrPort(packet(i%200), to)
+	}
+	if c.batches.Load() != 3 {
+		t.Fatalf("a full batch waited: %d calls", c.batches.Load())
+	}
+	c.release()
+	receive(batchSize + 1)
+
+	// Nothing held, or too big for a slot: written alone.
+	direct := c.direct.Load()
+	_, _ = c.WriteToAddrPort(packet(3), to)
+	c.hold()
+	big := make([]byte, batchMTU+1)
+	if n, err := c.WriteToAddrPort(big, to); err != nil || n != len(big) {
+		t.Fatalf("oversized write: %d, %v", n, err)
+	}
+	c.release()
+	receive(2)
+	if got := c.direct.Load() - direct; got != 2 {
+		t.Fatalf("%d packets written alone, want 2", got)
+	}
+	if c.dropped.Load() != 0 {
+		t.Fatalf("%d packets dropped", c.dropped.Load())
+	}
+}
+
+// BenchmarkBatchConnWrite: one packet copied into a held batch, the
+// batch sent by sendmmsg 16 packets at a time (a fan-out to 16
+// subscribers), against one sendto per packet.
+func BenchmarkBatchConnWrite(b *testing.B) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newBatchConn(uc)
+	defer c.Close()
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	go func() { // drain, so the receiver's buffer never fills
+		buf := make([]byte, 2048)
+		for {
+			if _, err := rx.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	p := make([]byte, 1100)
+	b.Run("sendmmsg-16", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%16 == 0 {
+				c.hold()
+			}
+			_, _ = c.WriteToAddrPort(p, to)
+			if i%16 == 15 {
+				c.release()
+			}
+		}
+	})
+	b.Run("sendto", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = c.WriteToAddrPort(p, to)
+		}
+	})
+}

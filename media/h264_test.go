@@ -1,0 +1,40 @@
+package media
+
+import "testing"
+
+func TestH264Keyframe(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload []byte
+		want    bool
+	}{
+		{"empty", nil, false},
+		{"single IDR", []byte{0x65, 0x88, 0x84}, true},
+		{"single SPS", []byte{0x67, 0x42, 0xe0, 0x1f}, true},
+		{"single PPS", []byte{0x68, 0xce}, false},
+		{"single non-IDR slice", []byte{0x41, 0x9a}, false},
+		{"STAP-A SPS+PPS", []byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce}, true},
+		{"STAP-A PPS+IDR", []byte{0x78, 0x00, 0x02, 0x68, 0xce, 0x00, 0x02, 0x65, 0x88}, true},
+		{"STAP-A slices only", []byte{0x78, 0x00, 0x02, 0x41, 0x9a, 0x00, 0x02, 0x41, 0x9b}, false},
+		{"STAP-A truncated size", []byte{0x78, 0x00, 0x09, 0x67, 0x42}, false},
+		{"STAP-A zero size", []byte{0x78, 0x00, 0x00, 0x67}, false},
+		{"FU-A IDR start", []byte{0x7c, 0x85, 0x88, 0x84}, true},
+		{"FU-A IDR middle", []byte{0x7c, 0x05, 0x00}, false},
+		{"FU-A IDR end", []byte{0x7c, 0x45, 0x00}, false},
+		{"FU-A slice start", []byte{0x7c, 0x81, 0x9a}, false},
+		{"FU-A truncated", []byte{0x7c}, false},
+	}
+	for _, tt := range tests {
+		if got := h264Keyframe(tt.payload); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func FuzzH264Keyframe(f *testing.F) {
+	f.Add([]byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce})
+	f.Add([]byte{0x7c, 0x85, 0x88})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_ = h264Keyframe(p)
+	})
+}
