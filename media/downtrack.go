@@ -75,6 +75,7 @@ type downTrack struct {
 	// The queue; the publisher's read loop pushes, run pops.
 	qmu          sync.Mutex
 	ring         []slot
+	queueMem     bool // the slots have their payload memory (allocQueue)
 	head, count  int
 	gap          bool  // packets were dropped since the last queued one
 	waitKeyframe bool  // video: dropping until the next keyframe
@@ -177,10 +178,6 @@ func newDownTrack(up *upTrack, subscriber string, raws *rawWriters, log *slog.Lo
 	if up.kind == webrtc.RTPCodecTypeVideo {
 		d.cache = make([]sentPacket, sentCacheSize)
 		d.rtxSeq = uint16(rand.Uint32())
-	}
-	arena := make([]byte, n*packetSize)
-	for i := range d.ring {
-		d.ring[i].payload = arena[i*packetSize : i*packetSize : (i+1)*packetSize]
 	}
 	go d.run()
 	return d
@@ -313,6 +310,9 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		}
 		return
 	}
+	if !d.queueMem {
+		d.allocQueue()
+	}
 	s := &d.ring[(d.head+d.count)%len(d.ring)]
 	s.meta = *m
 	s.resync = d.gap
@@ -336,6 +336,18 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// allocQueue gives the queue's slots their payload memory, on the first
+// packet queued: over UDP most subscriber tracks write every packet
+// inline and never queue one, so they never pay for the queue. One
+// arena, so that steady forwarding allocates nothing; qmu must be held.
+func (d *downTrack) allocQueue() {
+	arena := make([]byte, len(d.ring)*packetSize)
+	for i := range d.ring {
+		d.ring[i].payload = arena[i*packetSize : i*packetSize : (i+1)*packetSize]
+	}
+	d.queueMem = true
 }
 
 // wantedLayer is the layer this subscriber needs keyframes of.

@@ -261,6 +261,9 @@ func TestInlineQueueUnused(t *testing.T) {
 	}
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
+	if d.queueMem {
+		t.Fatal("the queue's memory was allocated though no packet was queued")
+	}
 	used := 0
 	for i := range d.ring {
 		if len(d.ring[i].payload) > 0 {
