@@ -486,14 +486,20 @@ func (r *Room) noteSpeakers(events []speakerEvent) {
 }
 
 // allocateLoop re-allocates when the estimate moves and every
-// allocateInterval, until the peer closes.
+// allocateInterval, and sends the sender reports every reportInterval,
+// until the peer closes.
 func (p *Peer) allocateLoop() {
 	t := time.NewTicker(allocateInterval)
 	defer t.Stop()
+	reports := time.NewTicker(reportInterval)
+	defer reports.Stop()
 	for {
 		select {
 		case <-p.done:
 			return
+		case <-reports.C:
+			p.sendReports()
+			continue
 		case <-p.realloc:
 		case <-t.C:
 		}

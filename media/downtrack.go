@@ -152,6 +152,11 @@ type downTrack struct {
 	// bandwidthPaused: the subscriber's bandwidth does not fit this video
 	// (allocate.go); nothing is queued until it is resumed.
 	bandwidthPaused atomic.Bool
+
+	// For sender reports (report.go): when d was created, Unix
+	// nanoseconds, and the newest packet's timestamp and arrival.
+	created int64
+	clock   atomic.Uint64
 }
 
 var _ webrtc.TrackLocal = (*downTrack)(nil)
@@ -170,6 +175,7 @@ func newDownTrack(up *upTrack, subscriber string, raws *rawWriters, log *slog.Lo
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		rw:         rewriter{clockRate: up.codec.ClockRate},
+		created:    time.Now().UnixNano(),
 		raws:       raws,
 	}
 	if up.simulcast {
@@ -513,6 +519,7 @@ func (d *downTrack) writeLocked(s *slot) {
 	if _, err := d.writer.WriteRTP(h, s.payload); err == nil {
 		d.sent.Add(1)
 		d.sentBytes.Add(uint64(len(s.payload)))
+		d.noteClock()
 		if d.bw != nil {
 			d.bw.bytes.Add(uint64(len(s.payload)))
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
@@ -423,16 +424,21 @@ func (s *SFU) Close() error {
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptors without
 // pion's NACK generator and responder, the SFU sending and answering
-// NACKs itself (nack.go), and without its stats interceptor. twcc stamps transport-wide sequence numbers on what
+// NACKs itself (nack.go), without its sender reports (report.go) and
+// without its stats interceptor. twcc stamps transport-wide sequence numbers on what
 // subscribers receive and reads their feedback (bwe.go); ConfigureTWCCSender
 // negotiates the extension and sends publishers their feedback.
 func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
 	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, fmt.Errorf("media: rtcp reports: %w", err)
+	// Receiver reports to publishers from pion; sender reports to
+	// subscribers from the SFU itself (report.go).
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("media: receiver reports: %w", err)
 	}
+	ir.Add(rr)
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, fmt.Errorf("media: simulcast extensions: %w", err)
 	}
