@@ -14,6 +14,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
@@ -56,6 +57,12 @@ type clientOpts struct {
 	// reportInterval, when set, replaces pion's 1 s receiver report
 	// interval.
 	reportInterval time.Duration
+	// twccSend makes the client stamp transport-wide sequence numbers
+	// on what it publishes, as browsers do.
+	twccSend bool
+	// pubRTCP, when set, gets the RTCP the SFU sends about what the
+	// client publishes.
+	pubRTCP func([]rtcp.Packet)
 }
 
 // received is what a client got from one remote track.
@@ -70,12 +77,13 @@ type received struct {
 }
 
 type testClient struct {
-	t    testing.TB
-	id   string
-	peer *Peer
-	pub  *webrtc.PeerConnection
-	sub  *webrtc.PeerConnection
-	sigs chan Signal
+	t       testing.TB
+	pubRTCP func([]rtcp.Packet) // clientOpts.pubRTCP
+	id      string
+	peer    *Peer
+	pub     *webrtc.PeerConnection
+	sub     *webrtc.PeerConnection
+	sigs    chan Signal
 
 	mu     sync.Mutex
 	tracks []*received
@@ -104,6 +112,11 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, opts...); err != nil {
 		t.Fatal(err)
 	}
+	if o.twccSend {
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: testLogger()}}
 	if o.net != nil {
 		se.SetNet(o.net)
@@ -122,7 +135,7 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 // newTestClient joins room as id.
 func newTestClient(t testing.TB, room *Room, id string, o clientOpts) *testClient {
 	t.Helper()
-	c := &testClient{t: t, id: id, sigs: make(chan Signal, 4096), pubOK: make(chan struct{}), closed: make(chan struct{}), loop: make(chan struct{})}
+	c := &testClient{t: t, id: id, pubRTCP: o.pubRTCP, sigs: make(chan Signal, 4096), pubOK: make(chan struct{}), closed: make(chan struct{}), loop: make(chan struct{})}
 	api := clientAPI(t, o)
 	cfg := webrtc.Configuration{ICEServers: o.iceServers}
 	if o.relayOnly {
@@ -367,8 +380,12 @@ func (c *testClient) publish(ctx context.Context, audio, video bool, videoRate i
 		senders = append(senders, sender)
 		go func() {
 			for {
-				if _, _, err := sender.ReadRTCP(); err != nil {
+				pkts, _, err := sender.ReadRTCP()
+				if err != nil {
 					return
+				}
+				if c.pubRTCP != nil {
+					c.pubRTCP(pkts)
 				}
 			}
 		}()

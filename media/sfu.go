@@ -13,7 +13,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
@@ -424,29 +423,33 @@ func (s *SFU) Close() error {
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptors without
 // pion's NACK generator and responder, the SFU sending and answering
-// NACKs itself (nack.go), without its sender reports (report.go) and
-// without its stats interceptor. twcc stamps transport-wide sequence numbers on what
-// subscribers receive and reads their feedback (bwe.go); ConfigureTWCCSender
-// negotiates the extension and sends publishers their feedback.
+// NACKs itself (nack.go), without its RTCP reports and transport-wide
+// feedback generator, which the SFU makes itself for less (report.go,
+// feedback.go), and without its stats interceptor. twcc stamps
+// transport-wide sequence numbers on what subscribers receive and reads
+// their feedback (bwe.go).
 func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
 	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
-	// Receiver reports to publishers from pion; sender reports to
-	// subscribers from the SFU itself (report.go).
-	rr, err := report.NewReceiverInterceptor()
-	if err != nil {
-		return nil, fmt.Errorf("media: receiver reports: %w", err)
-	}
-	ir.Add(rr)
+	// Receiver reports and transport-wide feedback to publishers
+	// (feedback.go) and sender reports to subscribers (report.go) come
+	// from the SFU itself.
+	ir.Add(feedbackFactory{})
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, fmt.Errorf("media: simulcast extensions: %w", err)
 	}
 	// No stats interceptor: it records every packet in both directions
 	// for PeerConnection.GetStats, which the SFU never calls (its own
 	// counters are in downTrack and layer), and cost more CPU than SRTP.
-	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
-		return nil, fmt.Errorf("media: twcc: %w", err)
+	// Transport-wide sequence numbers in both directions: the SFU
+	// stamps what it sends (twcc) and answers what it receives
+	// (feedbackFactory).
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return nil, fmt.Errorf("media: transport-wide sequence numbers: %w", err)
+		}
 	}
 	return ir, nil
 }

@@ -1,0 +1,238 @@
+package media
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+)
+
+// What the SFU tells a publisher's browser about the packets it
+// receives: transport-wide congestion control feedback every
+// feedbackInterval, from which the browser's send-side bandwidth
+// estimator (and its probing) works, and an RFC 3550 receiver report per
+// stream every reportInterval, for its loss and jitter statistics.
+//
+// pion's interceptors for these (twcc.SenderInterceptor and
+// report.ReceiverInterceptor) cost, for every packet received, a map
+// and a parsed header in the interceptor attributes, two locks, and a
+// hand-off over a channel to a goroutine. Here the stream's read loop
+// parses the header into memory of its own and records both under one
+// lock; a goroutine per publishing connection sends the feedback.
+
+// feedbackInterval is how often transport-wide feedback is sent, as
+// browsers do (libwebrtc: 50-250 ms).
+const feedbackInterval = 100 * time.Millisecond
+
+// feedbackFactory builds one feedbackConn per PeerConnection.
+type feedbackFactory struct{}
+
+func (feedbackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &feedbackConn{
+		ssrc:  rand.Uint32(),
+		start: time.Now(),
+		done:  make(chan struct{}),
+	}, nil
+}
+
+// feedbackConn is one PeerConnection's receive-side feedback.
+type feedbackConn struct {
+	interceptor.NoOp
+	ssrc  uint32    // the SFU's SSRC in this connection's RTCP
+	start time.Time // arrival times are microseconds since
+
+	mu      sync.Mutex
+	writer  interceptor.RTCPWriter // nil until bound
+	rec     *twcc.Recorder         // nil until a stream carries the extension
+	streams []*rxStream
+	running bool
+	closed  bool
+	done    chan struct{}
+}
+
+// rxStream is one received stream's reception statistics (RFC 3550
+// appendix A.3 and A.8), guarded by the feedbackConn's mu.
+type rxStream struct {
+	ssrc      uint32
+	clockRate float64
+	twccID    uint8      // 0: the stream carries no transport-wide number
+	hdr       rtp.Header // the read loop's, outside mu
+
+	started       bool
+	baseSeq       uint32 // extended
+	maxSeq        uint16
+	cycles        uint32 // sequence number wrap-arounds, << 16
+	received      uint32
+	expectedPrior uint32
+	receivedPrior uint32
+	transit       float64 // the last packet's, in clock ticks
+	jitter        float64 // in clock ticks
+}
+
+func (c *feedbackConn) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	c.mu.Lock()
+	c.writer = w
+	c.mu.Unlock()
+	return w
+}
+
+// BindRemoteStream records what the stream receives; it runs in the
+// stream's read loop and allocates nothing per packet.
+func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	s := &rxStream{ssrc: info.SSRC, clockRate: float64(info.ClockRate)}
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 256 {
+			s.twccID = uint8(e.ID)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return r
+	}
+	c.streams = append(c.streams, s)
+	if s.twccID != 0 && c.rec == nil {
+		c.rec = twcc.NewRecorder(c.ssrc)
+	}
+	start := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if start {
+		go c.loop()
+	}
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err != nil {
+			return n, a, err
+		}
+		if _, perr := s.hdr.Unmarshal(b[:n]); perr == nil {
+			c.record(s, time.Now())
+		}
+		return n, a, nil
+	})
+}
+
+// UnbindRemoteStream stops reporting on the stream.
+func (c *feedbackConn) UnbindRemoteStream(info *interceptor.StreamInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, s := range c.streams {
+		if s.ssrc == info.SSRC {
+			c.streams = append(c.streams[:i], c.streams[i+1:]...)
+			return
+		}
+	}
+}
+
+func (c *feedbackConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+	}
+	return nil
+}
+
+// record notes one packet of s, its header in s.hdr, arrived at now.
+func (c *feedbackConn) record(s *rxStream, now time.Time) {
+	h := &s.hdr
+	arrival := now.Sub(c.start)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.twccID != 0 {
+		if ext := h.GetExtension(s.twccID); len(ext) >= 2 {
+			c.rec.Record(s.ssrc, uint16(ext[0])<<8|uint16(ext[1]), arrival.Microseconds())
+		}
+	}
+	seq := h.SequenceNumber
+	if !s.started {
+		s.started = true
+		s.baseSeq, s.maxSeq = uint32(seq), seq
+	} else if d := seq - s.maxSeq; d != 0 && d < 0x8000 {
+		if seq < s.maxSeq {
+			s.cycles += 1 << 16
+		}
+		s.maxSeq = seq
+	}
+	s.received++
+	// Interarrival jitter: the change in transit time, in clock ticks.
+	transit := arrival.Seconds()*s.clockRate - float64(h.Timestamp)
+	if s.received > 1 {
+		d := transit - s.transit
+		if d < 0 {
+			d = -d
+		}
+		s.jitter += (d - s.jitter) / 16
+	}
+	s.transit = transit
+}
+
+// report is s's reception report block, and starts the next interval.
+func (s *rxStream) report() rtcp.ReceptionReport {
+	extMax := s.cycles | uint32(s.maxSeq)
+	expected := extMax - s.baseSeq + 1
+	lost := int64(expected) - int64(s.received)
+	lost = min(max(lost, -0x800000), 0x7fffff) // 24 bits, signed
+	expInterval := expected - s.expectedPrior
+	recInterval := s.received - s.receivedPrior
+	s.expectedPrior, s.receivedPrior = expected, s.received
+	var fraction uint8
+	if expInterval > 0 && expInterval > recInterval {
+		fraction = uint8((uint64(expInterval-recInterval) << 8) / uint64(expInterval))
+	}
+	return rtcp.ReceptionReport{
+		SSRC:               s.ssrc,
+		FractionLost:       fraction,
+		TotalLost:          uint32(lost) & 0xffffff,
+		LastSequenceNumber: extMax,
+		Jitter:             uint32(s.jitter),
+	}
+}
+
+// loop sends the transport-wide feedback and the receiver reports until
+// the connection closes.
+func (c *feedbackConn) loop() {
+	t := time.NewTicker(feedbackInterval)
+	defer t.Stop()
+	lastReport := time.Now()
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-t.C:
+			var pkts []rtcp.Packet
+			c.mu.Lock()
+			w := c.writer
+			if c.rec != nil {
+				pkts = c.rec.BuildFeedbackPacket()
+			}
+			if now.Sub(lastReport) >= reportInterval-feedbackInterval/2 {
+				lastReport = now
+				rr := &rtcp.ReceiverReport{SSRC: c.ssrc}
+				for _, s := range c.streams {
+					if s.started {
+						rr.Reports = append(rr.Reports, s.report())
+					}
+				}
+				// 31 report blocks fit one receiver report.
+				for len(rr.Reports) > 31 {
+					pkts = append(pkts, &rtcp.ReceiverReport{SSRC: c.ssrc, Reports: rr.Reports[:31]})
+					rr.Reports = rr.Reports[31:]
+				}
+				if len(rr.Reports) > 0 {
+					pkts = append(pkts, rr)
+				}
+			}
+			c.mu.Unlock()
+			if w != nil && len(pkts) > 0 {
+				_, _ = w.Write(pkts, nil)
+			}
+		}
+	}
+}

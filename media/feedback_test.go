@@ -1,0 +1,150 @@
+package media
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+)
+
+// TestReceptionReport: the report block counts loss across a sequence
+// number wrap-around, per interval and in total, and the jitter of
+// packets whose transit time changes.
+func TestReceptionReport(t *testing.T) {
+	start := time.Unix(1000, 0)
+	c := &feedbackConn{start: start, done: make(chan struct{})}
+	s := &rxStream{ssrc: 7, clockRate: 90000}
+	at := start
+	send := func(seq uint16, late time.Duration) {
+		at = at.Add(10 * time.Millisecond)
+		s.hdr = rtp.Header{SequenceNumber: seq, Timestamp: uint32(at.Sub(start).Seconds() * 90000)}
+		c.record(s, at.Add(late))
+	}
+	// 65530 ... 9 with 65533, 2 and 3 missing: 16 expected, 13 received.
+	for seq := uint16(65530); seq != 10; seq++ {
+		if seq == 65533 || seq == 2 || seq == 3 {
+			at = at.Add(10 * time.Millisecond)
+			continue
+		}
+		send(seq, 0)
+	}
+	r := s.report()
+	if r.LastSequenceNumber != 1<<16|9 || r.TotalLost != 3 || r.FractionLost != 3*256/16 || r.Jitter != 0 {
+		t.Fatalf("first report %+v, want last 1<<16|9, lost 3, fraction 48, jitter 0", r)
+	}
+	for seq := uint16(10); seq < 20; seq++ {
+		send(seq, 0)
+	}
+	send(20, 10*time.Millisecond) // 900 ticks late: jitter 900/16
+	r = s.report()
+	if r.TotalLost != 3 || r.FractionLost != 0 || r.LastSequenceNumber != 1<<16|20 {
+		t.Fatalf("second report %+v, want lost 3 in total and none in the interval", r)
+	}
+	if r.Jitter < 55 || r.Jitter > 57 {
+		t.Fatalf("jitter %d, want 56", r.Jitter)
+	}
+	// A late, reordered packet counts as received but moves nothing back.
+	send(15, 0)
+	if r = s.report(); r.LastSequenceNumber != 1<<16|20 {
+		t.Fatalf("a reordered packet moved the highest sequence number to %d", r.LastSequenceNumber)
+	}
+}
+
+// TestPublisherFeedback: a publisher that stamps transport-wide sequence
+// numbers, as browsers do, gets transport-wide feedback about ten times
+// a second covering what it sends, and a receiver report for each of
+// its streams about once a second, with no loss on a clean link.
+func TestPublisherFeedback(t *testing.T) {
+	t.Parallel()
+	sfu := newTestSFU(t, Params{})
+	room := sfu.NewRoom("feedback")
+	defer room.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	feedbacks, reported := 0, 0
+	reports := map[uint32][]rtcp.ReceptionReport{}
+	pub := newTestClient(t, room, "pub", clientOpts{twccSend: true, pubRTCP: func(pkts []rtcp.Packet) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerCC:
+				feedbacks++
+				reported += int(p.PacketStatusCount)
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					reports[r.SSRC] = append(reports[r.SSRC], r)
+				}
+			}
+		}
+	}})
+	a, v := pub.publish(ctx, true, true, 30)
+	waitFor(t, 10*time.Second, "media at the SFU", func() bool { return a.count() > 0 && v.count() > 0 })
+	time.Sleep(2500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	// Each feedback reports the packets since the previous one; some
+	// arrive on both RTCP readers (audio's and video's), so count loosely.
+	sent := int(a.count() + v.count())
+	t.Logf("%d feedback packets reporting %d packets (%d sent); reports %v", feedbacks, reported, sent, reports)
+	if feedbacks < 10 {
+		t.Fatalf("%d transport-wide feedback packets in 2.5 s, want about 25", feedbacks)
+	}
+	if reported < sent/2 {
+		t.Fatalf("the feedback covers %d packets of %d sent", reported, sent)
+	}
+	if len(reports) != 2 {
+		t.Fatalf("receiver reports for %d streams, want audio and video", len(reports))
+	}
+	for ssrc, rs := range reports {
+		if len(rs) < 2 {
+			t.Fatalf("stream %d: %d receiver reports in 2.5 s", ssrc, len(rs))
+		}
+		last := rs[len(rs)-1]
+		if last.TotalLost != 0 || last.FractionLost != 0 {
+			t.Fatalf("stream %d: loss reported on a clean link: %+v", ssrc, last)
+		}
+		if last.LastSequenceNumber == rs[0].LastSequenceNumber {
+			t.Fatalf("stream %d: the highest sequence number did not move", ssrc)
+		}
+	}
+}
+
+// TestFeedbackAllocs: recording a received packet allocates nothing
+// (pion's interceptors allocated attributes and a header per packet).
+func TestFeedbackAllocs(t *testing.T) {
+	c := &feedbackConn{start: time.Now(), done: make(chan struct{})}
+	defer c.Close()
+	info := &interceptor.StreamInfo{SSRC: 5, ClockRate: 90000,
+		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}
+	var seq uint16
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 5}, Payload: make([]byte, 1000)}
+	if err := pkt.Header.SetExtension(3, []byte{0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 1500)
+	var ext [2]byte
+	src := interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		seq++
+		pkt.SequenceNumber = seq
+		ext[0], ext[1] = byte(seq>>8), byte(seq)
+		if err := pkt.Header.SetExtension(3, ext[:]); err != nil {
+			return 0, a, err
+		}
+		n, err := pkt.MarshalTo(b)
+		return n, a, err
+	})
+	r := c.BindRemoteStream(info, src)
+	for range 1000 { // let the recorder's buffers grow
+		_, _, _ = r.Read(raw, nil)
+	}
+	if allocs := testing.AllocsPerRun(1000, func() { _, _, _ = r.Read(raw, nil) }); allocs != 0 {
+		t.Fatalf("recording a packet allocated %v times", allocs)
+	}
+}
