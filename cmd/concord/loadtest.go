@@ -31,9 +31,9 @@ import (
 const loadtestUsage = `Usage: concord loadtest [flags]
 
 Synthetic participants (pion) join mediation rooms through the real
-signaling and media path, publish synthetic Opus audio and VP8 video, and
-measure join time, loss, forwarding latency and jitter, and the server's
-CPU and memory.
+signaling and media path, publish synthetic Opus audio and VP8 or H.264
+video, in one layer or three simulcast layers, and measure join time,
+loss, forwarding latency and jitter, and the server's CPU and memory.
 
 With no --url, a server is started on loopback as a child process
 ("concord loadtest --internal-child", its metrics scraped from its admin
@@ -45,6 +45,7 @@ Examples:
   concord loadtest --ramp --ramp-steps 1,5,10,20,40 --report out/
   concord loadtest --pubs 4 --subs 20
   concord loadtest --pubs 10 --subs 50 --video-kbps 0
+  concord loadtest --pubs 2 --subs 8 --codec h264 --simulcast
   concord loadtest --url https://node:8443 --tokens tokens.txt --metrics http://node:9090/metrics
 
 Flags:
@@ -58,6 +59,8 @@ type ltConfig struct {
 	Subs         int           `json:"subs,omitempty"`
 	VideoKbps    int           `json:"videoKbps"`
 	FPS          int           `json:"fps"`
+	Codec        string        `json:"codec"` // vp8 or h264; empty (vp8) in reports from before --codec
+	Simulcast    bool          `json:"simulcast"`
 	Audio        bool          `json:"audio"`
 	AudioKbps    int           `json:"audioKbps"`
 	Duration     time.Duration `json:"-"`
@@ -86,6 +89,12 @@ type ltConfig struct {
 	DatabaseURL  string        `json:"-"`
 	ServerLog    string        `json:"-"`
 
+	// layerCycle, with simulcast, has every subscriber cap each
+	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
+	// video_quality message of a browser that shrinks and grows a tile),
+	// so that the SFU switches layers back and forth. Set by the tests.
+	layerCycle time.Duration
+
 	// Durations as text, for the JSON report.
 	DurationS    float64 `json:"durationSeconds"`
 	WarmupS      float64 `json:"warmupSeconds"`
@@ -107,17 +116,66 @@ func (c *ltConfig) nominalPacketsPerSec() float64 {
 	if c.Audio {
 		n += 50
 	}
-	if c.VideoKbps > 0 {
-		_, packets := c.videoFrame()
+	for _, l := range c.videoLayers() {
+		_, packets := c.videoFrame(l.bps)
 		n += float64(c.FPS * packets)
 	}
 	return n
 }
 
-// videoFrame is the size of one synthetic video frame and the number of
-// packets it is cut into.
-func (c *ltConfig) videoFrame() (bytes, packets int) {
-	bytes = max(c.VideoKbps*1000/8/c.FPS, trailerLen+16)
+// ltVideoLayer is one encoding of a publisher's video: the only one, or
+// a simulcast layer.
+type ltVideoLayer struct {
+	rid string // RTP stream id; empty without simulcast
+	bps int    // bit rate, bit/s
+}
+
+// ltSimulcastLayers are the layers of --simulcast, lowest first (the SFU
+// numbers them in the order the publisher lists its encodings, as
+// browsers' sendEncodings do): RID and the fraction of --video-kbps.
+var ltSimulcastLayers = []struct {
+	rid string
+	div int
+}{{"q", 4}, {"h", 2}, {"f", 1}}
+
+// simulcastLayerIndex is the index of the simulcast layer of a RID in
+// ltSimulcastLayers, -1 for none.
+func simulcastLayerIndex(rid string) int {
+	for i, l := range ltSimulcastLayers {
+		if l.rid == rid {
+			return i
+		}
+	}
+	return -1
+}
+
+// videoLayers lists the video encodings each publisher sends, none with
+// --video-kbps 0.
+func (c *ltConfig) videoLayers() []ltVideoLayer {
+	switch {
+	case c.VideoKbps <= 0:
+		return nil
+	case !c.Simulcast:
+		return []ltVideoLayer{{bps: c.VideoKbps * 1000}}
+	}
+	out := make([]ltVideoLayer, len(ltSimulcastLayers))
+	for i, l := range ltSimulcastLayers {
+		out[i] = ltVideoLayer{rid: l.rid, bps: c.VideoKbps * 1000 / l.div}
+	}
+	return out
+}
+
+// isH264 reports whether publishers send H.264 (--codec h264).
+func (c *ltConfig) isH264() bool { return c.Codec == "h264" }
+
+// videoFrame is the size of one synthetic video frame of a layer of bps
+// bit/s (of its one slice, with H.264) and the number of packets it is
+// cut into (a keyframe may take one more, with H.264).
+func (c *ltConfig) videoFrame(bps int) (bytes, packets int) {
+	bytes = max(bps/8/c.FPS, trailerLen+16)
+	if c.isH264() {
+		return bytes, h264PacketsPerFrame(bytes, maxVideoPayload)
+	}
 	return bytes, (bytes + maxVideoPayload - 1) / maxVideoPayload
 }
 
@@ -142,6 +200,8 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.IntVar(&c.Subs, "subs", 0, "subscribe-only participants per room (publish nothing)")
 	fs.IntVar(&c.VideoKbps, "video-kbps", 500, "video bitrate per publisher, kbit/s (0: no video)")
 	fs.IntVar(&c.FPS, "fps", 30, "video frame rate")
+	fs.StringVar(&c.Codec, "codec", "vp8", "video codec: vp8, or h264 (constrained baseline, packetization mode 1)")
+	fs.BoolVar(&c.Simulcast, "simulcast", false, `send video in three simulcast layers, RIDs "q", "h", "f" at 1/4, 1/2 and all of --video-kbps`)
 	fs.BoolVar(&c.Audio, "audio", true, "publish Opus-sized audio (50 packets/s)")
 	fs.IntVar(&c.AudioKbps, "audio-kbps", 32, "audio bitrate per publisher, kbit/s")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement window (per ramp step)")
@@ -206,6 +266,13 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	}
 	if c.FPS < 1 || c.FPS > 120 {
 		errs = append(errs, errors.New("fps must be between 1 and 120"))
+	}
+	c.Codec = strings.ToLower(c.Codec)
+	if c.Codec != "vp8" && c.Codec != "h264" {
+		errs = append(errs, fmt.Errorf("codec must be vp8 or h264, not %q", c.Codec))
+	}
+	if c.Simulcast && c.VideoKbps == 0 {
+		errs = append(errs, errors.New("--simulcast needs video (--video-kbps above 0)"))
 	}
 	if c.AudioKbps < 6 || c.AudioKbps > 510 {
 		errs = append(errs, errors.New("audio-kbps must be between 6 and 510"))
@@ -348,6 +415,11 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	err = r.drive(res)
 	r.closeAll()
 	res.Errors = r.errorCounts()
+	r.mu.Lock()
+	if len(r.videoCodecs) > 0 {
+		res.VideoCodecs = maps.Clone(r.videoCodecs)
+	}
+	r.mu.Unlock()
 	res.ModeSwitches, res.Foreign = r.modeSwitches.Load(), r.foreign.Load()
 	return res, err
 }
@@ -368,6 +440,9 @@ type loadRun struct {
 	pubTracks []*ltPubTrack
 	streams   map[[2]uint32]*ltStream // {subscriber idx, published track id}
 	errs      map[string]int
+	// videoCodecs counts the video tracks subscribers received, by the
+	// codec the SFU negotiated for them.
+	videoCodecs map[string]int
 
 	hist                                     ltHist
 	nacksSent, plisSent, nacksRecv, plisRecv atomic.Uint64
@@ -396,9 +471,10 @@ func newLoadRun(ctx context.Context, cfg *ltConfig, tgt ltTarget, stderr io.Writ
 	info := tgt.Info()
 	r := &loadRun{
 		cfg: cfg, tgt: tgt, info: info, base: strings.TrimRight(info.URL, "/"), stderr: stderr, ctx: ctx,
-		streams: map[[2]uint32]*ltStream{},
-		errs:    map[string]int{},
-		limiter: rate.NewLimiter(rate.Limit(cfg.JoinRate), 1),
+		streams:     map[[2]uint32]*ltStream{},
+		errs:        map[string]int{},
+		videoCodecs: map[string]int{},
+		limiter:     rate.NewLimiter(rate.Limit(cfg.JoinRate), 1),
 	}
 	if cfg.CaucusEvery > 0 {
 		r.pauseGap = int64(min(time.Second, cfg.CaucusEvery/2))
@@ -428,10 +504,17 @@ func (r *loadRun) errorCounts() map[string]int {
 	return maps.Clone(r.errs)
 }
 
-func (r *loadRun) newPubTrack(c *ltClient, video bool, local *webrtc.TrackLocalStaticRTP) *ltPubTrack {
+// newPubTrack registers a track c publishes: audio, video, or one layer
+// of a simulcast video. The layers of one video share its group, the id
+// of its first layer; any other track is a group of its own (group 0).
+func (r *loadRun) newPubTrack(c *ltClient, video bool, local *webrtc.TrackLocalStaticRTP, layer int, group uint32) *ltPubTrack {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := &ltPubTrack{id: uint32(len(r.pubTracks) + 1), client: c, video: video, local: local, keyframe: make(chan struct{}, 1)}
+	t := &ltPubTrack{id: uint32(len(r.pubTracks) + 1), client: c, video: video, local: local, rid: local.RID(), layer: layer,
+		group: group, keyframe: make(chan struct{}, 1)}
+	if t.group == 0 {
+		t.group = t.id
+	}
 	r.pubTracks = append(r.pubTracks, t)
 	return t
 }
@@ -589,6 +672,10 @@ func (r *loadRun) addRooms(n int) error {
 			r.caucusWG.Add(1)
 			go r.caucusLoop(room)
 		}
+		if r.cfg.layerCycle > 0 && r.cfg.Simulcast {
+			r.caucusWG.Add(1)
+			go r.layerLoop(room)
+		}
 	}
 	total := len(r.clients)
 	r.mu.Unlock()
@@ -671,6 +758,34 @@ func (r *loadRun) caucusLoop(room *ltRoom) {
 		case <-r.caucusCtx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// layerLoop has every participant of room that joined cap the video it
+// receives of each other publisher at the next layer of a cycle, every
+// layerCycle.
+func (r *loadRun) layerLoop(room *ltRoom) {
+	defer r.caucusWG.Done()
+	tick := time.NewTicker(r.cfg.layerCycle)
+	defer tick.Stop()
+	layers := []int{0, 2, 1, 2}
+	for i := 0; ; i++ {
+		select {
+		case <-r.caucusCtx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, c := range room.clients {
+			if !c.joined.Load() || c.failed.Load() {
+				continue
+			}
+			for _, o := range room.clients {
+				// o.self is set before o.joined.
+				if o != c && o.tok.Publish && o.joined.Load() {
+					c.send(map[string]any{"type": "video_quality", "participantId": o.self, "layer": layers[i%len(layers)]})
+				}
+			}
 		}
 	}
 }
@@ -763,6 +878,12 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 	}
 	r.mu.Unlock()
 
+	// The simulcast layers, lowest first.
+	for _, l := range r.cfg.videoLayers() {
+		if l.rid != "" {
+			st.Layers = append(st.Layers, ltLayerStats{RID: l.rid, Kbps: float64(l.bps) / 1000})
+		}
+	}
 	// What publishers sent.
 	var inPackets float64
 	for _, t := range tracks {
@@ -773,8 +894,17 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 		}
 		k.Sent += b[0] - a[0]
 		inPackets += float64(b[0] - a[0])
+		if t.rid != "" && t.layer < len(st.Layers) {
+			st.Layers[t.layer].Sent += b[0] - a[0]
+		}
 	}
-	// What subscribers received.
+	// What subscribers received, summed per subscriber and publication
+	// (the layers of a simulcast video are one stream of it).
+	type pairCounts struct {
+		video                 bool
+		recv, exp, lost, size uint64
+	}
+	pairs := map[[2]uint32]*pairCounts{}
 	var outPackets, outBytes float64
 	var jitters []float64
 	for key, b := range s1.streams {
@@ -784,27 +914,52 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 			continue
 		}
 		t := tracks[key[1]-1]
-		k := &st.Audio
-		if t.video {
-			k = &st.Video
-		}
 		lost := uint64(0)
 		if dExp > dUniq {
 			lost = dExp - dUniq
 		}
-		k.Streams++
-		k.Received += dRecv
-		k.Lost += lost
-		k.Expected += dExp
-		k.Bytes += b.Bytes - a.Bytes
-		if dExp >= 10 {
-			if pct := 100 * float64(lost) / float64(dExp); pct > k.WorstStreamLossPct {
-				k.WorstStreamLossPct = pct
+		p := pairs[[2]uint32{key[0], t.group}]
+		if p == nil {
+			p = &pairCounts{video: t.video}
+			pairs[[2]uint32{key[0], t.group}] = p
+		}
+		p.recv += dRecv
+		p.exp += dExp
+		p.lost += lost
+		p.size += b.Bytes - a.Bytes
+		if t.rid != "" && t.layer < len(st.Layers) {
+			l := &st.Layers[t.layer]
+			if dRecv > 0 {
+				l.Streams++
 			}
+			l.Received += dRecv
+			l.Lost += lost
+			l.Switches += b.Switches - a.Switches
 		}
 		outPackets += float64(dRecv)
 		outBytes += float64(b.Bytes - a.Bytes)
 		jitters = append(jitters, s1.jitter[key]/1e6)
+	}
+	for _, p := range pairs {
+		k := &st.Audio
+		if p.video {
+			k = &st.Video
+		}
+		k.Streams++
+		k.Received += p.recv
+		k.Lost += p.lost
+		k.Expected += p.exp
+		k.Bytes += p.size
+		if p.exp >= 10 {
+			if pct := 100 * float64(p.lost) / float64(p.exp); pct > k.WorstStreamLossPct {
+				k.WorstStreamLossPct = pct
+			}
+		}
+	}
+	for i := range st.Layers {
+		if l := &st.Layers[i]; st.Video.Received > 0 {
+			l.ReceivedPct = 100 * float64(l.Received) / float64(st.Video.Received)
+		}
 	}
 	for _, k := range []*ltKindStats{&st.Audio, &st.Video} {
 		if k.Expected > 0 {
@@ -962,9 +1117,9 @@ func (r *loadRun) streamResults(res *ltResult) []ltStreamResult {
 			kind = "video"
 		}
 		sr := ltStreamResult{
-			Room: s.sub.room.idx, Publisher: s.pub.client.idx, Subscriber: s.sub.idx, Kind: kind,
+			Room: s.sub.room.idx, Publisher: s.pub.client.idx, Subscriber: s.sub.idx, Kind: kind, Layer: s.pub.rid,
 			Sent: s.pub.sent.Load(), Received: c.Received, Lost: lost, Duplicates: c.Dups, Late: c.Late, Pauses: c.Pauses,
-			JitterMs: jit / 1e6,
+			Switches: c.Switches, JitterMs: jit / 1e6,
 		}
 		if c.Expected > 0 {
 			sr.LossPct = 100 * float64(lost) / float64(c.Expected)
@@ -982,7 +1137,10 @@ func (r *loadRun) streamResults(res *ltResult) []ltStreamResult {
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
-		return a.Subscriber < b.Subscriber
+		if a.Subscriber != b.Subscriber {
+			return a.Subscriber < b.Subscriber
+		}
+		return simulcastLayerIndex(a.Layer) < simulcastLayerIndex(b.Layer)
 	})
 	return out
 }

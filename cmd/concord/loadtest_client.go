@@ -18,15 +18,17 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/concord-odr/concord/cases"
 )
 
 // Every synthetic packet ends with a trailer the receiving participant
-// reads: which published track it belongs to, the track's own packet
-// counter (the SFU rewrites RTP sequence numbers and hides the gaps it
-// makes, so loss is counted on this counter), and the send time.
+// reads: which published track it belongs to (with --simulcast, which
+// layer of it: each layer is a track of its own here), the track's own
+// packet counter (the SFU rewrites RTP sequence numbers and hides the
+// gaps it makes, so loss is counted on this counter), and the send time.
 const (
 	trailerLen   = 20
 	trailerMagic = 0x434c5431 // "CLT1"
@@ -53,12 +55,17 @@ func readTrailer(b []byte) (track, counter uint32, sent int64, ok bool) {
 	return binary.BigEndian.Uint32(t[0:]), binary.BigEndian.Uint32(t[4:]), int64(binary.BigEndian.Uint64(t[8:])), true
 }
 
-// ltPubTrack is one track a synthetic participant publishes.
+// ltPubTrack is one track a synthetic participant publishes, or one
+// simulcast layer of its video: the trailer names it, and its counter
+// counts its own packets.
 type ltPubTrack struct {
 	id     uint32
 	client *ltClient
 	video  bool
 	local  *webrtc.TrackLocalStaticRTP
+	rid    string // the simulcast layer's RTP stream id; empty without simulcast
+	layer  int    // the simulcast layer's index, 0 the lowest
+	group  uint32 // the publication: the id of its first layer (its own id without simulcast)
 
 	sent      atomic.Uint64 // packets written while the connection was up
 	sentBytes atomic.Uint64
@@ -66,8 +73,8 @@ type ltPubTrack struct {
 }
 
 // ltClient is one synthetic participant: a signaling socket and the two
-// pion connections of the protocol, publishing synthetic Opus and VP8 if
-// its seat says so, and measuring everything it receives.
+// pion connections of the protocol, publishing synthetic Opus and VP8 or
+// H.264 if its seat says so, and measuring everything it receives.
 type ltClient struct {
 	r    *loadRun
 	idx  int
@@ -123,25 +130,27 @@ func (c *ltClient) send(v any) {
 }
 
 // newClientAPI builds the pion API the synthetic participants share: the
-// default codecs and interceptors (NACK, RTCP reports, TWCC) as a browser
-// has them, plus a counter of NACKs and PLIs. loopbackOnly keeps ICE on
-// the loopback interface.
+// default codecs (Opus, VP8, H.264 in packetization mode 1 with profile
+// 42e01f among others, so subscribers accept either codec the SFU
+// forwards) and interceptors (NACK, RTCP reports, the simulcast header
+// extensions, TWCC) as a browser has them, plus a counter of NACKs and
+// PLIs. loopbackOnly keeps ICE on the loopback interface.
 func newClientAPI(r *loadRun, loopbackOnly bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	ir.Add(&rtcpCounterFactory{r: r}) // first, so the NACK generator writes through it
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
 	// Silent: hundreds of synthetic clients tearing down at the end of a
 	// step print one pion error each (a closed pipe, a late packet), which
 	// buried the report. The generator measures what it needs itself.
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.DefaultLogLevel = logging.LogLevelDisabled
+	ir := &interceptor.Registry{}
+	ir.Add(&rtcpCounterFactory{r: r}) // first, so the NACK generator writes through it
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(quiet)); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
 	se.LoggerFactory = quiet
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -256,12 +265,12 @@ func (c *ltClient) join(ctx context.Context) error {
 			c.pubUp.Store(s == webrtc.PeerConnectionStateConnected)
 		})
 		if c.r.cfg.Audio {
-			if err := c.addTrack(ctx, false); err != nil {
+			if err := c.addAudio(ctx); err != nil {
 				return err
 			}
 		}
 		if c.r.cfg.VideoKbps > 0 {
-			if err := c.addTrack(ctx, true); err != nil {
+			if err := c.addVideo(ctx); err != nil {
 				return err
 			}
 		}
@@ -283,49 +292,94 @@ func (c *ltClient) join(ctx context.Context) error {
 	return nil
 }
 
-func (c *ltClient) addTrack(ctx context.Context, video bool) error {
-	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
-	kind := "audio"
-	if video {
-		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-		kind = "video"
-	}
-	local, err := webrtc.NewTrackLocalStaticRTP(codec, kind, fmt.Sprintf("lt%d", c.idx))
+// addAudio publishes synthetic Opus.
+func (c *ltClient) addAudio(ctx context.Context) error {
+	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		"audio", fmt.Sprintf("lt%d", c.idx))
 	if err != nil {
-		return err
+		return fmt.Errorf("audio track: %w", err)
 	}
 	sender, err := c.pub.AddTrack(local)
 	if err != nil {
-		return err
+		return fmt.Errorf("add audio track: %w", err)
 	}
-	t := c.r.newPubTrack(c, video, local)
+	t := c.r.newPubTrack(c, false, local, 0, 0)
 	c.tracks = append(c.tracks, t)
-	go func() {
-		for {
-			pkts, _, err := sender.ReadRTCP()
-			if err != nil {
-				return
+	go c.readRTCP(t, sender.ReadRTCP)
+	go c.sendAudio(ctx, t)
+	return nil
+}
+
+// addVideo publishes synthetic video in the configured codec: one track,
+// or with --simulcast one track in three layers, as the SFU's own tests
+// publish it (media/simulcast_test.go): a TrackLocalStaticRTP per layer
+// with the same track and stream ids and the layer's RID, the first added
+// to the connection and the others as encodings of its sender. Each layer
+// is a published track of the generator's own (its trailer id, counter
+// and keyframes), and reads its own RTCP: a PLI names the layer's SSRC.
+func (c *ltClient) addVideo(ctx context.Context) error {
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	if c.r.cfg.isH264() {
+		codec = h264Codec
+	}
+	layers := c.r.cfg.videoLayers()
+	var sender *webrtc.RTPSender
+	var tracks []*ltPubTrack
+	for i, l := range layers {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if l.rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(l.rid))
+		}
+		local, err := webrtc.NewTrackLocalStaticRTP(codec, "video", fmt.Sprintf("lt%d", c.idx), opts...)
+		if err != nil {
+			return fmt.Errorf("video track: %w", err)
+		}
+		if i == 0 {
+			if sender, err = c.pub.AddTrack(local); err != nil {
+				return fmt.Errorf("add video track: %w", err)
 			}
-			for _, p := range pkts {
-				switch p := p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					c.r.plisRecv.Add(1)
-					select {
-					case t.keyframe <- struct{}{}:
-					default:
-					}
-				case *rtcp.TransportLayerNack:
-					c.r.nacksRecv.Add(uint64(len(p.Nacks)))
+		} else if err := sender.AddEncoding(local); err != nil {
+			return fmt.Errorf("add simulcast layer %s: %w", l.rid, err)
+		}
+		var group uint32
+		if i > 0 {
+			group = tracks[0].id
+		}
+		t := c.r.newPubTrack(c, true, local, i, group)
+		tracks = append(tracks, t)
+		c.tracks = append(c.tracks, t)
+		if l.rid == "" {
+			go c.readRTCP(t, sender.ReadRTCP)
+		} else {
+			go c.readRTCP(t, func() ([]rtcp.Packet, interceptor.Attributes, error) { return sender.ReadSimulcastRTCP(l.rid) })
+		}
+	}
+	go c.sendVideo(ctx, sender, tracks, layers)
+	return nil
+}
+
+// readRTCP reads what the server sends about t until its connection
+// closes (pion's interceptors, the NACK responder among them, see RTCP
+// only as it is read): a PLI or FIR asks t for a keyframe.
+func (c *ltClient) readRTCP(t *ltPubTrack, read func() ([]rtcp.Packet, interceptor.Attributes, error)) {
+	for {
+		pkts, _, err := read()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				c.r.plisRecv.Add(1)
+				select {
+				case t.keyframe <- struct{}{}:
+				default:
 				}
+			case *rtcp.TransportLayerNack:
+				c.r.nacksRecv.Add(uint64(len(p.Nacks)))
 			}
 		}
-	}()
-	if video {
-		go c.sendVideo(ctx, t)
-	} else {
-		go c.sendAudio(ctx, t)
 	}
-	return nil
 }
 
 // write sends one packet and counts it if the connection is up.
@@ -364,18 +418,77 @@ func (c *ltClient) sendAudio(ctx context.Context, t *ltPubTrack) {
 	}
 }
 
-// sendVideo sends fps frames a second of the configured bitrate, each cut
-// into packets of at most maxVideoPayload bytes with VP8 payload
-// descriptors; a keyframe starts the stream and answers each PLI.
-func (c *ltClient) sendVideo(ctx context.Context, t *ltPubTrack) {
+// videoPayloads returns the RTP payloads of a keyframe and of any other
+// frame of a video layer of bps bit/s in the configured codec; the sender
+// writes a fresh trailer over the end of each, frame after frame.
+func (c *ltConfig) videoPayloads(bps int) (key, delta [][]byte, err error) {
+	bytes, packets := c.videoFrame(bps)
+	if !c.isH264() {
+		return vp8Payloads(bytes, packets, true), vp8Payloads(bytes, packets, false), nil
+	}
+	if key, err = h264Payloads(h264KeyframeUnits(bytes), maxVideoPayload); err != nil {
+		return nil, nil, fmt.Errorf("h264 keyframe: %w", err)
+	}
+	if delta, err = h264Payloads(h264DeltaUnits(bytes), maxVideoPayload); err != nil {
+		return nil, nil, fmt.Errorf("h264 frame: %w", err)
+	}
+	return key, delta, nil
+}
+
+// vp8Payloads cuts a synthetic VP8 frame of about bytes into packets
+// payloads of equal size, the first with the payload descriptor that
+// starts partition 0 and a keyframe's or an interframe's frame tag.
+func vp8Payloads(bytes, packets int, keyframe bool) [][]byte {
+	per := bytes / packets
+	out := make([][]byte, packets)
+	for i := range out {
+		p := make([]byte, per)
+		if i == 0 {
+			p[0] = 0x10 // S: start of partition 0
+			if keyframe {
+				// VP8 frame tag of a keyframe, start code, 640x360.
+				copy(p[1:], []byte{0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01})
+			} else {
+				copy(p[1:], []byte{0x51, 0x2a, 0x01})
+			}
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// ltLayerSend is what sendVideo keeps of one layer.
+type ltLayerSend struct {
+	t          *ltPubTrack
+	key, delta [][]byte // payloads of a keyframe and of another frame
+	pkt        rtp.Packet
+	counter    uint32
+	keyframe   bool // the next frame is a keyframe
+}
+
+// sendVideo sends fps frames a second on each layer at the layer's bit
+// rate, each frame cut into packets of at most maxVideoPayload bytes (VP8
+// payload descriptors, or H.264 NAL units, STAP-A and FU-A); a keyframe
+// starts each layer and answers each PLI for it. Simulcast packets carry
+// the mid and rid header extensions, as a browser's do: by them the SFU
+// tells the layers' SSRCs apart, so nothing is sent on them before the
+// publish connection negotiated the extensions.
+func (c *ltClient) sendVideo(ctx context.Context, sender *webrtc.RTPSender, tracks []*ltPubTrack, layers []ltVideoLayer) {
 	cfg := c.r.cfg
-	frameBytes, packets := cfg.videoFrame()
-	per := frameBytes / packets
-	buf := make([]byte, maxVideoPayload+trailerLen+16)
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(c.idx * 3571), Timestamp: uint32(c.idx * 7727)}}
+	sends := make([]*ltLayerSend, len(tracks))
+	for i, t := range tracks {
+		key, delta, err := cfg.videoPayloads(layers[i].bps)
+		if err != nil {
+			c.r.noteError("video: " + errText(err))
+			return
+		}
+		sends[i] = &ltLayerSend{t: t, key: key, delta: delta, keyframe: true, pkt: rtp.Packet{Header: rtp.Header{
+			Version: 2, PayloadType: 96, SequenceNumber: uint16(c.idx*3571 + i*10007), Timestamp: uint32(c.idx*7727 + i*40009),
+		}}}
+	}
+	simulcast := tracks[0].rid != ""
+	extensions := !simulcast
 	tsStep := uint32(90000 / cfg.FPS)
-	var counter uint32
-	keyframe := true
 	tick := time.NewTicker(time.Second / time.Duration(cfg.FPS))
 	defer tick.Stop()
 	for {
@@ -384,74 +497,149 @@ func (c *ltClient) sendVideo(ctx context.Context, t *ltPubTrack) {
 			return
 		case <-tick.C:
 		}
-		select {
-		case <-t.keyframe:
-			keyframe = true
-		default:
-		}
-		pkt.Timestamp += tsStep
-		for i := 0; i < packets; i++ {
-			p := buf[:per]
-			clear(p[:16])
-			if i == 0 {
-				p[0] = 0x10 // S: start of partition 0
-				if keyframe {
-					// VP8 frame tag of a keyframe, start code, 640x360.
-					copy(p[1:], []byte{0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01})
-				} else {
-					copy(p[1:], []byte{0x51, 0x2a, 0x01})
-				}
+		if !extensions {
+			if extensions = c.setSimulcastExtensions(sender, sends); !extensions {
+				continue
 			}
-			counter++
-			pkt.SequenceNumber++
-			pkt.Marker = i == packets-1
-			putTrailer(p, t.id, counter, time.Now().UnixNano())
-			pkt.Payload = p
-			c.write(t, pkt)
 		}
-		keyframe = false
+		for _, l := range sends {
+			select {
+			case <-l.t.keyframe:
+				l.keyframe = true
+			default:
+			}
+			payloads := l.delta
+			if l.keyframe {
+				payloads = l.key
+			}
+			l.pkt.Timestamp += tsStep
+			for i, p := range payloads {
+				l.counter++
+				l.pkt.SequenceNumber++
+				l.pkt.Marker = i == len(payloads)-1
+				putTrailer(p, l.t.id, l.counter, time.Now().UnixNano())
+				l.pkt.Payload = p
+				c.write(l.t, &l.pkt)
+			}
+			l.keyframe = false
+		}
 	}
+}
+
+// setSimulcastExtensions puts the mid and rid header extensions on the
+// layers' packets once the publish connection has negotiated them; it
+// reports whether it did.
+func (c *ltClient) setSimulcastExtensions(sender *webrtc.RTPSender, sends []*ltLayerSend) bool {
+	var midID, ridID int
+	for _, e := range sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			midID = e.ID
+		case sdp.SDESRTPStreamIDURI:
+			ridID = e.ID
+		}
+	}
+	mid := ""
+	for _, tr := range c.pub.GetTransceivers() {
+		if tr.Sender() == sender {
+			mid = tr.Mid()
+		}
+	}
+	if midID == 0 || ridID == 0 || mid == "" {
+		return false
+	}
+	for _, l := range sends {
+		if err := l.pkt.Header.SetExtension(uint8(midID), []byte(mid)); err != nil {
+			c.r.noteError("video: mid extension: " + errText(err))
+			return false
+		}
+		if err := l.pkt.Header.SetExtension(uint8(ridID), []byte(l.t.rid)); err != nil {
+			c.r.noteError("video: rid extension: " + errText(err))
+			return false
+		}
+	}
+	return true
 }
 
 // receive reads one forwarded track until it ends, measuring each packet.
 func (c *ltClient) receive(tr *webrtc.TrackRemote) {
+	rx := &ltReceiver{c: c, video: tr.Kind() == webrtc.RTPCodecTypeVideo}
+	if rx.video {
+		c.r.mu.Lock()
+		c.r.videoCodecs[tr.Codec().MimeType]++
+		c.r.mu.Unlock()
+	}
 	buf := make([]byte, 1600)
-	var h rtp.Header
-	var st *ltStream
-	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
 			return
 		}
-		now := time.Now().UnixNano()
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		end := n
-		if h.Padding && n > hl {
-			end -= int(buf[n-1])
-		}
-		if end < hl {
-			continue
-		}
-		track, counter, sent, ok := readTrailer(buf[hl:end])
-		if !ok {
+		rx.packet(buf[:n], time.Now().UnixNano())
+	}
+}
+
+// ltReceiver measures the packets of one track forwarded to a subscriber.
+type ltReceiver struct {
+	c     *ltClient
+	video bool
+	h     rtp.Header
+	cur   *ltStream // the stream of the newest packet
+	hiSeq uint16    // the newest packet's RTP sequence number
+	seen  bool      // any packet arrived
+}
+
+// packet measures one packet that arrived at now: the trailer names the
+// published track (with simulcast, the layer) whose stream counts it.
+//
+// With simulcast the SFU forwards one layer at a time and switches at a
+// keyframe of the new layer, continuing the subscriber's sequence
+// numbers. When the newest packet (by sequence number) is of another
+// layer of the same video than the one before it, the subscriber was
+// switched, and the new layer's stream resumes (ltStream.resume): what
+// that layer sent while others were forwarded was never meant for this
+// subscriber, so it is not loss. An older packet of another layer (a
+// late one, a retransmission) is counted on its layer's stream but
+// switches nothing.
+func (rx *ltReceiver) packet(b []byte, now int64) {
+	c := rx.c
+	hl, err := rx.h.Unmarshal(b)
+	if err != nil {
+		return
+	}
+	end := len(b)
+	if rx.h.Padding && len(b) > hl {
+		end -= int(b[len(b)-1])
+	}
+	if end < hl {
+		return
+	}
+	track, counter, sent, ok := readTrailer(b[hl:end])
+	if !ok {
+		c.r.foreign.Add(1)
+		return
+	}
+	newest := !rx.seen || int16(rx.h.SequenceNumber-rx.hiSeq) > 0
+	if newest {
+		rx.hiSeq, rx.seen = rx.h.SequenceNumber, true
+	}
+	st := rx.cur
+	if st == nil || st.pub.id != track {
+		if st = c.r.stream(c, track); st == nil {
 			c.r.foreign.Add(1)
-			continue
+			return
 		}
-		if st == nil || st.pub.id != track {
-			if st = c.r.stream(c, track); st == nil {
-				c.r.foreign.Add(1)
-				continue
+		if newest {
+			if rx.cur != nil && rx.cur.pub.group == st.pub.group {
+				st.resume()
 			}
+			rx.cur = st
 		}
-		st.add(counter, sent, now, n)
-		c.r.hist.add(now - sent)
-		if c.joinNanos.Load() == 0 && (video || c.r.cfg.VideoKbps == 0) {
-			c.joinNanos.CompareAndSwap(0, max(now-c.start.UnixNano(), 1))
-		}
+	}
+	st.add(counter, sent, now, len(b))
+	c.r.hist.add(now - sent)
+	if c.joinNanos.Load() == 0 && (rx.video || c.r.cfg.VideoKbps == 0) {
+		c.joinNanos.CompareAndSwap(0, max(now-c.start.UnixNano(), 1))
 	}
 }
 

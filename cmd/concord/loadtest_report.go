@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +56,10 @@ type ltResult struct {
 	Foreign      uint64           `json:"foreignPackets,omitempty"`
 	Errors       map[string]int   `json:"errors,omitempty"`
 	Streams      []ltStreamResult `json:"streams"` // the last window's streams
+
+	// VideoCodecs counts the video tracks subscribers received, by the
+	// codec the SFU negotiated for them.
+	VideoCodecs map[string]int `json:"videoCodecsReceived,omitempty"`
 }
 
 type ltMachine struct {
@@ -79,6 +85,9 @@ type ltStep struct {
 	LossPct float64     `json:"lossPct"`
 	Latency ltLatency   `json:"latencyMs"`
 	Jitter  ltJitter    `json:"jitterMs"`
+
+	// Layers are the simulcast layers (--simulcast), lowest first.
+	Layers []ltLayerStats `json:"videoLayers,omitempty"`
 
 	NACKsSent     uint64 `json:"nacksSent"`     // by subscribers, packets asked for
 	NACKsReceived uint64 `json:"nacksReceived"` // by publishers, from the server
@@ -127,6 +136,22 @@ type ltKindStats struct {
 	WorstStreamLossPct float64 `json:"worstStreamLossPct"`
 }
 
+// ltLayerStats is one simulcast layer over a step's window: what the
+// publishers sent of it and what subscribers received (the SFU forwards
+// each subscriber one layer at a time). Loss is counted per layer, on the
+// layer's own packet counter; each switch of a subscriber to the layer
+// starts a new run of it whose gap since the last is not loss.
+type ltLayerStats struct {
+	RID         string  `json:"rid"`
+	Kbps        float64 `json:"kbps"`
+	Sent        uint64  `json:"sent"`    // by the publishers
+	Streams     int     `json:"streams"` // subscriber and publisher pairs that received some of it
+	Received    uint64  `json:"received"`
+	ReceivedPct float64 `json:"receivedPct"` // of all video packets received
+	Lost        uint64  `json:"lost"`
+	Switches    uint64  `json:"switchesTo"` // subscribers switched to it from another layer
+}
+
 type ltLatency struct {
 	P50 nfloat `json:"p50"`
 	P90 nfloat `json:"p90"`
@@ -164,6 +189,7 @@ type ltStreamResult struct {
 	Publisher  int     `json:"publisher"`
 	Subscriber int     `json:"subscriber"`
 	Kind       string  `json:"kind"`
+	Layer      string  `json:"layer,omitempty"` // the simulcast layer's RID
 	Sent       uint64  `json:"sent"`
 	Received   uint64  `json:"received"`
 	Lost       uint64  `json:"lost"`
@@ -171,6 +197,7 @@ type ltStreamResult struct {
 	Duplicates uint64  `json:"duplicates,omitempty"`
 	Late       uint64  `json:"late,omitempty"`
 	Pauses     uint64  `json:"pauses,omitempty"`
+	Switches   uint64  `json:"switchesTo,omitempty"` // the subscriber was switched to this layer
 	JitterMs   float64 `json:"jitterMs"`
 }
 
@@ -207,7 +234,7 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	fmt.Fprintf(w, "server: %s\n", srv)
 	media := []string{}
 	if cfg.VideoKbps > 0 {
-		media = append(media, fmt.Sprintf("VP8 %d kbit/s at %d fps", cfg.VideoKbps, cfg.FPS))
+		media = append(media, videoText(cfg))
 	}
 	if cfg.Audio {
 		media = append(media, fmt.Sprintf("Opus %d kbit/s", cfg.AudioKbps))
@@ -244,6 +271,22 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	fmt.Fprintf(tw, "forwarding latency\tp50 %s  p90 %s  p99 %s  max %s\n", fmtMs(float64(s.Latency.P50)), fmtMs(float64(s.Latency.P90)), fmtMs(float64(s.Latency.P99)), fmtMs(float64(s.Latency.Max)))
 	fmt.Fprintf(tw, "jitter\tmean %s  max %s\n", fmtMs(s.Jitter.Mean), fmtMs(s.Jitter.Max))
 	fmt.Fprintf(tw, "loss\t%.3f%%\n", s.LossPct)
+	if len(res.VideoCodecs) > 0 {
+		var parts []string
+		for _, mime := range slices.Sorted(maps.Keys(res.VideoCodecs)) {
+			parts = append(parts, fmt.Sprintf("%s (%d tracks)", mime, res.VideoCodecs[mime]))
+		}
+		fmt.Fprintf(tw, "video received as\t%s\n", strings.Join(parts, ", "))
+	}
+	if len(s.Layers) > 0 {
+		var parts []string
+		var switches uint64
+		for _, l := range s.Layers {
+			parts = append(parts, fmt.Sprintf("%s %d (%.1f%%, %d lost)", l.RID, l.Received, l.ReceivedPct, l.Lost))
+			switches += l.Switches
+		}
+		fmt.Fprintf(tw, "simulcast layers received (packets)\t%s; %d layer switches\n", strings.Join(parts, "  "), switches)
+	}
 	fmt.Fprintf(tw, "NACKs / PLIs\tsubscribers sent %d NACKed packets, %d PLIs; publishers got %d NACKed packets, %d PLIs\n", s.NACKsSent, s.PLIsSent, s.NACKsReceived, s.PLIsReceived)
 	fmt.Fprintf(tw, "server packets\tin %.0f/s (nominal %.0f/s)  out %.0f/s  forwarded %.2f Mbit/s\n", s.PacketsInPerSec, s.NominalInPerSec, s.PacketsOutPerSec, s.ForwardedMbps)
 	if sv := s.Server; sv.Measured {
@@ -292,7 +335,11 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "room\tpub\tsub\tkind\tsent\treceived\tlost\tloss %\tjitter\t")
 		for _, st := range res.Streams {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%.2f\t%s\t\n", st.Room, st.Publisher, st.Subscriber, st.Kind, st.Sent, st.Received, st.Lost, st.LossPct, fmtMs(st.JitterMs))
+			kind := st.Kind
+			if st.Layer != "" {
+				kind += " " + st.Layer
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%.2f\t%s\t\n", st.Room, st.Publisher, st.Subscriber, kind, st.Sent, st.Received, st.Lost, st.LossPct, fmtMs(st.JitterMs))
 		}
 		tw.Flush()
 	} else {
@@ -309,6 +356,24 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 			fmt.Fprintf(w, "  %5d  %s\n", res.Errors[k], k)
 		}
 	}
+}
+
+// videoText describes the publishers' video for the "load:" line: codec,
+// bit rate and frame rate, and the simulcast layers or "no simulcast".
+func videoText(cfg *ltConfig) string {
+	codec := "VP8"
+	if cfg.isH264() {
+		codec = "H.264"
+	}
+	if !cfg.Simulcast {
+		return fmt.Sprintf("%s %d kbit/s at %d fps, no simulcast", codec, cfg.VideoKbps, cfg.FPS)
+	}
+	var rids, rates []string
+	for _, l := range cfg.videoLayers() {
+		rids = append(rids, l.rid)
+		rates = append(rates, strconv.FormatFloat(float64(l.bps)/1000, 'f', -1, 64))
+	}
+	return fmt.Sprintf("%s simulcast %s at %s kbit/s, %d fps", codec, strings.Join(rids, "/"), strings.Join(rates, "/"), cfg.FPS)
 }
 
 func firstKind(cfg *ltConfig) string {

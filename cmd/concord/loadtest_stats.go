@@ -109,10 +109,13 @@ func histMax(counts []uint64) float64 {
 	return math.NaN()
 }
 
-// ltStream is what one participant received of one published track.
-// Loss is counted on the publisher's own packet counter: expected is how
-// far the newest counter advanced, unique how many distinct counters
-// arrived.
+// ltStream is what one participant received of one published track (of
+// one simulcast layer of it, each layer counting its own packets). Loss
+// is counted on the publisher's own packet counter: expected is how far
+// the newest counter advanced, unique how many distinct counters arrived.
+// A subscriber switched to this layer from another resumes the count
+// (resume): the counters the layer advanced by while another was
+// forwarded are not expected.
 type ltStream struct {
 	sub *ltClient
 	pub *ltPubTrack
@@ -126,10 +129,28 @@ type ltStream struct {
 	lastTr   int64   // transit time of the previous packet
 	jitter   float64 // RFC 3550 interarrival jitter, ns
 	pauseGap int64   // a send-time gap beyond this (with a counter gap) is a pause, not loss
+	resumed  bool    // switched to: the next counter ahead restarts the count
 }
 
 type ltStreamCounts struct {
 	Received, Unique, Expected, Bytes, Dups, Late, Pauses uint64
+	// Switches is how many times the subscriber was switched to this
+	// simulcast layer from another.
+	Switches uint64
+}
+
+// resume notes that the subscriber was switched to this stream's layer
+// from another one: the next packet ahead of the newest counter so far
+// counts as one expected packet, whatever the gap. So a layer forwarded
+// again after a while is not charged with what it sent meanwhile, and
+// neither with what it lost at the end of its previous run, nor a
+// packet lost right at the switch (which a receiver cannot tell from
+// one not forwarded).
+func (s *ltStream) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts.Switches++
+	s.resumed = s.started
 }
 
 func (s *ltStream) add(counter uint32, sent, now int64, n int) {
@@ -154,17 +175,28 @@ func (s *ltStream) add(counter uint32, sent, now int64, n int) {
 	s.lastTr = transit
 	if ahead := int32(counter - s.highest); ahead > 0 {
 		gap := uint32(ahead)
-		if gap > 1 && s.pauseGap > 0 && sent-s.lastSend > s.pauseGap {
+		resumed := s.resumed
+		s.resumed = false
+		switch {
+		case resumed:
+			// Switched to this layer: a new run of it starts here.
+			s.counts.Expected++
+		case gap > 1 && s.pauseGap > 0 && sent-s.lastSend > s.pauseGap:
 			// Forwarding was paused (a caucus): what was not sent to us
 			// is not lost.
 			s.counts.Pauses++
 			s.counts.Expected++
-		} else {
+		default:
 			s.counts.Expected += uint64(gap)
 		}
-		if gap >= 64 {
+		switch {
+		case resumed:
+			// Older counters were not expected in the new run: one that
+			// arrives late counts as a duplicate.
+			s.mask = ^uint64(0)
+		case gap >= 64:
 			s.mask = 1
-		} else {
+		default:
 			s.mask = s.mask<<gap | 1
 		}
 		s.highest, s.lastSend = counter, sent

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"math"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/concord-odr/concord/cases/joinlink"
 )
@@ -133,6 +137,8 @@ func TestLoadtestFlags(t *testing.T) {
 		{"--ramp", "--ramp-steps", "1,x"},
 		{"--rooms", "1000", "--participants", "3"},
 		{"--server", "elsewhere"},
+		{"--codec", "vp9"},
+		{"--simulcast", "--video-kbps", "0"},
 	} {
 		if _, err := parseLoadtestFlags(bad, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", bad)
@@ -148,6 +154,23 @@ func TestLoadtestFlags(t *testing.T) {
 	seats := seatsFor(c.perRoom(), c.pubsPerRoom())
 	if seats[0].Role != "mediator" || !seats[3].Publish || seats[4].Publish || seats[1].Side == seats[2].Side {
 		t.Errorf("seats %+v", seats[:5])
+	}
+	// Simulcast sends three layers: 1, 1 and 2 packets a frame at 500
+	// kbit/s (VP8); H.264 cuts a 2083-byte frame into 2 FU-A fragments.
+	for args, want := range map[string]float64{
+		"":                              50 + 30*2,
+		"--simulcast":                   50 + 30*(1+1+2),
+		"--codec h264":                  50 + 30*2,
+		"--codec H264 --simulcast":      50 + 30*(1+1+2),
+		"--simulcast --video-kbps 3000": 50 + 30*(3+6+12),
+	} {
+		c, err := parseLoadtestFlags(strings.Fields(args), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%s: %v", args, err)
+		}
+		if got := c.nominalPacketsPerSec(); got != want {
+			t.Errorf("%s: nominal %v packets/s, want %v", args, got, want)
+		}
 	}
 	var out bytes.Buffer
 	if code := runLoadtest([]string{"--help"}, nil, &out, &out); code != 0 || !strings.Contains(out.String(), "--pubs") {
@@ -286,5 +309,383 @@ func TestLoadtestRemote(t *testing.T) {
 	}
 	if s.Video.Received == 0 || s.Join.Count != 3 || s.LossPct >= 5 {
 		t.Errorf("received %d video packets, %d joins, loss %.2f%%", s.Video.Received, s.Join.Count, s.LossPct)
+	}
+}
+
+// checkSimulcastStep asserts the figures of a healthy simulcast run of
+// pubs publishers and subs subscribe-only participants in one room:
+// video arrived without loss, and each layer's figures add up.
+func checkSimulcastStep(t *testing.T, s ltStep, pubs, subs int) {
+	t.Helper()
+	if want := pubs * (pubs - 1 + subs); s.Video.Streams != want {
+		t.Errorf("video streams %d, want %d (a stream per subscriber and publisher, whatever its layers)", s.Video.Streams, want)
+	}
+	if s.Video.Received == 0 {
+		t.Fatal("no video received")
+	}
+	if s.Video.Lost != 0 || s.Video.LossPct != 0 {
+		t.Errorf("video: %d packets lost of %d expected (%.2f%%), want none", s.Video.Lost, s.Video.Expected, s.Video.LossPct)
+	}
+	if len(s.Layers) != 3 {
+		t.Fatalf("layers %+v, want q, h, f", s.Layers)
+	}
+	var sent, received, lost uint64
+	var pct float64
+	for i, l := range s.Layers {
+		if want := ltSimulcastLayers[i].rid; l.RID != want {
+			t.Errorf("layer %d is %q, want %q", i, l.RID, want)
+		}
+		if want := float64(500 / ltSimulcastLayers[i].div); l.Kbps != want {
+			t.Errorf("layer %s: %v kbit/s, want %v", l.RID, l.Kbps, want)
+		}
+		if l.Sent == 0 {
+			t.Errorf("layer %s: nothing sent", l.RID)
+		}
+		sent, received, lost, pct = sent+l.Sent, received+l.Received, lost+l.Lost, pct+l.ReceivedPct
+	}
+	// The layers are all the video there is: three packet counters per
+	// publisher, and the higher layers send more.
+	if sent != s.Video.Sent || received != s.Video.Received || lost != s.Video.Lost || math.Abs(pct-100) > 0.01 {
+		t.Errorf("layers sent %d, received %d (%.2f%%), lost %d; video sent %d, received %d, lost %d", sent, received, pct, lost, s.Video.Sent, s.Video.Received, s.Video.Lost)
+	}
+	if q, f := s.Layers[0].Sent, s.Layers[2].Sent; f <= q {
+		t.Errorf("layer f sent %d packets, q %d: want more", f, q)
+	}
+	if s.PacketsInPerSec < 0.9*s.NominalInPerSec {
+		t.Errorf("publishers sent %.0f packets/s, nominal %.0f", s.PacketsInPerSec, s.NominalInPerSec)
+	}
+}
+
+// TestLoadtestSimulcast publishes three-layer video from 2 publishers to
+// 2 more subscribers for 3 s: subscribers receive it without loss (the
+// SFU's switches between layers as its estimate grows are not loss), and
+// the per-layer figures are filled, in the JSON and in the table.
+func TestLoadtestSimulcast(t *testing.T) {
+	res := runLoadtestJSON(t, "--server", "inprocess", "--pubs", "2", "--subs", "2", "--simulcast",
+		"--duration", "3s", "--warmup", "1s", "--join-rate", "50")
+	if !res.Config.Simulcast || res.Config.Codec != "vp8" {
+		t.Errorf("config: simulcast %v, codec %q", res.Config.Simulcast, res.Config.Codec)
+	}
+	s := res.Steps[0]
+	checkSimulcastStep(t, s, 2, 2)
+	if s.Join.Count != 4 || s.Join.Failed != 0 || s.NotReady != 0 {
+		t.Errorf("joins: %d measured, %d failed, %d not ready", s.Join.Count, s.Join.Failed, s.NotReady)
+	}
+	if n := res.VideoCodecs["video/VP8"]; n == 0 || len(res.VideoCodecs) != 1 {
+		t.Errorf("video tracks received by codec: %v", res.VideoCodecs)
+	}
+	// Every stream listed is one layer of a publisher's video.
+	layers := map[string]bool{}
+	for _, st := range res.Streams {
+		if st.Kind == "video" {
+			if simulcastLayerIndex(st.Layer) < 0 {
+				t.Errorf("video stream of layer %q", st.Layer)
+			}
+			layers[st.Layer] = true
+		} else if st.Layer != "" {
+			t.Errorf("%s stream of layer %q", st.Kind, st.Layer)
+		}
+	}
+	if len(layers) == 0 {
+		t.Error("no video stream listed")
+	}
+	var out bytes.Buffer
+	writeTable(&out, res, true)
+	for _, want := range []string{"VP8 simulcast q/h/f at 125/250/500 kbit/s, 30 fps", "simulcast layers received (packets)", "video f"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table has no %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestLoadtestSimulcastSwitches has every subscriber cap each publisher's
+// video at layer q, f, h, f in turn every 600 ms, so that the SFU switches
+// it back and forth: each layer is received, subscribers return to layers
+// they left (a gap in the layer's counter that is not loss), and no loss
+// is counted.
+func TestLoadtestSimulcastSwitches(t *testing.T) {
+	cfg, err := parseLoadtestFlags([]string{"--server", "inprocess", "--pubs", "2", "--subs", "1", "--simulcast",
+		"--duration", "3s", "--warmup", "1s", "--join-rate", "50", "--quiet"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.layerCycle = 600 * time.Millisecond
+	var errb bytes.Buffer
+	res, err := loadtest(t.Context(), cfg, &errb)
+	if err != nil {
+		t.Fatalf("loadtest: %v\n%s", err, errb.String())
+	}
+	s := res.Steps[0]
+	t.Logf("layers %+v", s.Layers)
+	checkSimulcastStep(t, s, 2, 1)
+	for _, l := range s.Layers {
+		if l.Received == 0 || l.Streams == 0 || l.Switches == 0 {
+			t.Errorf("layer %s: %d packets received on %d streams, %d switches to it; want all > 0", l.RID, l.Received, l.Streams, l.Switches)
+		}
+	}
+	// A stream switched to more than once was left and resumed.
+	resumed := 0
+	for _, st := range res.Streams {
+		if st.Switches >= 2 {
+			resumed++
+		}
+		if st.Lost != 0 {
+			t.Errorf("stream %d -> %d %s %s: %d lost", st.Publisher, st.Subscriber, st.Kind, st.Layer, st.Lost)
+		}
+	}
+	if resumed == 0 {
+		t.Errorf("no layer was returned to: streams %+v", res.Streams)
+	}
+}
+
+// TestLoadtestSimulcastReceiver feeds a subscriber's receiver the packets
+// of a simulcast video the SFU switches from layer q to f and back, and
+// checks the counting: a return to a layer is not loss, a late packet of
+// the old layer switches nothing, and real gaps are loss.
+func TestLoadtestSimulcastReceiver(t *testing.T) {
+	r := &loadRun{cfg: &ltConfig{VideoKbps: 500, FPS: 30, Simulcast: true}, streams: map[[2]uint32]*ltStream{}, errs: map[string]int{}}
+	pub, sub := &ltClient{r: r, idx: 0}, &ltClient{r: r, idx: 1, start: time.Now()}
+	var layers []*ltPubTrack
+	for i, l := range ltSimulcastLayers {
+		local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+			"video", "lt0", webrtc.WithRTPStreamID(l.rid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var group uint32
+		if i > 0 {
+			group = layers[0].id
+		}
+		layers = append(layers, r.newPubTrack(pub, true, local, i, group))
+	}
+	q, f := layers[0], layers[2]
+	rx := &ltReceiver{c: sub, video: true}
+	seq := uint16(65530) // the subscriber's sequence numbers wrap around too
+	at := time.Now().UnixNano()
+	send := func(l *ltPubTrack, counter uint32, sn uint16) {
+		payload := make([]byte, 60)
+		putTrailer(payload, l.id, counter, at)
+		b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn}, Payload: payload}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rx.packet(b, at+int64(time.Millisecond))
+	}
+	run := func(l *ltPubTrack, from, to, skip uint32) {
+		for c := from; c <= to; c++ {
+			seq++
+			if c != skip { // lost on the way: a hole in the sequence too
+				send(l, c, seq)
+			}
+		}
+	}
+	run(q, 1, 10, 10)     // q 10 lost
+	lateSeq := seq        // its sequence number
+	run(f, 100, 110, 105) // switched to f; f 105 lost
+	send(q, 10, lateSeq)  // q 10 retransmitted, late: no switch back
+	run(f, 111, 112, 0)   // still f
+	run(q, 50, 60, 55)    // back to q at its counter 50; q 55 lost
+	if got := r.foreign.Load(); got != 0 {
+		t.Fatalf("%d packets not recognised", got)
+	}
+	counts := func(l *ltPubTrack) ltStreamCounts {
+		t.Helper()
+		st := r.streams[[2]uint32{uint32(sub.idx), l.id}]
+		if st == nil {
+			t.Fatalf("no stream of layer %s", l.rid)
+		}
+		c, _ := st.snapshot()
+		return c
+	}
+	// q: 1..10, then from 50 on: 10 and 10 more expected.
+	if c := counts(q); c.Expected != 21 || c.Unique != 20 || c.Switches != 1 || c.Received != 20 {
+		t.Errorf("layer q counts %+v; want 21 expected, 20 unique (55 lost), 1 switch to it", c)
+	}
+	if c := counts(f); c.Expected != 13 || c.Unique != 12 || c.Switches != 1 {
+		t.Errorf("layer f counts %+v; want 13 expected, 12 unique (105 lost), 1 switch to it", c)
+	}
+	if rx.cur != r.streams[[2]uint32{uint32(sub.idx), q.id}] {
+		t.Error("the receiver is not on layer q at the end")
+	}
+}
+
+// h264Units splits the NAL units of an access unit out of payloads with
+// pion's depacketizer (AVC form: each unit after its 32-bit size).
+func h264Units(t *testing.T, payloads [][]byte) [][]byte {
+	t.Helper()
+	var d codecs.H264Packet
+	d.IsAVC = true
+	var units [][]byte
+	for i, p := range payloads {
+		b, err := d.Unmarshal(p)
+		if err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		for len(b) > 0 {
+			if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
+				t.Fatalf("payload %d: bad AVC unit sizes", i)
+			}
+			n := int(binary.BigEndian.Uint32(b))
+			units = append(units, b[4:4+n])
+			b = b[4+n:]
+		}
+	}
+	return units
+}
+
+// TestLoadtestH264FUA: a NAL unit larger than a packet is cut into FU-A
+// fragments that fit, mark their start and end, carry its type and NRI,
+// none shorter than a trailer; reassembled (by hand and by pion), they
+// give the unit back.
+func TestLoadtestH264FUA(t *testing.T) {
+	for _, size := range []int{1101, 2083, 5000, 12345} {
+		nal := h264NAL(0x60|h264NALIDR, []byte{0x88, 0x84}, size)
+		payloads, err := h264Payloads([][]byte{nal}, maxVideoPayload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(payloads) != h264PacketsPerFrame(size, maxVideoPayload) || len(payloads) < 2 {
+			t.Errorf("%d bytes: %d fragments, want %d", size, len(payloads), h264PacketsPerFrame(size, maxVideoPayload))
+		}
+		whole := []byte{0}
+		for i, p := range payloads {
+			if len(p) > maxVideoPayload || len(p) < 2+trailerLen {
+				t.Errorf("%d bytes: fragment %d is %d bytes", size, i, len(p))
+			}
+			if p[0] != 0x60|h264FUA {
+				t.Errorf("%d bytes: fragment %d indicator %#x", size, i, p[0])
+			}
+			start, end := p[1]&0x80 != 0, p[1]&0x40 != 0
+			if start != (i == 0) || end != (i == len(payloads)-1) || p[1]&0x20 != 0 || p[1]&0x1f != h264NALIDR {
+				t.Errorf("%d bytes: fragment %d of %d header %#x", size, i, len(payloads), p[1])
+			}
+			if start {
+				whole[0] = p[0]&0xe0 | p[1]&0x1f
+			}
+			whole = append(whole, p[2:]...)
+		}
+		if !bytes.Equal(whole, nal) {
+			t.Errorf("%d bytes: reassembled %d bytes differ", size, len(whole))
+		}
+		if units := h264Units(t, payloads); len(units) != 1 || !bytes.Equal(units[0], nal) {
+			t.Errorf("%d bytes: pion reassembled %d units", size, len(units))
+		}
+	}
+	// A unit that fits goes alone, as it is.
+	nal := h264NAL(0x40|h264NALSlice, nil, 500)
+	if p, err := h264Payloads([][]byte{nal}, maxVideoPayload); err != nil || len(p) != 1 || !bytes.Equal(p[0], nal) {
+		t.Errorf("a 500-byte unit: %d payloads, %v", len(p), err)
+	}
+}
+
+// TestLoadtestH264STAPA: NAL units that fit in one packet go in a STAP-A:
+// its header (type 24, the highest NRI), then each unit after its size,
+// filling the payload exactly; one too many starts the next packet.
+func TestLoadtestH264STAPA(t *testing.T) {
+	nals := [][]byte{
+		h264NAL(0x60|h264NALSPS, []byte{0x42, 0xe0, 0x1f}, 30),
+		h264NAL(0x60|h264NALPPS, nil, 25),
+		h264NAL(0x40|h264NALSlice, nil, 600),
+		h264NAL(0x40|h264NALSlice, nil, 600), // does not fit with the others
+	}
+	payloads, err := h264Payloads(nals, maxVideoPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(payloads) != 2 {
+		t.Fatalf("%d payloads, want a STAP-A and a single unit", len(payloads))
+	}
+	p := payloads[0]
+	if p[0] != 0x60|h264STAPA {
+		t.Errorf("STAP-A header %#x, want %#x", p[0], 0x60|h264STAPA)
+	}
+	off := 1
+	for i, nal := range nals[:3] {
+		if off+2 > len(p) {
+			t.Fatalf("the STAP-A ends before unit %d", i)
+		}
+		n := int(binary.BigEndian.Uint16(p[off:]))
+		if n != len(nal) || off+2+n > len(p) || !bytes.Equal(p[off+2:off+2+n], nal) {
+			t.Fatalf("unit %d: size %d at %d, want %d bytes equal to the NAL unit", i, n, off, len(nal))
+		}
+		off += 2 + n
+	}
+	if off != len(p) {
+		t.Errorf("the STAP-A is %d bytes, its units end at %d", len(p), off)
+	}
+	if !bytes.Equal(payloads[1], nals[3]) {
+		t.Error("the last unit is not a single NAL unit packet")
+	}
+	if units := h264Units(t, payloads); len(units) != 4 {
+		t.Errorf("pion found %d units, want 4", len(units))
+	}
+}
+
+// TestLoadtestH264Keyframe: the generator's H.264 keyframe is SPS, PPS
+// and an IDR slice, the parameter sets together in a STAP-A first, and
+// other frames one non-IDR slice; with the measurement trailer written
+// over the end of every packet, the payloads still parse to the same NAL
+// units and types, and the trailer reads back.
+func TestLoadtestH264Keyframe(t *testing.T) {
+	for _, kbps := range []int{125, 500, 2500} {
+		cfg := &ltConfig{Codec: "h264", FPS: 30, VideoKbps: kbps}
+		frameBytes, packets := cfg.videoFrame(kbps * 1000)
+		key, delta, err := cfg.videoPayloads(kbps * 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(delta) != packets {
+			t.Errorf("%d kbit/s: a frame of %d bytes is %d packets, want %d", kbps, frameBytes, len(delta), packets)
+		}
+		if first := key[0]; first[0]&0x1f != h264STAPA || first[3]&0x1f != h264NALSPS {
+			t.Errorf("%d kbit/s: the keyframe starts %x, want a STAP-A with the SPS", kbps, first[:4])
+		}
+		for name, frame := range map[string][][]byte{"keyframe": key, "frame": delta} {
+			for i, p := range frame {
+				if len(p) > maxVideoPayload {
+					t.Errorf("%d kbit/s %s: payload %d is %d bytes", kbps, name, i, len(p))
+				}
+				putTrailer(p, 7, uint32(i+1), 42)
+				if id, counter, sent, ok := readTrailer(p); !ok || id != 7 || counter != uint32(i+1) || sent != 42 {
+					t.Errorf("%d kbit/s %s: payload %d trailer %d %d %d %v", kbps, name, i, id, counter, sent, ok)
+				}
+			}
+		}
+		var types []byte
+		units := h264Units(t, key)
+		for _, u := range units {
+			types = append(types, u[0]&0x1f)
+		}
+		if !bytes.Equal(types, []byte{h264NALSPS, h264NALPPS, h264NALIDR}) {
+			t.Errorf("%d kbit/s: keyframe units of types %v, want SPS, PPS, IDR", kbps, types)
+		}
+		if len(units) == 3 && len(units[2]) != frameBytes {
+			t.Errorf("%d kbit/s: IDR slice of %d bytes, want %d", kbps, len(units[2]), frameBytes)
+		}
+		if units := h264Units(t, delta); len(units) != 1 || units[0][0] != 0x40|h264NALSlice || len(units[0]) != frameBytes {
+			t.Errorf("%d kbit/s: frame of %d units, want one non-IDR slice of %d bytes", kbps, len(units), frameBytes)
+		}
+	}
+}
+
+// TestLoadtestH264 runs one room of 3 publishers sending H.264 for 3 s:
+// the SFU forwards it as H.264, without loss.
+func TestLoadtestH264(t *testing.T) {
+	res := runLoadtestJSON(t, "--server", "inprocess", "--rooms", "1", "--participants", "3", "--codec", "h264",
+		"--duration", "3s", "--warmup", "500ms", "--join-rate", "50", "--join-timeout", "15s")
+	if res.Config.Codec != "h264" || res.Config.Simulcast {
+		t.Errorf("config: codec %q, simulcast %v", res.Config.Codec, res.Config.Simulcast)
+	}
+	if len(res.Errors) > 0 {
+		t.Errorf("errors: %v", res.Errors)
+	}
+	checkStep(t, res.Steps[0], 3)
+	if n := res.VideoCodecs["video/H264"]; n < 6 || len(res.VideoCodecs) != 1 {
+		t.Errorf("video tracks received by codec: %v, want 6 (or more) video/H264 only", res.VideoCodecs)
+	}
+	var out bytes.Buffer
+	writeTable(&out, res, false)
+	if want := "H.264 500 kbit/s at 30 fps, no simulcast"; !strings.Contains(out.String(), want) {
+		t.Errorf("the table has no %q:\n%s", want, out.String())
 	}
 }
