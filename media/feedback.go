@@ -23,36 +23,92 @@ import (
 // and a parsed header in the interceptor attributes, two locks, and a
 // hand-off over a channel to a goroutine. Here the stream's read loop
 // parses the header into memory of its own and records both under one
-// lock; a goroutine per publishing connection sends the feedback.
+// lock; one goroutine sends every connection's feedback.
 
 // feedbackInterval is how often transport-wide feedback is sent, as
 // browsers do (libwebrtc: 50-250 ms).
 const feedbackInterval = 100 * time.Millisecond
 
-// feedbackFactory builds one feedbackConn per PeerConnection.
-type feedbackFactory struct{}
+// feedbackFactory builds one feedbackConn per PeerConnection, and sends
+// all their feedback from one goroutine: every feedbackInterval it holds
+// the SFU's UDP socket (out) open and writes every connection's
+// feedback, so that it leaves in one sendmmsg rather than a sendto and a
+// timer wake-up per publisher.
+type feedbackFactory struct {
+	out *batchConn // nil on a virtual network
 
-func (feedbackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	mu      sync.Mutex
+	conns   map[*feedbackConn]struct{} // with streams to report on
+	running bool
+}
+
+func newFeedbackFactory(out *batchConn) *feedbackFactory {
+	return &feedbackFactory{out: out, conns: map[*feedbackConn]struct{}{}}
+}
+
+func (f *feedbackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 	return &feedbackConn{
-		ssrc:  rand.Uint32(),
-		start: time.Now(),
-		done:  make(chan struct{}),
+		factory: f,
+		ssrc:    rand.Uint32(),
+		start:   time.Now(),
 	}, nil
+}
+
+// add starts sending c's feedback.
+func (f *feedbackFactory) add(c *feedbackConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conns[c] = struct{}{}
+	if !f.running {
+		f.running = true
+		go f.loop()
+	}
+}
+
+func (f *feedbackFactory) remove(c *feedbackConn) {
+	f.mu.Lock()
+	delete(f.conns, c)
+	f.mu.Unlock()
+}
+
+// loop sends the feedback of every connection until none is left.
+func (f *feedbackFactory) loop() {
+	t := time.NewTicker(feedbackInterval)
+	defer t.Stop()
+	var conns []*feedbackConn
+	for now := range t.C {
+		f.mu.Lock()
+		if len(f.conns) == 0 {
+			f.running = false
+			f.mu.Unlock()
+			return
+		}
+		conns = conns[:0]
+		for c := range f.conns {
+			conns = append(conns, c)
+		}
+		f.mu.Unlock()
+		f.out.hold()
+		for _, c := range conns {
+			c.send(now)
+		}
+		f.out.release()
+	}
 }
 
 // feedbackConn is one PeerConnection's receive-side feedback.
 type feedbackConn struct {
 	interceptor.NoOp
-	ssrc  uint32    // the SFU's SSRC in this connection's RTCP
-	start time.Time // arrival times are microseconds since
+	factory *feedbackFactory
+	ssrc    uint32    // the SFU's SSRC in this connection's RTCP
+	start   time.Time // arrival times are microseconds since
 
-	mu      sync.Mutex
-	writer  interceptor.RTCPWriter // nil until bound
-	rec     *twcc.Recorder         // nil until a stream carries the extension
-	streams []*rxStream
-	running bool
-	closed  bool
-	done    chan struct{}
+	mu         sync.Mutex
+	writer     interceptor.RTCPWriter // nil until bound
+	rec        *twcc.Recorder         // nil until a stream carries the extension
+	streams    []*rxStream
+	lastReport time.Time
+	closed     bool
 }
 
 // rxStream is one received stream's reception statistics (RFC 3550
@@ -99,12 +155,8 @@ func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r intercep
 	if s.twccID != 0 && c.rec == nil {
 		c.rec = twcc.NewRecorder(c.ssrc)
 	}
-	start := !c.running
-	c.running = true
 	c.mu.Unlock()
-	if start {
-		go c.loop()
-	}
+	c.factory.add(c)
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
 		if err != nil {
@@ -131,11 +183,9 @@ func (c *feedbackConn) UnbindRemoteStream(info *interceptor.StreamInfo) {
 
 func (c *feedbackConn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed = true
-		close(c.done)
-	}
+	c.closed = true
+	c.mu.Unlock()
+	c.factory.remove(c)
 	return nil
 }
 
@@ -195,44 +245,38 @@ func (s *rxStream) report() rtcp.ReceptionReport {
 	}
 }
 
-// loop sends the transport-wide feedback and the receiver reports until
-// the connection closes.
-func (c *feedbackConn) loop() {
-	t := time.NewTicker(feedbackInterval)
-	defer t.Stop()
-	lastReport := time.Now()
-	for {
-		select {
-		case <-c.done:
-			return
-		case now := <-t.C:
-			var pkts []rtcp.Packet
-			c.mu.Lock()
-			w := c.writer
-			if c.rec != nil {
-				pkts = c.rec.BuildFeedbackPacket()
-			}
-			if now.Sub(lastReport) >= reportInterval-feedbackInterval/2 {
-				lastReport = now
-				rr := &rtcp.ReceiverReport{SSRC: c.ssrc}
-				for _, s := range c.streams {
-					if s.started {
-						rr.Reports = append(rr.Reports, s.report())
-					}
-				}
-				// 31 report blocks fit one receiver report.
-				for len(rr.Reports) > 31 {
-					pkts = append(pkts, &rtcp.ReceiverReport{SSRC: c.ssrc, Reports: rr.Reports[:31]})
-					rr.Reports = rr.Reports[31:]
-				}
-				if len(rr.Reports) > 0 {
-					pkts = append(pkts, rr)
-				}
-			}
-			c.mu.Unlock()
-			if w != nil && len(pkts) > 0 {
-				_, _ = w.Write(pkts, nil)
+// send writes the transport-wide feedback gathered since the last call
+// and, every reportInterval, the receiver reports.
+func (c *feedbackConn) send(now time.Time) {
+	var pkts []rtcp.Packet
+	c.mu.Lock()
+	w := c.writer
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.rec != nil {
+		pkts = c.rec.BuildFeedbackPacket()
+	}
+	if now.Sub(c.lastReport) >= reportInterval-feedbackInterval/2 {
+		c.lastReport = now
+		rr := &rtcp.ReceiverReport{SSRC: c.ssrc}
+		for _, s := range c.streams {
+			if s.started {
+				rr.Reports = append(rr.Reports, s.report())
 			}
 		}
+		// 31 report blocks fit one receiver report.
+		for len(rr.Reports) > 31 {
+			pkts = append(pkts, &rtcp.ReceiverReport{SSRC: c.ssrc, Reports: rr.Reports[:31]})
+			rr.Reports = rr.Reports[31:]
+		}
+		if len(rr.Reports) > 0 {
+			pkts = append(pkts, rr)
+		}
+	}
+	c.mu.Unlock()
+	if w != nil && len(pkts) > 0 {
+		_, _ = w.Write(pkts, nil)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // packets whose transit time changes.
 func TestReceptionReport(t *testing.T) {
 	start := time.Unix(1000, 0)
-	c := &feedbackConn{start: start, done: make(chan struct{})}
+	c := &feedbackConn{start: start}
 	s := &rxStream{ssrc: 7, clockRate: 90000}
 	at := start
 	send := func(seq uint16, late time.Duration) {
@@ -119,7 +119,7 @@ func TestPublisherFeedback(t *testing.T) {
 // TestFeedbackAllocs: recording a received packet allocates nothing
 // (pion's interceptors allocated attributes and a header per packet).
 func TestFeedbackAllocs(t *testing.T) {
-	c := &feedbackConn{start: time.Now(), done: make(chan struct{})}
+	c := &feedbackConn{factory: newFeedbackFactory(nil), start: time.Now()}
 	defer c.Close()
 	info := &interceptor.StreamInfo{SSRC: 5, ClockRate: 90000,
 		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}

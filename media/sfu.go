@@ -175,7 +175,7 @@ func New(p Params) (_ *SFU, err error) {
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
-	ir, err := registerInterceptors(me, s.raws, s.twcc)
+	ir, err := registerInterceptors(me, s.raws, s.twcc, s.batch)
 	if err != nil {
 		return nil, err
 	}
@@ -428,14 +428,14 @@ func (s *SFU) Close() error {
 // feedback.go), and without its stats interceptor. twcc stamps
 // transport-wide sequence numbers on what subscribers receive and reads
 // their feedback (bwe.go).
-func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory) (*interceptor.Registry, error) {
+func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory, out *batchConn) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
 	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
 	// Receiver reports and transport-wide feedback to publishers
 	// (feedback.go) and sender reports to subscribers (report.go) come
 	// from the SFU itself.
-	ir.Add(feedbackFactory{})
+	ir.Add(newFeedbackFactory(out))
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, fmt.Errorf("media: simulcast extensions: %w", err)
 	}
