@@ -15,6 +15,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -147,7 +150,27 @@ func newClientAPI(r *loadRun, loopbackOnly bool) (*webrtc.API, error) {
 	quiet.DefaultLogLevel = logging.LogLevelDisabled
 	ir := &interceptor.Registry{}
 	ir.Add(&rtcpCounterFactory{r: r}) // first, so the NACK generator writes through it
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(quiet)); err != nil {
+	// A browser's RTCP behaviour: NACKs, reports, transport-wide
+	// feedback on what it receives and transport-wide sequence numbers
+	// on what it sends (the server's estimators and feedback work on
+	// them). Not pion's stats interceptor: it sends nothing, and records
+	// every packet for GetStats, which the generator does not call; it
+	// made the generator, sharing the machine, cost more than the server.
+	if err := webrtc.ConfigureNackWithOptions(me, ir,
+		[]nack.GeneratorOption{nack.WithGeneratorLoggerFactory(quiet)}, nack.WithResponderLoggerFactory(quiet)); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
+		[]report.ReceiverOption{report.WithReceiverLoggerFactory(quiet)}, report.WithSenderLoggerFactory(quiet)); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir, twcc.WithLoggerFactory(quiet)); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
