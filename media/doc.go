@@ -10,17 +10,31 @@
 // (package media/turn) relays for clients that reach neither, and only to
 // the SFU.
 //
+// Codecs: Opus, and VP8 or H.264 (constrained baseline and baseline,
+// packetization mode 1) as the publisher's browser prefers; the SFU
+// forwards what it receives, recognising keyframes in both (vp8.go,
+// h264.go) to switch layers and resume at one.
+//
 // Forwarding (track.go, downtrack.go): a published track (upTrack) has a
 // read loop per layer (one, or three with simulcast) that parses each
-// packet once and copies it into the bounded queue of each subscriber's
-// downTrack. The packet is then rewritten for that subscriber (SSRC,
-// payload type, sequence number and timestamp, gapless across what the
-// SFU drops or switches), written and kept for retransmission. Over UDP
-// the read loop writes it itself, as a UDP write never waits for the
-// subscriber; over TCP, where it could, the downTrack's writer goroutine
-// does, so a slow subscriber only ever fills (and drops from) its own
-// queue. The path allocates nothing per packet (BenchmarkForward,
-// docs/benchmarks.md).
+// packet once and hands it to each subscriber's downTrack. The packet is
+// rewritten for that subscriber (SSRC, payload type, sequence number and
+// timestamp, gapless across what the SFU drops or switches) and written.
+// Over UDP the read loop writes it itself, from its own buffer, as a UDP
+// write never waits for the subscriber; over TCP, where it could, it is
+// copied into the downTrack's bounded queue and its writer goroutine
+// writes it, so a slow subscriber only ever fills (and drops from) its
+// own queue. A fan-out holds the shared UDP socket (batchconn.go) so
+// that its packets leave in one sendmmsg. The path allocates nothing per
+// packet (BenchmarkForward, docs/benchmarks.md).
+//
+// RTCP the SFU makes itself, cheaper than pion's interceptors: sender
+// reports to subscribers (report.go), receiver reports and
+// transport-wide feedback to publishers (feedback.go).
+//
+// Negotiation: the SFU's sub offers are made on a goroutine of each
+// peer's own (Peer.negotiateLoop), never while the room's lock is held,
+// so one participant's stalled connection holds up no one else.
 //
 // Permissions (Room.Allow, Room.SetAudioMuted) pause and resume: a track
 // a subscriber received once stays negotiated on its sub connection and
@@ -31,7 +45,8 @@
 //
 // Loss recovery (nack.go): the SFU NACKs publishers itself, from what its
 // read loops saw arrive (retransmissions included), and answers its
-// subscribers' NACKs from each downTrack's cache, as RTX when negotiated.
+// subscribers' NACKs from each published layer's packet cache, as RTX
+// when negotiated.
 //
 // Bandwidth (allocate.go, bwe.go): each subscriber's estimate is the
 // lower of a loss-based one (receiver reports, REMB) and a delay-based
