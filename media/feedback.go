@@ -3,6 +3,7 @@ package media
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -34,24 +35,46 @@ const feedbackInterval = 100 * time.Millisecond
 // the SFU's UDP socket (out) open and writes every connection's
 // feedback, so that it leaves in one sendmmsg rather than a sendto and a
 // timer wake-up per publisher.
+//
+// Only connections whose selected ICE pair is UDP (setUDP) are written
+// from that goroutine, with the socket held: a UDP write never waits. A
+// connection over TCP, whose write can wait for the publisher's phone,
+// is written on a goroutine of its own, one write at a time, so that it
+// holds up neither the others' feedback nor the socket.
 type feedbackFactory struct {
 	out *batchConn // nil on a virtual network
 
 	mu      sync.Mutex
 	conns   map[*feedbackConn]struct{} // with streams to report on
+	byID    map[string]*feedbackConn   // PeerConnection id ->
 	running bool
 }
 
 func newFeedbackFactory(out *batchConn) *feedbackFactory {
-	return &feedbackFactory{out: out, conns: map[*feedbackConn]struct{}{}}
+	return &feedbackFactory{out: out, conns: map[*feedbackConn]struct{}{}, byID: map[string]*feedbackConn{}}
 }
 
-func (f *feedbackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &feedbackConn{
+func (f *feedbackFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	c := &feedbackConn{
 		factory: f,
+		id:      id,
 		ssrc:    rand.Uint32(),
 		start:   time.Now(),
-	}, nil
+	}
+	f.mu.Lock()
+	f.byID[id] = c
+	f.mu.Unlock()
+	return c, nil
+}
+
+// setUDP says whether PeerConnection id's selected pair is UDP.
+func (f *feedbackFactory) setUDP(id string, udp bool) {
+	f.mu.Lock()
+	c := f.byID[id]
+	f.mu.Unlock()
+	if c != nil {
+		c.udp.Store(udp)
+	}
 }
 
 // add starts sending c's feedback.
@@ -68,6 +91,9 @@ func (f *feedbackFactory) add(c *feedbackConn) {
 func (f *feedbackFactory) remove(c *feedbackConn) {
 	f.mu.Lock()
 	delete(f.conns, c)
+	if f.byID[c.id] == c {
+		delete(f.byID, c.id)
+	}
 	f.mu.Unlock()
 }
 
@@ -90,7 +116,17 @@ func (f *feedbackFactory) loop() {
 		f.mu.Unlock()
 		f.out.hold()
 		for _, c := range conns {
-			c.send(now)
+			pkts, w := c.collect(now)
+			switch {
+			case w == nil || len(pkts) == 0:
+			case c.udp.Load():
+				_, _ = w.Write(pkts, nil)
+			case c.busy.CompareAndSwap(false, true):
+				go func() {
+					defer c.busy.Store(false)
+					_, _ = w.Write(pkts, nil)
+				}()
+			}
 		}
 		f.out.release()
 	}
@@ -100,8 +136,11 @@ func (f *feedbackFactory) loop() {
 type feedbackConn struct {
 	interceptor.NoOp
 	factory *feedbackFactory
+	id      string    // the PeerConnection's
 	ssrc    uint32    // the SFU's SSRC in this connection's RTCP
 	start   time.Time // arrival times are microseconds since
+	udp     atomic.Bool
+	busy    atomic.Bool // a write of its own is in progress (not UDP)
 
 	mu         sync.Mutex
 	writer     interceptor.RTCPWriter // nil until bound
@@ -245,15 +284,16 @@ func (s *rxStream) report() rtcp.ReceptionReport {
 	}
 }
 
-// send writes the transport-wide feedback gathered since the last call
-// and, every reportInterval, the receiver reports.
-func (c *feedbackConn) send(now time.Time) {
+// collect returns the transport-wide feedback gathered since the last
+// call and, every reportInterval, the receiver reports, with the writer
+// to send them on.
+func (c *feedbackConn) collect(now time.Time) ([]rtcp.Packet, interceptor.RTCPWriter) {
 	var pkts []rtcp.Packet
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	w := c.writer
 	if c.closed {
-		c.mu.Unlock()
-		return
+		return nil, nil
 	}
 	if c.rec != nil {
 		pkts = c.rec.BuildFeedbackPacket()
@@ -275,8 +315,5 @@ func (c *feedbackConn) send(now time.Time) {
 			pkts = append(pkts, rr)
 		}
 	}
-	c.mu.Unlock()
-	if w != nil && len(pkts) > 0 {
-		_, _ = w.Write(pkts, nil)
-	}
+	return pkts, w
 }

@@ -148,3 +148,60 @@ func TestFeedbackAllocs(t *testing.T) {
 		t.Fatalf("recording a packet allocated %v times", allocs)
 	}
 }
+
+// TestFeedbackWriteBlocksNoOne: a publisher over TCP whose RTCP write
+// hangs (its phone stopped reading) does not hold up the feedback of the
+// publishers over UDP, nor the shared socket, and gets only one write in
+// flight at a time.
+func TestFeedbackWriteBlocksNoOne(t *testing.T) {
+	f := newFeedbackFactory(nil)
+	var mu sync.Mutex
+	writes := map[string]int{}
+	gate := make(chan struct{})
+	bind := func(id string, block bool) *feedbackConn {
+		i, _ := f.NewInterceptor(id)
+		c := i.(*feedbackConn)
+		c.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+			mu.Lock()
+			writes[id]++
+			mu.Unlock()
+			if block {
+				<-gate
+			}
+			return 0, nil
+		}))
+		info := &interceptor.StreamInfo{SSRC: 9, ClockRate: 90000,
+			RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}
+		var seq uint16
+		r := c.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+			seq++
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 9, SequenceNumber: seq}, Payload: []byte{1}}
+			_ = p.Header.SetExtension(3, []byte{byte(seq >> 8), byte(seq)})
+			n, err := p.MarshalTo(b)
+			return n, a, err
+		}))
+		go func() { // a packet every 20 ms, so there is always feedback
+			buf := make([]byte, 1500)
+			for range 50 {
+				_, _, _ = r.Read(buf, nil)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		return c
+	}
+	tcp := bind("tcp", true)
+	udp := bind("udp", false)
+	f.setUDP("udp", true)
+	defer tcp.Close()
+	defer udp.Close()
+	time.Sleep(10 * feedbackInterval)
+	close(gate)
+	mu.Lock()
+	defer mu.Unlock()
+	if writes["tcp"] != 1 {
+		t.Fatalf("%d writes to the stalled connection, want the one in flight", writes["tcp"])
+	}
+	if writes["udp"] < 7 {
+		t.Fatalf("the UDP connection got %d feedback writes in 10 intervals while the other was stalled", writes["udp"])
+	}
+}

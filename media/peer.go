@@ -117,6 +117,11 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		})
 	}
 	p.sub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.subPairChanged)
+	pubID := p.pub.ID()
+	p.pub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		udp := pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
+		r.sfu.feedback.setUDP(pubID, udp)
+	})
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()
 	go p.negotiateLoop()

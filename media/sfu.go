@@ -92,6 +92,7 @@ type SFU struct {
 	iceServers []webrtc.ICEServer
 	raws       *rawWriters
 	twcc       *twccFactory
+	feedback   *feedbackFactory
 	stats      *statsRegistry // Stats (stats.go)
 
 	closeOnce sync.Once
@@ -175,7 +176,8 @@ func New(p Params) (_ *SFU, err error) {
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
-	ir, err := registerInterceptors(me, s.raws, s.twcc, s.batch)
+	s.feedback = newFeedbackFactory(s.batch)
+	ir, err := registerInterceptors(me, s.raws, s.twcc, s.feedback)
 	if err != nil {
 		return nil, err
 	}
@@ -428,14 +430,14 @@ func (s *SFU) Close() error {
 // feedback.go), and without its stats interceptor. twcc stamps
 // transport-wide sequence numbers on what subscribers receive and reads
 // their feedback (bwe.go).
-func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory, out *batchConn) (*interceptor.Registry, error) {
+func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory, feedback *feedbackFactory) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
 	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
 	// Receiver reports and transport-wide feedback to publishers
 	// (feedback.go) and sender reports to subscribers (report.go) come
 	// from the SFU itself.
-	ir.Add(newFeedbackFactory(out))
+	ir.Add(feedback)
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, fmt.Errorf("media: simulcast extensions: %w", err)
 	}
