@@ -507,7 +507,7 @@ func (r *Room) ViewFor(viewer string) (View, bool) {
 	}
 	med := IsMediator(v.Role)
 	out := View{Unmediated: r.kind == Unmediated, Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer),
-		Participants: []MemberView{}}
+		Participants: make([]MemberView, 0, len(r.order))}
 	for _, id := range r.order {
 		m := r.members[id]
 		if !med && m.state != StateAdmitted {
