@@ -501,20 +501,63 @@ type MemberView struct {
 // including the lobby; others see the admitted participants. Who is in a
 // caucus is shown to its members and to mediators only.
 func (r *Room) ViewFor(viewer string) (View, bool) {
+	var lists viewLists
+	return r.viewFor(viewer, &lists)
+}
+
+// Views returns ViewFor of each of viewers that is a member. Viewers who
+// see the same participants (the mediators; the others in the caucus;
+// everyone else) share one list, so telling a room of n people about a
+// change builds three lists, not n: the lists must not be modified.
+func (r *Room) Views(viewers []string) map[string]View {
+	out := make(map[string]View, len(viewers))
+	var lists viewLists
+	for _, id := range viewers {
+		if v, ok := r.viewFor(id, &lists); ok {
+			out[id] = v
+		}
+	}
+	return out
+}
+
+// viewLists are the participant lists of one moment, built on first use:
+// everyone with caucus membership shown (mediators), admitted members
+// with it shown (the caucus's own) and without.
+type viewLists struct {
+	all, admittedCaucus, admitted []MemberView
+	built                         [3]bool
+}
+
+func (r *Room) viewFor(viewer string, lists *viewLists) (View, bool) {
 	v, ok := r.members[viewer]
 	if !ok {
 		return View{}, false
 	}
 	med := IsMediator(v.Role)
-	out := View{Unmediated: r.kind == Unmediated, Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || r.InCaucus(viewer)), InCaucus: r.InCaucus(viewer),
-		Participants: make([]MemberView, 0, len(r.order))}
-	for _, id := range r.order {
-		m := r.members[id]
-		if !med && m.state != StateAdmitted {
-			continue
-		}
-		out.Participants = append(out.Participants, r.memberView(m, med || r.InCaucus(viewer)))
+	inCaucus := r.InCaucus(viewer)
+	out := View{Unmediated: r.kind == Unmediated, Mode: r.mode, Locked: r.locked, Self: r.memberView(v, med || inCaucus), InCaucus: inCaucus}
+	var list *[]MemberView
+	var k int
+	switch {
+	case med:
+		list, k = &lists.all, 0
+	case inCaucus:
+		list, k = &lists.admittedCaucus, 1
+	default:
+		list, k = &lists.admitted, 2
 	}
+	if !lists.built[k] {
+		lists.built[k] = true
+		*list = make([]MemberView, 0, len(r.order))
+		for _, id := range r.order {
+			m := r.members[id]
+			if !med && m.state != StateAdmitted {
+				continue
+			}
+			*list = append(*list, r.memberView(m, med || inCaucus))
+		}
+	}
+	out.Participants = *list
 	return out, true
 }
 

@@ -3,6 +3,7 @@ package rooms
 import (
 	"go/build"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -313,6 +314,19 @@ func TestCaucusNeverLeaks(t *testing.T) {
 				ch, _ = r.Unmute(p.ID)
 			}
 			apply(ch)
+			// Views shares lists among viewers and must agree with ViewFor.
+			ids := make([]string, len(people))
+			for i, p := range people {
+				ids[i] = p.ID
+			}
+			views := r.Views(ids)
+			for _, id := range ids {
+				v, ok := r.ViewFor(id)
+				w, shared := views[id]
+				if ok != shared || !reflect.DeepEqual(v, w) {
+					t.Fatalf("seed %d step %d: Views for %s = %+v, ViewFor = %+v", seed, step, id, w, v)
+				}
+			}
 			m := allowedMap(r)
 			for k, v := range applied {
 				if v != m[k] {

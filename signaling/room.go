@@ -438,8 +438,13 @@ func (r *room) applyLocked(changes []rooms.Change) {
 
 // broadcastStateLocked sends every participant its view of the room.
 func (r *room) broadcastStateLocked() {
+	ids := make([]string, 0, len(r.conns))
+	for id := range r.conns {
+		ids = append(ids, id)
+	}
+	views := r.policy.Views(ids)
 	for id, c := range r.conns {
-		view, ok := r.policy.ViewFor(id)
+		view, ok := views[id]
 		if !ok {
 			continue
 		}
