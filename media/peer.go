@@ -44,16 +44,10 @@ type Peer struct {
 	held      map[string]bool // pc -> candidates are held
 	heldCands map[string][]Signal
 
-	bw      *bandwidth    // the sub connection's estimate
-	realloc chan struct{} // wakes allocateLoop
-	// negotiate wakes negotiateLoop, which makes the sub offers outside
-	// room.mu; nmu serialises the sub connection's offer and answer.
-	negotiate chan struct{}
-	nmu       sync.Mutex
-	// offerHook, in tests, runs before each sub offer is made.
-	offerHook atomic.Pointer[func()]
-	done      chan struct{} // closed by closePCs
-	doneOnce  sync.Once
+	bw       *bandwidth    // the sub connection's estimate
+	realloc  chan struct{} // wakes allocateLoop
+	done     chan struct{} // closed by closePCs
+	doneOnce sync.Once
 
 	mu sync.Mutex // guards the fields below
 	// subs are forwarded now.
@@ -86,7 +80,6 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		held:      map[string]bool{PCPublish: true, PCSubscribe: true},
 		heldCands: map[string][]Signal{},
 		realloc:   make(chan struct{}, 1),
-		negotiate: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	p.bw = newBandwidth(p.reallocate)
@@ -124,7 +117,6 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	})
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()
-	go p.negotiateLoop()
 	return p, nil
 }
 
@@ -324,61 +316,23 @@ func (p *Peer) Subscriptions() []string {
 	return out
 }
 
-// negotiateLocked asks for a new sub offer; p.mu must be held. The
-// offer is made by negotiateLoop, not here: callers hold room.mu, and
-// making an offer waits for the connection's ICE agent, which one
-// participant's stalled connection (ICE over TCP blocked in the kernel)
-// can hold up. Nothing that holds room.mu waits for a connection.
+// negotiateLocked sends a new sub offer, or notes that one is needed once
+// the outstanding offer is answered.
 func (p *Peer) negotiateLocked() {
 	if p.closed {
 		return
 	}
-	p.renegotiate = true
-	p.kickNegotiation()
-}
-
-func (p *Peer) kickNegotiation() {
-	select {
-	case p.negotiate <- struct{}{}:
-	default:
-	}
-}
-
-// negotiateLoop makes the sub offers negotiateLocked asks for, until the
-// peer closes.
-func (p *Peer) negotiateLoop() {
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-p.negotiate:
-		}
-		p.offer()
-	}
-}
-
-// offer sends a sub offer when one is wanted and none is out; otherwise
-// the wish stays noted in renegotiate, for HandleAnswer.
-func (p *Peer) offer() {
-	p.nmu.Lock()
-	defer p.nmu.Unlock()
-	p.mu.Lock()
-	if p.closed || !p.renegotiate || p.awaitingAnswer || p.sub.SignalingState() != webrtc.SignalingStateStable {
-		p.mu.Unlock()
+	if p.awaitingAnswer || p.sub.SignalingState() != webrtc.SignalingStateStable {
+		p.renegotiate = true
 		return
 	}
 	p.renegotiate = false
-	restart := p.iceRestart
-	p.iceRestart = false
-	p.mu.Unlock()
-	if h := p.offerHook.Load(); h != nil {
-		(*h)()
-	}
 	// An ICE restart gathers from CreateOffer on: hold its candidates
 	// until the offer is out.
 	p.holdCandidates(PCSubscribe)
 	defer p.releaseCandidates(PCSubscribe)
-	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
+	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.iceRestart})
+	p.iceRestart = false
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
 		return
@@ -387,13 +341,8 @@ func (p *Peer) offer() {
 		p.log.Warn("set local offer", "err", err)
 		return
 	}
-	p.mu.Lock()
-	closed := p.closed
-	p.awaitingAnswer = !closed
-	p.mu.Unlock()
-	if !closed {
-		p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
-	}
+	p.awaitingAnswer = true
+	p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
 }
 
 // RestartICE restarts ICE on the connection the SFU offers (sub): it
@@ -486,27 +435,21 @@ func (p *Peer) HandleOffer(sdp string) error {
 
 // HandleAnswer applies the client's answer to the latest sub offer.
 func (p *Peer) HandleAnswer(sdp string) error {
-	p.nmu.Lock()
-	defer p.nmu.Unlock()
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
 		return ErrClosed
 	}
 	if !p.awaitingAnswer {
-		p.mu.Unlock()
 		return fmt.Errorf("%w: no offer is waiting for an answer", ErrNegotiation)
 	}
-	p.mu.Unlock()
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		return fmt.Errorf("%w: %v", ErrNegotiation, err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.awaitingAnswer = false
 	p.flushCandidatesLocked(PCSubscribe, p.sub)
 	if p.renegotiate {
-		p.kickNegotiation()
+		p.negotiateLocked()
 	}
 	return nil
 }
