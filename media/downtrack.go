@@ -75,7 +75,6 @@ type downTrack struct {
 	// The queue; the publisher's read loop pushes, run pops.
 	qmu          sync.Mutex
 	ring         []slot
-	queueMem     bool // the slots have their payload memory (allocQueue)
 	head, count  int
 	gap          bool  // packets were dropped since the last queued one
 	waitKeyframe bool  // video: dropping until the next keyframe
@@ -289,12 +288,8 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	// pause, which takes wmu, waits for this write.
 	if d.count == 0 && d.inline.Load() && d.wmu.TryLock() {
 		s := &d.direct
-		s.meta = *m
-		s.resync = d.gap
-		s.newSource = d.switched
-		s.epoch = d.epoch
+		d.fillLocked(s, m)
 		s.payload = payload
-		d.gap, d.switched = false, false
 		d.qmu.Unlock()
 		d.writeLocked(s)
 		s.payload = nil // the publisher's buffer is reused
@@ -316,16 +311,12 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		}
 		return
 	}
-	if !d.queueMem {
+	if cap(d.ring[0].payload) == 0 {
 		d.allocQueue()
 	}
 	s := &d.ring[(d.head+d.count)%len(d.ring)]
-	s.meta = *m
-	s.resync = d.gap
-	s.newSource = d.switched
-	s.epoch = d.epoch
+	d.fillLocked(s, m)
 	s.payload = append(s.payload[:0], payload...)
-	d.gap, d.switched = false, false
 	d.count++
 	d.qmu.Unlock()
 	// Over UDP a write does not wait for the subscriber (the kernel drops
@@ -344,16 +335,27 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	}
 }
 
+// fillLocked gives s the packet m with the stream state it starts from
+// (a gap or a source switch just before it, the current epoch), which
+// it consumes; qmu must be held.
+func (d *downTrack) fillLocked(s *slot, m *packetMeta) {
+	s.meta = *m
+	s.resync = d.gap
+	s.newSource = d.switched
+	s.epoch = d.epoch
+	d.gap, d.switched = false, false
+}
+
 // allocQueue gives the queue's slots their payload memory, on the first
 // packet queued: over UDP most subscriber tracks write every packet
 // inline and never queue one, so they never pay for the queue. One
 // arena, so that steady forwarding allocates nothing; qmu must be held.
+// The first slot's capacity says whether it ran.
 func (d *downTrack) allocQueue() {
 	arena := make([]byte, len(d.ring)*packetSize)
 	for i := range d.ring {
 		d.ring[i].payload = arena[i*packetSize : i*packetSize : (i+1)*packetSize]
 	}
-	d.queueMem = true
 }
 
 // wantedLayer is the layer this subscriber needs keyframes of.

@@ -261,7 +261,7 @@ func TestInlineQueueUnused(t *testing.T) {
 	}
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
-	if d.queueMem {
+	if cap(d.ring[0].payload) != 0 {
 		t.Fatal("the queue's memory was allocated though no packet was queued")
 	}
 	used := 0
