@@ -112,12 +112,16 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	p.sub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.subPairChanged)
 	pubID := p.pub.ID()
 	p.pub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
-		udp := pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
-		r.sfu.feedback.setUDP(pubID, udp)
+		r.sfu.feedback.setUDP(pubID, pairIsUDP(pair))
 	})
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()
 	return p, nil
+}
+
+// pairIsUDP reports whether a selected candidate pair runs over UDP.
+func pairIsUDP(pair *webrtc.ICECandidatePair) bool {
+	return pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
 }
 
 // subPairChanged follows the sub connection's transport: over UDP the
@@ -125,7 +129,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 // downTrack.push); over TCP, whose writes can wait for the subscriber,
 // each track's writer goroutine does.
 func (p *Peer) subPairChanged(pair *webrtc.ICECandidatePair) {
-	udp := pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
+	udp := pairIsUDP(pair)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.subUDP = udp
