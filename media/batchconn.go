@@ -44,12 +44,11 @@ type batchConn struct {
 	free    []*sendBatch
 
 	// Counters for tests and the benchmarks' figures.
-	batches  atomic.Uint64 // sendmmsg calls
-	batched  atomic.Uint64 // packets they carried
-	direct   atomic.Uint64 // packets written alone
-	dropped  atomic.Uint64 // packets a failed send lost
-	closed   atomic.Bool
-	writeErr atomic.Pointer[error] // the last send error, for debugging
+	batches atomic.Uint64 // sendmmsg calls
+	batched atomic.Uint64 // packets they carried
+	direct  atomic.Uint64 // packets written alone
+	dropped atomic.Uint64 // packets a failed send lost
+	closed  atomic.Bool
 }
 
 // sendBatch is one sendmmsg's worth of packets, with the memory they are
@@ -177,7 +176,6 @@ func (c *batchConn) send(b *sendBatch) {
 	for len(msgs) > 0 {
 		k, err := c.pc.WriteBatch(msgs, 0)
 		if err != nil {
-			c.writeErr.Store(&err)
 			if errors.Is(err, net.ErrClosed) {
 				c.dropped.Add(uint64(len(msgs)))
 				break
