@@ -194,8 +194,11 @@ func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r intercep
 	if s.twccID != 0 && c.rec == nil {
 		c.rec = twcc.NewRecorder(c.ssrc)
 	}
-	c.mu.Unlock()
+	// Under c.mu, so that a Close cannot come between the check above and
+	// this, and leave c listed for ever (f.mu is never held while c.mu is
+	// taken).
 	c.factory.add(c)
+	c.mu.Unlock()
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
 		if err != nil {
