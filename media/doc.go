@@ -25,7 +25,10 @@
 // copied into the downTrack's bounded queue and its writer goroutine
 // writes it, so a slow subscriber only ever fills (and drops from) its
 // own queue. A fan-out holds the shared UDP socket (batchconn.go) so
-// that its packets leave in one sendmmsg. The path allocates nothing per
+// that its packets leave in one sendmmsg. Over UDP a subscriber's
+// packets are encrypted with pion's own SRTP context and written to
+// that socket directly (direct.go), not down pion's mux, ICE and
+// candidate layers. The path allocates nothing per
 // packet (BenchmarkForward, docs/benchmarks.md).
 //
 // RTCP the SFU makes itself, cheaper than pion's interceptors: sender

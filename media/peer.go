@@ -93,6 +93,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		return nil, fmt.Errorf("media: subscribe connection: %w", err)
 	}
 	r.sfu.twcc.attach(p.sub.ID(), p.bw)
+	r.sfu.direct.attach(p.sub)
 	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: p.pub, PCSubscribe: p.sub} {
 		name := name
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -130,6 +131,7 @@ func pairIsUDP(pair *webrtc.ICECandidatePair) bool {
 // each track's writer goroutine does.
 func (p *Peer) subPairChanged(pair *webrtc.ICECandidatePair) {
 	udp := pairIsUDP(pair)
+	p.room.sfu.direct.setPair(p.sub.ID(), pair)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.subUDP = udp

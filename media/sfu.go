@@ -93,6 +93,7 @@ type SFU struct {
 	raws       *rawWriters
 	twcc       *twccFactory
 	feedback   *feedbackFactory
+	direct     *directFactory
 	stats      *statsRegistry // Stats (stats.go)
 
 	closeOnce sync.Once
@@ -177,7 +178,8 @@ func New(p Params) (_ *SFU, err error) {
 		return nil, err
 	}
 	s.feedback = newFeedbackFactory(s.batch)
-	ir, err := registerInterceptors(me, s.raws, s.twcc, s.feedback)
+	s.direct = newDirectFactory(s.batch, log)
+	ir, err := registerInterceptors(me, s.raws, s.twcc, s.feedback, s.direct)
 	if err != nil {
 		return nil, err
 	}
@@ -429,10 +431,12 @@ func (s *SFU) Close() error {
 // feedback generator, which the SFU makes itself for less (report.go,
 // feedback.go), and without its stats interceptor. twcc stamps
 // transport-wide sequence numbers on what subscribers receive and reads
-// their feedback (bwe.go).
-func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory, feedback *feedbackFactory) (*interceptor.Registry, error) {
+// their feedback (bwe.go). direct writes subscribers' RTP over UDP
+// without pion's layers below SRTP (direct.go).
+func registerInterceptors(me *webrtc.MediaEngine, raws *rawWriters, twcc *twccFactory, feedback *feedbackFactory, direct *directFactory) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
-	ir.Add(twcc)                                 // first: binds closest to SRTP, so retransmissions are stamped
+	ir.Add(direct)                               // first: binds closest to SRTP and replaces what is below it
+	ir.Add(twcc)                                 // next, so retransmissions are stamped
 	ir.Add(&rawWriterInterceptor{writers: raws}) // then the writer retransmissions use
 	// Receiver reports and transport-wide feedback to publishers
 	// (feedback.go) and sender reports to subscribers (report.go) come

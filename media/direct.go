@@ -1,0 +1,297 @@
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// The direct write path: RTP to a subscriber whose connection runs over
+// UDP is encrypted and handed to the SFU's UDP socket (batchConn) here,
+// at the bottom of the interceptor chain, instead of going down pion's
+// layers (the SRTP session's buffer pool, its packet mux endpoint, the
+// ICE connection, the candidate pair, the UDP mux), which cost more
+// than the encryption itself in the load test's profile.
+//
+// The SRTP context is pion's own: the connection's SRTP session's local
+// context and the mutex that guards it, which pion does not export and
+// which directConn reaches by reflection (srtpContextOf). Sharing it
+// keeps one rollover counter per SSRC whichever path a packet takes, so
+// a connection may move between this path and pion's (its ICE pair
+// moving between UDP and TCP after an ICE restart) at any time without
+// the subscriber's decryption losing step. If pion's fields ever change
+// shape, srtpContextOf fails, every write takes pion's path, and
+// TestSRTPContextOf says so.
+
+// directFactory builds one directConn per PeerConnection.
+type directFactory struct {
+	out *batchConn // nil on a virtual network: never direct
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string]*directConn // PeerConnection id ->
+}
+
+func newDirectFactory(out *batchConn, log *slog.Logger) *directFactory {
+	return &directFactory{out: out, log: log, conns: map[string]*directConn{}}
+}
+
+func (f *directFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	c := &directConn{factory: f, id: id}
+	f.mu.Lock()
+	f.conns[id] = c
+	f.mu.Unlock()
+	return c, nil
+}
+
+func (f *directFactory) get(id string) *directConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns[id]
+}
+
+// attach lets PeerConnection pc write directly once its SRTP session
+// runs and its selected pair is UDP (setPair).
+func (f *directFactory) attach(pc *webrtc.PeerConnection) {
+	if c := f.get(pc.ID()); c != nil && f.out != nil {
+		c.transport.Store(pc.SCTP().Transport())
+	}
+}
+
+// setPair follows PeerConnection id's selected ICE pair: a UDP pair
+// from the SFU's own socket to an IPv4 address is written to directly.
+func (f *directFactory) setPair(id string, pair *webrtc.ICECandidatePair) {
+	c := f.get(id)
+	if c == nil {
+		return
+	}
+	to, ok := directAddr(pair)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.to, c.toOK = to, ok
+	c.updateLocked()
+}
+
+// directAddr is where a selected pair sends, when it can be written to
+// directly: UDP, the local candidate on the SFU's socket (not a relay),
+// the remote a literal IPv4 address (batchConn sends IPv4).
+func directAddr(pair *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
+	if !pairIsUDP(pair) || pair.Remote == nil || pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		return netip.AddrPort{}, false
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil || !ip.Unmap().Is4() || pair.Remote.Port == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port), true
+}
+
+// directConn is one PeerConnection's interceptor. out is what its
+// writers use; nil sends through pion.
+type directConn struct {
+	interceptor.NoOp
+	factory   *directFactory
+	id        string
+	transport atomic.Pointer[webrtc.DTLSTransport]
+	out       atomic.Pointer[directOut]
+	// pending: the pair is direct but the SRTP context is not known
+	// yet; writers call resolve.
+	pending atomic.Bool
+	viaPion atomic.Uint64 // packets written through pion, for tests
+
+	mu     sync.Mutex // guards the fields below and changes of out
+	to     netip.AddrPort
+	toOK   bool
+	ctx    *srtp.Context
+	ctxMu  *sync.Mutex
+	buf    *directBuf // written under ctxMu
+	failed bool       // srtpContextOf failed: pion's path for good
+	closed bool
+}
+
+// directOut is an immutable description of where and how to write.
+type directOut struct {
+	conn  *batchConn
+	to    netip.AddrPort
+	ctx   *srtp.Context
+	ctxMu *sync.Mutex // pion's lock for ctx; also guards buf
+	buf   *directBuf
+}
+
+// directBuf is the memory a connection's direct writes marshal and
+// encrypt into, one at a time under the context's lock.
+type directBuf struct {
+	hdr   rtp.Header
+	exts  [4]rtp.Extension
+	plain [packetSize + 100]byte
+	enc   [packetSize + 200]byte
+	sent  uint64 // packets written, for tests
+}
+
+// sent is the number of packets written directly.
+func (c *directConn) sent() uint64 {
+	c.mu.Lock()
+	mu, b := c.ctxMu, c.buf
+	c.mu.Unlock()
+	if b == nil {
+		return 0
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return b.sent
+}
+
+// updateLocked recomputes out; mu must be held.
+func (c *directConn) updateLocked() {
+	c.pending.Store(!c.closed && c.toOK && c.ctx == nil && !c.failed)
+	if c.closed || !c.toOK || c.ctx == nil {
+		c.out.Store(nil) // for ctx, resolve tries again once SRTP runs
+		return
+	}
+	c.out.Store(&directOut{conn: c.factory.out, to: c.to, ctx: c.ctx, ctxMu: c.ctxMu, buf: c.buf})
+}
+
+// resolve finds pion's SRTP context for the connection once its SRTP
+// session has started, and returns what to write with, or nil while
+// the packet must take pion's path.
+func (c *directConn) resolve() *directOut {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.out.Load(); o != nil || c.failed || c.closed || !c.toOK || c.ctx != nil {
+		return o
+	}
+	t := c.transport.Load()
+	if t == nil || c.factory.out == nil {
+		return nil
+	}
+	ctx, mu, err := srtpContextOf(t)
+	if errors.Is(err, errSRTPNotStarted) {
+		return nil
+	}
+	if err != nil {
+		c.failed = true
+		c.updateLocked()
+		c.factory.log.Warn("direct UDP writes disabled: pion's SRTP session is not as expected; writing through pion", "err", err)
+		return nil
+	}
+	c.ctx, c.ctxMu = ctx, mu
+	c.buf = &directBuf{}
+	c.buf.hdr.Extensions = c.buf.exts[:0]
+	c.updateLocked()
+	return c.out.Load()
+}
+
+// BindLocalStream puts the direct path under every stream the
+// connection sends.
+func (c *directConn) BindLocalStream(_ *interceptor.StreamInfo, next interceptor.RTPWriter) interceptor.RTPWriter {
+	return &directWriter{c: c, next: next}
+}
+
+func (c *directConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.out.Store(nil)
+	c.mu.Unlock()
+	c.factory.mu.Lock()
+	if c.factory.conns[c.id] == c {
+		delete(c.factory.conns, c.id)
+	}
+	c.factory.mu.Unlock()
+	return nil
+}
+
+// directWriter is one stream's writer: direct when the connection's out
+// is set, else pion's.
+type directWriter struct {
+	c    *directConn
+	next interceptor.RTPWriter
+}
+
+func (w *directWriter) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	o := w.c.out.Load()
+	if o == nil && w.c.pending.Load() {
+		o = w.c.resolve()
+	}
+	if o == nil {
+		w.c.viaPion.Add(1)
+		return w.next.Write(h, payload, a)
+	}
+	return o.write(h, payload)
+}
+
+// write marshals, encrypts and sends one packet. A UDP write never
+// waits for the subscriber: batchConn copies it into the pending batch
+// or sends it at once.
+func (o *directOut) write(h *rtp.Header, payload []byte) (int, error) {
+	b := o.buf
+	o.ctxMu.Lock()
+	defer o.ctxMu.Unlock()
+	n, err := h.MarshalTo(b.plain[:])
+	if err != nil {
+		return 0, err
+	}
+	if n+len(payload) > len(b.plain) {
+		return 0, errDirectTooLarge
+	}
+	n += copy(b.plain[n:], payload)
+	enc, err := o.ctx.EncryptRTP(b.enc[:0], b.plain[:n], &b.hdr)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := o.conn.WriteToAddrPort(enc, o.to); err != nil {
+		return 0, err
+	}
+	b.sent++
+	return len(payload), nil
+}
+
+var (
+	errDirectTooLarge = errors.New("media: packet too large for the direct path")
+	errSRTPNotStarted = errors.New("media: SRTP session not started")
+	errSRTPInternals  = errors.New("media: pion's SRTP session has an unexpected shape")
+)
+
+// srtpContextOf returns the local (encrypting) SRTP context of a DTLS
+// transport's SRTP session, with the mutex pion guards it with. Both
+// are unexported in pion (webrtc.DTLSTransport.srtpSession, then
+// srtp.SessionSRTP's session.localContext and localContextMutex); each
+// field's type is checked before it is used.
+func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
+	tv := reflect.ValueOf(t).Elem()
+	f := tv.FieldByName("srtpSession")
+	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
+		return nil, nil, errSRTPInternals
+	}
+	v := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load()
+	if v == nil {
+		return nil, nil, errSRTPNotStarted
+	}
+	sess, ok := v.(*srtp.SessionSRTP)
+	if !ok || sess == nil {
+		return nil, nil, errSRTPInternals
+	}
+	sv := reflect.ValueOf(sess).Elem().FieldByName("session")
+	if !sv.IsValid() || sv.Kind() != reflect.Struct {
+		return nil, nil, errSRTPInternals
+	}
+	cf := sv.FieldByName("localContext")
+	mf := sv.FieldByName("localContextMutex")
+	if !cf.IsValid() || cf.Type() != reflect.TypeOf((*srtp.Context)(nil)) ||
+		!mf.IsValid() || mf.Type() != reflect.TypeOf(sync.Mutex{}) {
+		return nil, nil, errSRTPInternals
+	}
+	ctx := *(**srtp.Context)(unsafe.Pointer(cf.UnsafeAddr()))
+	if ctx == nil {
+		return nil, nil, errSRTPInternals
+	}
+	return ctx, (*sync.Mutex)(unsafe.Pointer(mf.UnsafeAddr())), nil
+}

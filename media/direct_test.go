@@ -1,0 +1,286 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// TestDirectOutWrite: a direct write puts on the wire what the
+// subscriber's SRTP context decrypts to the packet written, and
+// allocates nothing.
+func TestDirectOutWrite(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 16)
+	salt := bytes.Repeat([]byte{9}, 12)
+	profile := srtp.ProtectionProfileAeadAes128Gcm
+	enc, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := newBatchConn(tx)
+	defer conn.Close()
+	buf := &directBuf{}
+	buf.hdr.Extensions = buf.exts[:0]
+	o := &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: enc, ctxMu: &sync.Mutex{}, buf: buf}
+
+	payload := bytes.Repeat([]byte{0xab}, 1100)
+	h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 65534, Timestamp: 1234, SSRC: 0xdeadbeef, Marker: true}
+	if err := h.SetExtension(3, []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2000)
+	var plain []byte
+	for i := range 4 { // across the sequence number's rollover
+		h.SequenceNumber = 65534 + uint16(i)
+		if _, err := o.write(h, payload); err != nil {
+			t.Fatal(err)
+		}
+		_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := rx.ReadFromUDP(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain, err = dec.DecryptRTP(plain[:0], got[:n], nil); err != nil {
+			t.Fatalf("packet %d: subscriber cannot decrypt: %v", i, err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(plain); err != nil {
+			t.Fatal(err)
+		}
+		if p.SequenceNumber != h.SequenceNumber || p.SSRC != h.SSRC || !p.Marker || !bytes.Equal(p.Payload, payload) ||
+			!bytes.Equal(p.GetExtension(3), []byte{1, 2}) {
+			t.Fatalf("packet %d: got %v, wrote %v", i, p.Header, h)
+		}
+	}
+	if buf.sent != 4 {
+		t.Fatalf("sent = %d, want 4", buf.sent)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		h.SequenceNumber++
+		if _, err := o.write(h, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a direct write allocates %.1f times", allocs)
+	}
+}
+
+// TestDirectWrites: a subscriber over UDP gets its packets through the
+// direct path; when its pair stops being direct (as after an ICE
+// restart onto TCP) they go through pion, and back, with no loss of
+// decryption either way.
+func TestDirectWrites(t *testing.T) {
+	sfu := newTestSFU(t, Params{})
+	room := sfu.NewRoom("r1")
+	defer room.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	alice := newTestClient(t, room, "alice", clientOpts{})
+	bob := newTestClient(t, room, "bob", clientOpts{})
+	alice.publish(ctx, true, true, 3)
+	room.Allow("bob", "alice", true)
+	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
+		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
+	})
+	dc := sfu.direct.get(bob.peer.sub.ID())
+	if dc == nil {
+		t.Fatal("no direct interceptor on bob's sub connection")
+	}
+	waitFor(t, 5*time.Second, "direct writes", func() bool { return dc.sent() > 20 })
+
+	// Not direct: pion writes, with the same SRTP context.
+	sfu.direct.setPair(bob.peer.sub.ID(), nil)
+	pion, direct := dc.viaPion.Load(), dc.sent()
+	base := bob.packets("alice", "video")
+	waitFor(t, 5*time.Second, "bob receiving through pion", func() bool {
+		return bob.packets("alice", "video") > base+30
+	})
+	if dc.viaPion.Load() < pion+30 {
+		t.Fatalf("only %d packets went through pion after the pair stopped being direct", dc.viaPion.Load()-pion)
+	}
+	if d := dc.sent() - direct; d > 4 { // writes already past the check
+		t.Fatalf("%d direct writes after the pair stopped being direct", d)
+	}
+
+	// Direct again.
+	var pair *webrtc.ICECandidatePair
+	if p, err := bob.peer.sub.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil {
+		pair = p
+	}
+	sfu.direct.setPair(bob.peer.sub.ID(), pair)
+	direct = dc.sent()
+	base = bob.packets("alice", "video")
+	waitFor(t, 5*time.Second, "bob receiving directly again", func() bool {
+		return bob.packets("alice", "video") > base+30 && dc.sent() > direct+30
+	})
+}
+
+// TestDirectRolloverAcrossPaths: the direct path shares pion's SRTP
+// context, so a stream whose sequence numbers roll over on one path
+// stays decryptable when its packets move to the other.
+func TestDirectRolloverAcrossPaths(t *testing.T) {
+	sfu := newTestSFU(t, Params{})
+	sender, err := sfu.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	sfu.direct.attach(sender)
+	sender.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		sfu.direct.setPair(sender.ID(), p)
+	})
+	receiver, err := clientAPI(t, clientOpts{}).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer receiver.Close()
+	var tracks [2]*webrtc.TrackLocalStaticRTP
+	for i := range tracks {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, string(rune('a'+i)), "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sender.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+		tracks[i] = tr
+	}
+	var mu sync.Mutex
+	seen := map[string]map[uint16]bool{"a": {}, "b": {}}
+	receiver.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen[tr.ID()][p.SequenceNumber] = true
+			mu.Unlock()
+		}
+	})
+	connect(t, sender, receiver)
+
+	dc := sfu.direct.get(sender.ID())
+	payload := bytes.Repeat([]byte{0x10}, 800)
+	seqs := [2]uint16{40000, 30000}
+	write := func(n int) {
+		for range n {
+			for i, tr := range tracks {
+				if err := tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seqs[i], Timestamp: uint32(seqs[i]) * 3000}, Payload: payload}); err != nil {
+					t.Fatal(err)
+				}
+				seqs[i]++
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	// Until the receiver gets both tracks (the first writes may precede
+	// the receiver's tracks).
+	waitFor(t, 10*time.Second, "first packets", func() bool {
+		write(5)
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen["a"]) > 0 && len(seen["b"]) > 0
+	})
+	if dc.sent() == 0 {
+		t.Fatal("the sender is not writing directly")
+	}
+	pair, err := sender.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatal("no selected pair", err)
+	}
+	// a rolls over on pion's path and continues directly; b rolls over
+	// directly and continues on pion's path.
+	seqs[0] = 65536 - 60
+	fromA := seqs[0]
+	sfu.direct.setPair(sender.ID(), nil)
+	write(120)
+	seqs[1] = 65536 - 60
+	fromB := seqs[1]
+	sfu.direct.setPair(sender.ID(), pair)
+	write(120)
+	sfu.direct.setPair(sender.ID(), nil)
+	write(120)
+	sfu.direct.setPair(sender.ID(), pair)
+	write(120)
+	missing := func() (string, uint16, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for s := fromA; s != seqs[0]; s++ {
+			if !seen["a"][s] {
+				return "a", s, true
+			}
+		}
+		for s := fromB; s != seqs[1]; s++ {
+			if !seen["b"][s] {
+				return "b", s, true
+			}
+		}
+		return "", 0, false
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr, s, miss := missing()
+		if !miss {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("track %s: packet %d never decrypted (pion wrote %d, direct %d)", tr, s, dc.viaPion.Load(), dc.sent())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if dc.viaPion.Load() < 400 || dc.sent() < 400 {
+		t.Fatalf("pion wrote %d, direct %d: the test did not use both paths", dc.viaPion.Load(), dc.sent())
+	}
+}
+
+// connect negotiates a offerer and b answerer in one round, without
+// trickle.
+func connect(t *testing.T, a, b *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := a.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(a)
+	if err := a.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := b.SetRemoteDescription(*a.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := b.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = webrtc.GatheringCompletePromise(b)
+	if err := b.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := a.SetRemoteDescription(*b.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+}
