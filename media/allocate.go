@@ -37,8 +37,11 @@ const (
 	// decreaseInterval (reports lag); below lossLow it grows by
 	// increaseFactor, at most every increaseInterval, unless a cut is
 	// recent: growth waits holdStart after a cut, doubling up to holdMax
-	// each time growing failed again, back to holdStart after holdReset
-	// without a cut.
+	// each time growing failed again, back to holdStart once holdReset
+	// passed after the hold without a cut (a long hold, during which
+	// nothing was tried, is no sign that the link recovered). A resume
+	// probe (probeLocked) raises it at most once per hold, and not within
+	// lossQuiet of a report that showed loss (lossLow or more).
 	lossHigh         = 0.10
 	lossLow          = 0.02
 	increaseFactor   = 1.25
@@ -47,6 +50,7 @@ const (
 	holdStart        = 2 * time.Second
 	holdMax          = 30 * time.Second
 	holdReset        = 20 * time.Second
+	lossQuiet        = time.Second
 	// A layer that sent nothing for layerTimeout is not available (the
 	// publisher's own bandwidth made it drop the layer).
 	layerTimeout = 1500 * time.Millisecond
@@ -58,8 +62,15 @@ const (
 // bandwidth estimates what a subscriber's connection takes, from the loss
 // its receiver reports show (the loss-based controller of Google
 // congestion control) and the REMB it may send. It probes by switching
-// up a layer once loss has stayed low, not with padding, and backs off
-// for longer each time such a probe fails.
+// up a layer or resuming a paused video once loss has stayed low, not
+// with padding, and backs off for longer each time such a probe fails.
+//
+// Until a loss-based cut (congested), the allocator pauses nothing, so
+// what is sent is not bounded by the estimate, which may still be the
+// start-up guess: the loss-based estimate then follows the rate actually
+// sent (a clean report lifts it to that rate, a lossy one cuts from it).
+// Cutting the guess instead, the first lossy report paused every camera
+// of a subscriber receiving far more than the guess.
 type bandwidth struct {
 	bytes   atomic.Uint64 // payload bytes sent to the subscriber, all tracks
 	changed func()        // called, without locks held, when the estimate moved
@@ -74,7 +85,9 @@ type bandwidth struct {
 	lastDecrease time.Time
 	holdUntil    time.Time
 	hold         time.Duration
-	probing      bool // the estimate grew since the last cut
+	probing      bool      // the estimate grew since the last cut
+	lastProbe    time.Time // the last resume probe (probeLocked)
+	lossyAt      time.Time // the last report with loss of lossLow or more
 	// The delay-based estimator (bwe.go), from the first transport-wide
 	// feedback on; the estimate is the lower of the two.
 	delay   *delayEstimator
@@ -109,7 +122,11 @@ func (b *bandwidth) current() float64 {
 func (b *bandwidth) congested() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.lastDecrease.IsZero() && b.now().Sub(b.lastDecrease) < pauseEvidence
+	return b.congestedLocked(b.now())
+}
+
+func (b *bandwidth) congestedLocked(now time.Time) bool {
+	return !b.lastDecrease.IsZero() && now.Sub(b.lastDecrease) < pauseEvidence
 }
 
 // pauseEvidence is how long a loss-based cut lets the allocator pause
@@ -129,14 +146,21 @@ func (b *bandwidth) onLoss(frac float64) {
 	now := b.now()
 	b.measureLocked(now)
 	old := b.currentLocked()
+	// enforced: the allocator kept what it sends within the estimate
+	// (it pauses video only then); otherwise the rate sent is what the
+	// loss is about, whatever the estimate says.
+	enforced := b.congestedLocked(now)
+	if frac >= lossLow {
+		b.lossyAt = now
+	}
 	switch {
 	case frac > lossHigh:
 		if now.Sub(b.lastDecrease) >= decreaseInterval {
 			base := b.estimate
-			if b.sendRate > 0 {
-				base = min(base, b.sendRate)
+			if b.sendRate > 0 && (!enforced || b.sendRate < base) {
+				base = b.sendRate
 			}
-			if e := max(base*(1-0.5*frac), minEstimate); e < b.estimate {
+			if e := min(max(base*(1-0.5*frac), minEstimate), maxEstimate); e < b.estimate || !enforced {
 				b.estimate = e
 				b.lastDecrease = now
 				if b.probing {
@@ -148,12 +172,16 @@ func (b *bandwidth) onLoss(frac float64) {
 			}
 		}
 	case frac < lossLow:
+		if !enforced && b.sendRate > b.estimate {
+			// Carried without loss: the link takes at least that.
+			b.estimate = min(b.sendRate, maxEstimate)
+		}
 		if now.After(b.holdUntil) && now.Sub(b.lastIncrease) >= increaseInterval {
 			b.estimate = min(b.estimate*increaseFactor, maxEstimate)
 			b.lastIncrease = now
 			b.probing = true
 		}
-		if now.Sub(b.lastDecrease) > holdReset {
+		if now.Sub(b.holdUntil) > holdReset {
 			b.hold = holdStart
 		}
 	}
@@ -174,7 +202,11 @@ func (b *bandwidth) onREMB(bps float64) {
 	b.measureLocked(now)
 	old := b.currentLocked()
 	if b.sendRate > 0 && bps < 0.85*b.sendRate && now.Sub(b.lastDecrease) >= decreaseInterval {
-		b.estimate = max(min(b.estimate, bps), minEstimate)
+		e := bps
+		if b.congestedLocked(now) {
+			e = min(e, b.estimate) // else the estimate may be a guess below what the link took
+		}
+		b.estimate = min(max(e, minEstimate), maxEstimate)
 		b.lastDecrease = now
 		if b.probing {
 			b.hold = min(2*b.hold, holdMax)
@@ -187,6 +219,30 @@ func (b *bandwidth) onREMB(bps float64) {
 	if moved && b.changed != nil {
 		b.changed()
 	}
+}
+
+// probeLocked is the resume probe: the allocator would use want, more
+// than the loss-based estimate allows (a paused video at its lowest
+// layer or its rate, or a simulcast layer up), and the estimate is
+// raised to it in one step. Growing by increaseFactor per receiver
+// report instead, a camera paused by a deep cut needed ten seconds and
+// more to fit whole again, and a receiver may stop reporting on streams
+// that receive nothing. It probes at most once per hold, once the hold
+// after the last cut is over, no report showed loss for lossQuiet, and
+// the delay-based half allows as much (setWant lets it probe first);
+// loss that follows cuts the estimate again (onLoss), the allocator
+// pauses the video again, and the next probe waits twice as long.
+func (b *bandwidth) probeLocked(now time.Time, want float64) {
+	want = min(want, maxEstimate)
+	if want <= b.estimate || now.Before(b.holdUntil) || now.Sub(b.lastProbe) < b.hold || now.Sub(b.lossyAt) < lossQuiet {
+		return
+	}
+	if b.delay != nil && b.delay.estimate < want {
+		return
+	}
+	b.estimate = want
+	b.lastProbe, b.lastIncrease = now, now
+	b.probing = true
 }
 
 // measureLocked updates the rate actually sent.
@@ -227,9 +283,10 @@ type trackDemand struct {
 	pick   int  // simulcast layer; -1 keeps the current target
 	paused bool // video that does not fit: nothing is forwarded
 	// flowing (input): the video is forwarded now, not paused for
-	// bandwidth.
-	flowing bool
-	cost    float64
+	// bandwidth; else pausedAt is since when (unix nanoseconds).
+	flowing  bool
+	pausedAt int64
+	cost     float64
 }
 
 const (
@@ -290,8 +347,12 @@ func (t *trackDemand) nextLayer() int {
 // one without simulcast) if that fits, else it is paused; then screen
 // shares and the active speaker are upgraded as far as what is left
 // allows, in that order, and the other videos take turns a layer at a
-// time. It returns what the choice spends, and the budget that would let
-// it forward more (0 if it forwards all it may).
+// time. Within a priority, video flowing now comes first, so that a
+// paused one resumes into what is left, never in place of one flowing;
+// then the paused ones, longest paused first, so that each gets its turn
+// (one subscribed during congestion too). It returns what the choice spends, and the budget that would let
+// it forward more (0 if it forwards all it may): the cheaper of resuming
+// the first paused video in that order and the cheapest layer up.
 func allocateBudget(budget float64, tracks []trackDemand) (spent, want float64) {
 	order := make([]int, 0, len(tracks))
 	for i := range tracks {
@@ -304,7 +365,16 @@ func allocateBudget(budget float64, tracks []trackDemand) (spent, want float64) 
 		}
 		order = append(order, i)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return tracks[order[a]].priority < tracks[order[b]].priority })
+	sort.SliceStable(order, func(a, b int) bool {
+		ta, tb := &tracks[order[a]], &tracks[order[b]]
+		if ta.priority != tb.priority {
+			return ta.priority < tb.priority
+		}
+		if ta.flowing != tb.flowing {
+			return ta.flowing
+		}
+		return !ta.flowing && ta.pausedAt < tb.pausedAt
+	})
 	left := budget - spent
 	for _, i := range order {
 		t := &tracks[i]
@@ -357,17 +427,23 @@ func allocateBudget(budget float64, tracks []trackDemand) (spent, want float64) 
 			}
 		}
 	}
-	// The cheapest step up from here.
+	// The next step up from here: resuming the first paused video in
+	// line (not the cheapest, which would leave a dearer one paused for
+	// good), or the cheapest layer up.
 	step := math.Inf(1)
+	resume := false
 	for _, i := range order {
 		t := &tracks[i]
 		switch {
+		case t.paused && resume:
 		case t.paused && t.simulcast:
 			if l := t.lowestLayer(); l >= 0 {
 				step = min(step, t.layerCost(l))
+				resume = true
 			}
 		case t.paused:
 			step = min(step, t.rate*layerHeadroom)
+			resume = true
 		case t.simulcast && t.pick >= 0:
 			if l := t.nextLayer(); l >= 0 {
 				step = min(step, t.layerCost(l)-t.cost)
@@ -398,11 +474,33 @@ func layerRates(up *upTrack, now int64) [maxLayers]float64 {
 	return rates
 }
 
+// share shares the estimate among tracks (allocateBudget) under the
+// pause policy: video that does not fit is paused only while the
+// estimate is congested (a loss-based cut is recent); otherwise it keeps
+// flowing, at its lowest layer. It then tells the estimator what more it
+// would use (setWant), which may probe for it. It returns the budget.
+func (b *bandwidth) share(tracks []trackDemand) float64 {
+	budget := b.current()
+	_, want := allocateBudget(budget, tracks)
+	if !b.congested() {
+		for i := range tracks {
+			t := &tracks[i]
+			if t.paused {
+				t.paused = false
+				if t.simulcast {
+					t.pick = t.lowestLayer()
+				}
+			}
+		}
+	}
+	b.setWant(want)
+	return budget
+}
+
 // allocate shares the peer's estimate among the tracks it receives
-// (allocateBudget): it picks simulcast layers, and pauses or resumes
-// video for bandwidth. It runs on allocateLoop, never on the packet path.
+// (share): it picks simulcast layers, and pauses or resumes video for
+// bandwidth. It runs on allocateLoop, never on the packet path.
 func (p *Peer) allocate() {
-	budget := p.bw.current()
 	now := time.Now().UnixNano()
 	speaker := ""
 	if s := p.speaker.Load(); s != nil {
@@ -421,6 +519,9 @@ func (p *Peer) allocate() {
 		downs[i] = d
 		t := &tracks[i]
 		t.flowing = !d.bandwidthPaused.Load()
+		if !t.flowing {
+			t.pausedAt = p.bwPausedAt[d]
+		}
 		t.priority = priorityOther
 		switch {
 		case strings.HasSuffix(up.streamID, ScreenStreamSuffix):
@@ -448,17 +549,17 @@ func (p *Peer) allocate() {
 		}
 	}
 	p.mu.Unlock()
-	_, want := allocateBudget(budget, tracks)
-	congested := p.bw.congested()
+	budget := p.bw.share(tracks)
+	pausedAt := make(map[*downTrack]int64, len(downs))
 	for i, d := range downs {
 		t := &tracks[i]
 		if t.audio {
 			continue
 		}
-		if t.paused && !congested {
-			t.paused = false
-			if t.simulcast {
-				t.pick = t.lowestLayer()
+		if t.paused {
+			pausedAt[d] = t.pausedAt
+			if t.flowing || t.pausedAt == 0 {
+				pausedAt[d] = now
 			}
 		}
 		if t.pick >= 0 {
@@ -468,7 +569,7 @@ func (p *Peer) allocate() {
 			p.log.Debug("video paused for bandwidth", "track", d.up.id, "paused", t.paused, "estimate", int(budget))
 		}
 	}
-	p.bw.setWant(want)
+	p.bwPausedAt = pausedAt
 }
 
 // noteSpeakers records each subscriber's active speaker, whose video the

@@ -20,6 +20,7 @@ func TestAllocateBudget(t *testing.T) {
 		return trackDemand{rate: rate, priority: prio}
 	}
 	flowing := func(t trackDemand) trackDemand { t.flowing = true; return t }
+	pausedSince := func(at int64, t trackDemand) trackDemand { t.pausedAt = at; return t }
 	const paused = -2 // in want: the track is paused
 	cost := func(bps float64) float64 { return bps * layerHeadroom }
 	a := audioNeed(40_000)
@@ -55,6 +56,14 @@ func TestAllocateBudget(t *testing.T) {
 			[]trackDemand{audio, plain(priorityOther, 800_000)}, []int{-1, paused}, a + cost(800_000)},
 		{"a flowing video is paused well below its rate", a + 0.7*cost(800_000),
 			[]trackDemand{audio, flowing(plain(priorityOther, 800_000))}, []int{-1, paused}, a + cost(800_000)},
+		{"a paused video does not resume in place of a flowing one", a + cost(800_000) + 1000,
+			[]trackDemand{audio, plain(priorityOther, 800_000), flowing(plain(priorityOther, 800_000))}, []int{-1, paused, 0}, a + 2*cost(800_000)},
+		{"the longest paused is next in line, dearer or not", a + cost(800_000) + 1000,
+			[]trackDemand{audio, pausedSince(2, plain(priorityOther, 500_000)), pausedSince(1, plain(priorityOther, 800_000))},
+			[]int{-1, paused, 0}, a + cost(800_000) + cost(500_000)},
+		{"next in line: resuming it, not a cheaper one behind", a + 1000,
+			[]trackDemand{audio, pausedSince(2, plain(priorityOther, 500_000)), pausedSince(1, plain(priorityOther, 800_000))},
+			[]int{-1, paused, paused}, a + cost(800_000)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,5 +212,231 @@ func TestPauseNeedsLossEvidence(t *testing.T) {
 	now = now.Add(pauseEvidence + time.Second)
 	if b.congested() {
 		t.Fatalf("a loss cut %v ago still pauses video", pauseEvidence+time.Second)
+	}
+}
+
+// allocSim runs a subscriber's allocator (bandwidth.share) against a
+// link of some capacity on a fake clock: every tick it allocates and
+// sends what is not paused, and every second the subscriber reports the
+// fraction the link could not carry, as receiver reports do. No
+// transport-wide feedback: the loss-based half alone.
+type allocSim struct {
+	t        *testing.T
+	b        *bandwidth
+	start    time.Time
+	now      time.Time
+	capacity float64 // bit/s
+	tracks   []trackDemand
+	pauses   []int             // per track: times paused for bandwidth
+	resumes  [][]time.Duration // per track: when it resumed, since start
+	pausedAt []time.Duration   // per track: time spent paused
+	sent     float64           // bits since the last report
+	reported time.Time
+	lossy    int // reports with loss
+}
+
+const simTick = 100 * time.Millisecond
+
+func newAllocSim(t *testing.T, capacity float64, tracks ...trackDemand) *allocSim {
+	s := &allocSim{t: t, start: time.Unix(1000, 0), capacity: capacity}
+	s.now, s.reported = s.start, s.start
+	s.b = newBandwidth(nil)
+	s.b.now = func() time.Time { return s.now }
+	for _, tr := range tracks {
+		s.add(tr)
+	}
+	return s
+}
+
+// add subscribes a track; like a new downTrack, it is not paused.
+func (s *allocSim) add(tr trackDemand) int {
+	tr.flowing = !tr.audio
+	s.tracks = append(s.tracks, tr)
+	s.pauses = append(s.pauses, 0)
+	s.resumes = append(s.resumes, nil)
+	s.pausedAt = append(s.pausedAt, 0)
+	return len(s.tracks) - 1
+}
+
+func (s *allocSim) paused(i int) bool { return !s.tracks[i].audio && !s.tracks[i].flowing }
+
+// run simulates d.
+func (s *allocSim) run(d time.Duration) {
+	for end := s.now.Add(d); s.now.Before(end); {
+		s.step()
+	}
+}
+
+// runUntil simulates until cond holds, at most d; it returns how long
+// that took, or -1.
+func (s *allocSim) runUntil(d time.Duration, cond func() bool) time.Duration {
+	from := s.now
+	for end := s.now.Add(d); s.now.Before(end); {
+		s.step()
+		if cond() {
+			return s.now.Sub(from)
+		}
+	}
+	return -1
+}
+
+func (s *allocSim) step() {
+	s.now = s.now.Add(simTick)
+	s.b.share(s.tracks)
+	rate := 0.0
+	for i := range s.tracks {
+		tr := &s.tracks[i]
+		if tr.audio {
+			if tr.paused {
+				s.t.Fatalf("%v: audio paused", s.now.Sub(s.start))
+			}
+			rate += tr.rate
+			continue
+		}
+		switch {
+		case tr.flowing && tr.paused:
+			s.pauses[i]++
+		case !tr.flowing && !tr.paused:
+			s.resumes[i] = append(s.resumes[i], s.now.Sub(s.start))
+		}
+		if tr.paused && tr.flowing {
+			tr.pausedAt = s.now.UnixNano()
+		}
+		tr.flowing = !tr.paused // what the next allocation sees
+		if tr.paused {
+			s.pausedAt[i] += simTick
+		} else {
+			rate += tr.rate
+		}
+	}
+	bits := rate * simTick.Seconds()
+	s.b.bytes.Add(uint64(bits / 8))
+	s.sent += bits
+	if s.now.Sub(s.reported) >= time.Second {
+		carried := s.capacity * s.now.Sub(s.reported).Seconds()
+		loss := 0.0
+		if s.sent > carried {
+			loss = 1 - carried/s.sent
+			s.lossy++
+		}
+		s.b.onLoss(loss)
+		s.sent, s.reported = 0, s.now
+	}
+}
+
+// TestResumeAfterCut: a camera paused by a loss-based cut, and one
+// subscribed during it (born paused), both resume soon after the link
+// recovers: a resume probe at most once per hold, not growth by 25% a
+// report up to a camera's whole rate (which took over ten seconds here).
+// Each resumes once and stays.
+func TestResumeAfterCut(t *testing.T) {
+	audio := trackDemand{audio: true, rate: 40_000}
+	camera := trackDemand{rate: 2_500_000, priority: priorityOther}
+	s := newAllocSim(t, 20_000_000, audio, camera)
+	s.run(3 * time.Second)
+	if s.paused(1) || s.b.congested() {
+		t.Fatal("the camera was paused on a clear link")
+	}
+
+	// The link falls to 300 kbit/s: room for audio only.
+	s.capacity = 300_000
+	if s.runUntil(5*time.Second, func() bool { return s.paused(1) }) < 0 {
+		t.Fatalf("the camera was not paused on a 300 kbit/s link (estimate %.0f)", s.b.current())
+	}
+	late := s.add(camera)
+	if s.runUntil(4*time.Second, func() bool { return s.paused(1) && s.paused(late) }) < 0 {
+		t.Fatalf("on a 300 kbit/s link: camera paused %v, the one subscribed meanwhile %v", s.paused(1), s.paused(late))
+	}
+
+	// The link recovers. The next probe comes once the hold after the
+	// last failed one is over, and the one after a hold later.
+	s.capacity = 20_000_000
+	hold := s.b.hold
+	recovered := s.now.Sub(s.start)
+	first := s.runUntil(30*time.Second, func() bool { return !s.paused(1) || !s.paused(late) })
+	if first < 0 || first > hold+2*time.Second {
+		t.Fatalf("first camera resumed after %v (hold %v); estimate %.0f", first, hold, s.b.current())
+	}
+	both := s.runUntil(30*time.Second, func() bool { return !s.paused(1) && !s.paused(late) })
+	if both < 0 || first+both > 2*hold+4*time.Second {
+		t.Fatalf("second camera resumed %v after the first (hold %v); estimate %.0f", both, hold, s.b.current())
+	}
+	t.Logf("hold %v: resumed after %v and %v", hold, first, first+both)
+	pauses := []int{s.pauses[1], s.pauses[late]}
+	s.run(20 * time.Second)
+	for _, i := range []int{1, late} {
+		if s.pauses[i] != pauses[i/late] {
+			t.Errorf("camera %d paused again on a clear link", i)
+		}
+		var after []time.Duration
+		for _, r := range s.resumes[i] {
+			if r >= recovered {
+				after = append(after, r)
+			}
+		}
+		if len(after) != 1 {
+			t.Errorf("camera %d resumed %d times after the link recovered: %v", i, len(after), after)
+		}
+	}
+}
+
+// TestPausedStaysPausedOnLowLink: on a link that cannot carry the
+// camera, it stays paused but for resume probes, at most one per hold and
+// each failure waiting longer (up to holdMax); audio keeps flowing.
+func TestPausedStaysPausedOnLowLink(t *testing.T) {
+	audio := trackDemand{audio: true, rate: 40_000}
+	camera := trackDemand{rate: 1_500_000, priority: priorityOther}
+	s := newAllocSim(t, 500_000, audio, camera)
+	const d = 120 * time.Second
+	s.run(d)
+	resumes := s.resumes[1]
+	t.Logf("resumed at %v; paused %v of %v; %d lossy reports", resumes, s.pausedAt[1], d, s.lossy)
+	if len(resumes) == 0 {
+		t.Fatal("never probed: the camera would stay paused for good")
+	}
+	for i := 1; i < len(resumes); i++ {
+		gap := resumes[i] - resumes[i-1]
+		if gap < holdStart {
+			t.Fatalf("resumed %v after the previous time: %v", gap, resumes)
+		}
+		if prev := resumes[i-1] - max(resumes[max(i-2, 0)], 0); i >= 2 && gap < min(prev, holdMax) {
+			t.Fatalf("no backoff: %v", resumes)
+		}
+	}
+	if len(resumes) > 8 {
+		t.Fatalf("%d resumes in %v: %v", len(resumes), d, resumes)
+	}
+	if s.pausedAt[1] < d*9/10 {
+		t.Fatalf("the camera was forwarded %v of %v on a link that cannot carry it", d-s.pausedAt[1], d)
+	}
+	if s.pauses[1] != len(resumes)+1 {
+		t.Fatalf("paused %d times, resumed %d", s.pauses[1], len(resumes))
+	}
+}
+
+// TestFirstCutFromRateSent: before any loss-based cut the allocator
+// pauses nothing, so a subscriber may be sent far more than the start-up
+// guess (1 Mbit/s). A first lossy report cuts from what was sent, not
+// from the guess: on an 8 Mbit/s link, four 2.5 Mbit/s cameras become
+// two or three, not none.
+func TestFirstCutFromRateSent(t *testing.T) {
+	camera := trackDemand{rate: 2_500_000, priority: priorityOther}
+	s := newAllocSim(t, 8_000_000, trackDemand{audio: true, rate: 40_000}, camera, camera, camera, camera)
+	if s.runUntil(3*time.Second, s.b.congested) < 0 {
+		t.Fatal("no cut on a link carrying 80% of what is sent")
+	}
+	s.step()
+	flowing := 0
+	for i := 1; i < len(s.tracks); i++ {
+		if !s.paused(i) {
+			flowing++
+		}
+	}
+	t.Logf("estimate %.0f kbit/s after the first cut: %d cameras of 4", s.b.current()/1000, flowing)
+	if flowing < 2 {
+		t.Fatalf("%d cameras of 4 left on an 8 Mbit/s link (estimate %.0f)", flowing, s.b.current())
+	}
+	if e := s.b.current(); e >= 10_000_000 {
+		t.Fatalf("estimate %.0f after a cut, not below the 10 Mbit/s sent", e)
 	}
 }

@@ -70,6 +70,10 @@ const (
 	probeTimeout   = 4 * time.Second
 	probeWaitStart = time.Second
 	probeWaitMax   = 8 * time.Second
+	// liftQuiet: with no overuse for that long, the estimate is never
+	// below the rate received (libwebrtc starts from the throughput after
+	// 5 s likewise).
+	liftQuiet = 5 * time.Second
 )
 
 type usage uint8
@@ -319,6 +323,13 @@ func (e *delayEstimator) update(now int64) {
 			// Never grow past what the link showed it takes.
 			grown = min(grown, max(e.estimate, 1.5*acked+10_000))
 		}
+		if e.slots >= ackedBuckets/2 && now-e.lastOveruse >= int64(liftQuiet) {
+			// What arrived (over half a second at least) without a queue
+			// building for liftQuiet, the link takes: the estimate is not
+			// left below it (the start-up guess, while the allocator
+			// forwards more than it).
+			grown = max(grown, acked)
+		}
 		e.estimate = min(max(e.estimate, grown), maxEstimate)
 	}
 	e.checkProbe(now, acked)
@@ -424,14 +435,21 @@ func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, status uint16, recv
 }
 
 // setWant tells the estimator what the allocator would use if it could
-// (0: nothing more), and probes toward it when the link looks clear.
+// (0: nothing more), and probes toward it when the link looks clear:
+// the delay-based half first, then the loss-based one (probeLocked),
+// which probes only as far as the delay-based half allows. It also
+// measures the rate sent, so that the first receiver report finds it
+// measured. The allocator calls it every allocateInterval at least.
 func (b *bandwidth) setWant(want float64) {
 	b.mu.Lock()
+	now := b.now()
+	b.measureLocked(now)
 	old := b.currentLocked()
 	if b.delay != nil {
 		b.delay.want = want
-		b.delay.checkProbe(b.now().UnixNano(), b.delay.acked())
+		b.delay.checkProbe(now.UnixNano(), b.delay.acked())
 	}
+	b.probeLocked(now, want)
 	moved := b.currentLocked() != old
 	b.mu.Unlock()
 	if moved && b.changed != nil {

@@ -55,6 +55,10 @@
 // best layer that fits (and the subscriber's cap, Peer.SetMaxVideoLayer),
 // switching at keyframes. Video that does not fit is paused only after a
 // loss-based cut: delay alone lowers layers but blacks out no camera.
+// Until then the estimate follows what is actually sent, so a first cut
+// is taken from that, not from the start-up guess. A paused video waits
+// its turn (longest paused first) and resumes once a probe, at most one
+// per hold and backing off after each that loss followed, finds it room.
 //
 // Counters (stats.go): SFU.Stats sums per-track counters (no shared
 // counter on the packet path) for the metrics endpoint.

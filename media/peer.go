@@ -44,10 +44,13 @@ type Peer struct {
 	held      map[string]bool // pc -> candidates are held
 	heldCands map[string][]Signal
 
-	bw       *bandwidth    // the sub connection's estimate
-	realloc  chan struct{} // wakes allocateLoop
-	done     chan struct{} // closed by closePCs
-	doneOnce sync.Once
+	bw      *bandwidth    // the sub connection's estimate
+	realloc chan struct{} // wakes allocateLoop
+	// bwPausedAt is when each video now paused for bandwidth was paused
+	// (unix nanoseconds), for allocate, on allocateLoop only.
+	bwPausedAt map[*downTrack]int64
+	done       chan struct{} // closed by closePCs
+	doneOnce   sync.Once
 
 	mu sync.Mutex // guards the fields below
 	// subs are forwarded now.
