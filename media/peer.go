@@ -49,8 +49,14 @@ type Peer struct {
 	// bwPausedAt is when each video now paused for bandwidth was paused
 	// (unix nanoseconds), for allocate, on allocateLoop only.
 	bwPausedAt map[*downTrack]int64
-	done       chan struct{} // closed by closePCs
-	doneOnce   sync.Once
+	// negotiate wakes negotiateLoop, which makes the sub offers outside
+	// room.mu; nmu serialises the sub connection's offer and answer.
+	negotiate chan struct{}
+	nmu       sync.Mutex
+	// offerHook, in tests, runs before each sub offer is made.
+	offerHook atomic.Pointer[func()]
+	done      chan struct{} // closed by closePCs
+	doneOnce  sync.Once
 
 	mu sync.Mutex // guards the fields below
 	// subs are forwarded now.
@@ -83,6 +89,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		held:      map[string]bool{PCPublish: true, PCSubscribe: true},
 		heldCands: map[string][]Signal{},
 		realloc:   make(chan struct{}, 1),
+		negotiate: make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	p.bw = newBandwidth(p.reallocate)
@@ -114,12 +121,18 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		})
 	}
 	p.sub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.subPairChanged)
+	p.sub.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s != webrtc.ICEConnectionStateNew {
+			p.kickNegotiation() // an offer may wait for subStarted
+		}
+	})
 	pubID := p.pub.ID()
 	p.pub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		r.sfu.feedback.setUDP(pubID, pairIsUDP(pair))
 	})
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()
+	go p.negotiateLoop()
 	return p, nil
 }
 
@@ -325,23 +338,61 @@ func (p *Peer) Subscriptions() []string {
 	return out
 }
 
-// negotiateLocked sends a new sub offer, or notes that one is needed once
-// the outstanding offer is answered.
+// negotiateLocked asks for a new sub offer; p.mu must be held. The
+// offer is made by negotiateLoop, not here: callers hold room.mu, and
+// making an offer waits for the connection's ICE agent, which one
+// participant's stalled connection (ICE over TCP blocked in the kernel)
+// can hold up. Nothing that holds room.mu waits for a connection.
 func (p *Peer) negotiateLocked() {
 	if p.closed {
 		return
 	}
-	if p.awaitingAnswer || p.sub.SignalingState() != webrtc.SignalingStateStable {
-		p.renegotiate = true
+	p.renegotiate = true
+	p.kickNegotiation()
+}
+
+func (p *Peer) kickNegotiation() {
+	select {
+	case p.negotiate <- struct{}{}:
+	default:
+	}
+}
+
+// negotiateLoop makes the sub offers negotiateLocked asks for, until the
+// peer closes.
+func (p *Peer) negotiateLoop() {
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.negotiate:
+		}
+		p.offer()
+	}
+}
+
+// offer sends a sub offer when one is wanted and none is out; otherwise
+// the wish stays noted in renegotiate, for HandleAnswer.
+func (p *Peer) offer() {
+	p.nmu.Lock()
+	defer p.nmu.Unlock()
+	p.mu.Lock()
+	if p.closed || !p.renegotiate || p.awaitingAnswer || p.sub.SignalingState() != webrtc.SignalingStateStable || !p.subStarted() {
+		p.mu.Unlock()
 		return
 	}
 	p.renegotiate = false
+	restart := p.iceRestart
+	p.iceRestart = false
+	p.mu.Unlock()
+	if h := p.offerHook.Load(); h != nil {
+		(*h)()
+	}
 	// An ICE restart gathers from CreateOffer on: hold its candidates
 	// until the offer is out.
 	p.holdCandidates(PCSubscribe)
 	defer p.releaseCandidates(PCSubscribe)
-	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.iceRestart})
-	p.iceRestart = false
+	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
 	if err != nil {
 		p.log.Warn("create offer", "err", err)
 		return
@@ -350,8 +401,29 @@ func (p *Peer) negotiateLocked() {
 		p.log.Warn("set local offer", "err", err)
 		return
 	}
-	p.awaitingAnswer = true
-	p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
+	p.mu.Lock()
+	closed := p.closed
+	p.awaitingAnswer = !closed
+	p.mu.Unlock()
+	if !closed {
+		p.send(Signal{Type: "offer", PC: PCSubscribe, SDP: offer.SDP})
+	}
+}
+
+// subStarted reports whether the sub connection may be renegotiated: it
+// has no answer yet, or its ICE agent has started with the answer's
+// credentials. pion starts the agent after the first answer on a queue
+// of its own; until then the agent has no remote credentials, and
+// pion's SetRemoteDescription takes any later description for an ICE
+// restart. An answer to a renegotiation applied then sets the agent's
+// remote credentials, which the queued start of the first answer then
+// overwrites; and a pion client, taking the offer for a restart, answers
+// it with new credentials. The SFU then checks with the client's old
+// credentials, the client with its new ones, and ICE never connects.
+// The sub connection's ICE state leaves "new" when its agent starts,
+// and OnICEConnectionStateChange then wakes negotiateLoop.
+func (p *Peer) subStarted() bool {
+	return p.sub.CurrentRemoteDescription() == nil || p.sub.ICEConnectionState() != webrtc.ICEConnectionStateNew
 }
 
 // RestartICE restarts ICE on the connection the SFU offers (sub): it
@@ -444,21 +516,27 @@ func (p *Peer) HandleOffer(sdp string) error {
 
 // HandleAnswer applies the client's answer to the latest sub offer.
 func (p *Peer) HandleAnswer(sdp string) error {
+	p.nmu.Lock()
+	defer p.nmu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return ErrClosed
 	}
 	if !p.awaitingAnswer {
+		p.mu.Unlock()
 		return fmt.Errorf("%w: no offer is waiting for an answer", ErrNegotiation)
 	}
+	p.mu.Unlock()
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		return fmt.Errorf("%w: %v", ErrNegotiation, err)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.awaitingAnswer = false
 	p.flushCandidatesLocked(PCSubscribe, p.sub)
 	if p.renegotiate {
-		p.negotiateLocked()
+		p.kickNegotiation()
 	}
 	return nil
 }
