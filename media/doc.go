@@ -35,6 +35,12 @@
 // reports to subscribers (report.go), receiver reports and
 // transport-wide feedback to publishers (feedback.go).
 //
+// Negotiation: the SFU's sub offers are made on a goroutine of each
+// peer's own (Peer.negotiateLoop), never while the room's lock is held,
+// so one participant's stalled connection holds up no one else; a
+// renegotiation waits until the sub connection's ICE agent has started
+// with the previous answer's credentials (Peer.subStarted).
+//
 // Permissions (Room.Allow, Room.SetAudioMuted) pause and resume: a track
 // a subscriber received once stays negotiated on its sub connection and
 // forwards nothing while denied, so a return from caucus needs no
