@@ -6,9 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"golang.org/x/net/ipv4"
 )
 
 // The SFU's UDP socket sends one fan-out's packets with one sendmmsg
@@ -35,7 +34,8 @@ const (
 // prefers (ice.AddrPortReaderWriter).
 type batchConn struct {
 	*net.UDPConn
-	pc *ipv4.PacketConn
+	raw    syscall.RawConn // for the raw system calls (batchconn_linux.go)
+	reader *rawReader
 
 	mu      sync.Mutex
 	holders int        // fan-outs holding the batch open
@@ -51,40 +51,13 @@ type batchConn struct {
 	closed  atomic.Bool
 }
 
-// sendBatch is one sendmmsg's worth of packets, with the memory they are
-// copied into.
-type sendBatch struct {
-	n     int
-	msgs  [batchSize]ipv4.Message
-	bufs  [batchSize][1][]byte
-	addrs [batchSize]net.UDPAddr
-	ips   [batchSize][4]byte
-	mem   [batchSize][batchMTU]byte
-}
-
-func newSendBatch() *sendBatch {
-	b := &sendBatch{}
-	for i := range b.msgs {
-		b.bufs[i][0] = b.mem[i][:0]
-		b.addrs[i].IP = b.ips[i][:]
-		b.msgs[i].Buffers = b.bufs[i][:]
-		b.msgs[i].Addr = &b.addrs[i]
-	}
-	return b
-}
-
-// add copies p, addressed to to, into the next slot.
-func (b *sendBatch) add(p []byte, to netip.AddrPort) {
-	i := b.n
-	b.bufs[i][0] = b.mem[i][:copy(b.mem[i][:], p)]
-	b.ips[i] = to.Addr().Unmap().As4()
-	b.addrs[i].Port = int(to.Port())
-	b.n++
-}
-
 // newBatchConn wraps c for batched writes.
 func newBatchConn(c *net.UDPConn) *batchConn {
-	return &batchConn{UDPConn: c, pc: ipv4.NewPacketConn(c)}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		panic(err) // a *net.UDPConn always has one
+	}
+	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader()}
 }
 
 // hold opens a batch: writes wait for release (or a full batch). Nil
@@ -126,20 +99,17 @@ func (c *batchConn) WriteToAddrPort(p []byte, to netip.AddrPort) (int, error) {
 	}
 	c.mu.Lock()
 	if c.holders == 0 {
+		b := c.freeLocked()
 		c.mu.Unlock()
 		c.direct.Add(1)
-		return c.UDPConn.WriteToUDPAddrPort(p, to)
+		return c.writeNow(b, p, to)
 	}
 	if c.closed.Load() {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
 	if c.pending == nil {
-		if k := len(c.free); k > 0 {
-			c.pending, c.free = c.free[k-1], c.free[:k-1]
-		} else {
-			c.pending = newSendBatch()
-		}
+		c.pending = c.freeLocked()
 		c.since = time.Now().UnixNano()
 	}
 	c.pending.add(p, to)
@@ -154,6 +124,30 @@ func (c *batchConn) WriteToAddrPort(p []byte, to netip.AddrPort) (int, error) {
 	return len(p), nil
 }
 
+// freeLocked returns an empty batch; mu must be held.
+func (c *batchConn) freeLocked() *sendBatch {
+	if k := len(c.free); k > 0 {
+		b := c.free[k-1]
+		c.free = c.free[:k-1]
+		return b
+	}
+	return newSendBatch()
+}
+
+// writeNow sends p alone, through b, which it returns to the free list.
+func (c *batchConn) writeNow(b *sendBatch, p []byte, to netip.AddrPort) (int, error) {
+	b.add(p, to)
+	_, err := c.sendFrom(b, 0)
+	b.n = 0
+	c.mu.Lock()
+	c.free = append(c.free, b)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // WriteTo is net.PacketConn's write, batched like WriteToAddrPort.
 func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if a, ok := addr.(*net.UDPAddr); ok {
@@ -162,22 +156,22 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.UDPConn.WriteTo(p, addr)
 }
 
-// ReadFromAddrPort is the mux's allocation-free read.
-func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return c.UDPConn.ReadFromUDPAddrPort(p)
+// Close closes the socket; what is pending is dropped.
+func (c *batchConn) Close() error {
+	c.closed.Store(true)
+	return c.UDPConn.Close()
 }
 
 // send writes b with as few sendmmsg calls as the kernel allows, and
 // returns it to the free list. A packet the kernel refuses is skipped.
 func (c *batchConn) send(b *sendBatch) {
-	msgs := b.msgs[:b.n]
 	c.batches.Add(1)
 	c.batched.Add(uint64(b.n))
-	for len(msgs) > 0 {
-		k, err := c.pc.WriteBatch(msgs, 0)
+	for i := 0; i < b.n; {
+		k, err := c.sendFrom(b, i)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				c.dropped.Add(uint64(len(msgs)))
+				c.dropped.Add(uint64(b.n - i))
 				break
 			}
 			if k <= 0 {
@@ -185,16 +179,10 @@ func (c *batchConn) send(b *sendBatch) {
 				c.dropped.Add(1)
 			}
 		}
-		msgs = msgs[k:]
+		i += k
 	}
 	b.n = 0
 	c.mu.Lock()
 	c.free = append(c.free, b)
 	c.mu.Unlock()
-}
-
-// Close closes the socket; what is pending is dropped.
-func (c *batchConn) Close() error {
-	c.closed.Store(true)
-	return c.UDPConn.Close()
 }

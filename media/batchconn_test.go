@@ -2,7 +2,9 @@ package media
 
 import (
 	"bytes"
+	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -154,4 +156,70 @@ func BenchmarkBatchConnWrite(b *testing.B) {
 			_, _ = c.WriteToAddrPort(p, to)
 		}
 	})
+}
+
+// TestBatchConnRead: the mux's read returns each datagram with its
+// sender's address, waits for one when none is queued, honours a read
+// deadline, allocates nothing, and ends with net.ErrClosed on Close.
+func TestBatchConnRead(t *testing.T) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(uc)
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	from := tx.LocalAddr().(*net.UDPAddr).AddrPort()
+	to := c.LocalAddr().(*net.UDPAddr)
+	buf := make([]byte, 2048)
+
+	// Queued before the read, and sent while it waits.
+	if _, err := tx.WriteToUDP([]byte("first"), to); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = tx.WriteToUDP([]byte("second, after a wait"), to)
+	}()
+	for _, want := range []string{"first", "second, after a wait"} {
+		n, a, err := c.ReadFromAddrPort(buf)
+		if err != nil || string(buf[:n]) != want || a != from {
+			t.Fatalf("read %q from %v (%v), want %q from %v", buf[:n], a, err, want, from)
+		}
+	}
+
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, _, err := c.ReadFromAddrPort(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past its deadline: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+
+	allocs := testing.AllocsPerRun(100, func() {
+		_, _ = tx.WriteToUDP([]byte("x"), to)
+		if _, _, err := c.ReadFromAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.5 { // tx's write may allocate its address
+		t.Fatalf("%.1f allocations per read and write", allocs)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadFromAddrPort(buf)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	_ = c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after Close: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a waiting read did not end on Close")
+	}
 }

@@ -1,0 +1,38 @@
+//go:build !linux
+
+package media
+
+import "net/netip"
+
+// sendBatch holds packets to send; without sendmmsg they leave one by
+// one.
+type sendBatch struct {
+	n    int
+	to   [batchSize]netip.AddrPort
+	size [batchSize]int
+	mem  [batchSize][batchMTU]byte
+}
+
+func newSendBatch() *sendBatch { return &sendBatch{} }
+
+func (b *sendBatch) add(p []byte, to netip.AddrPort) {
+	b.size[b.n] = copy(b.mem[b.n][:], p)
+	b.to[b.n] = to
+	b.n++
+}
+
+func (c *batchConn) sendFrom(b *sendBatch, i int) (int, error) {
+	if _, err := c.UDPConn.WriteToUDPAddrPort(b.mem[i][:b.size[i]], b.to[i]); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+type rawReader struct{}
+
+func newRawReader() *rawReader { return nil }
+
+// ReadFromAddrPort is the mux's allocation-free read.
+func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	return c.UDPConn.ReadFromUDPAddrPort(p)
+}
