@@ -37,6 +37,9 @@ type batchConn struct {
 	raw    syscall.RawConn // for the raw system calls (batchconn_linux.go)
 	reader *rawReader
 
+	smu    sync.RWMutex // held by sends on sendFd, taken to close it
+	sendFd int          // the send-only socket; -1: none
+
 	mu      sync.Mutex
 	holders int        // fan-outs holding the batch open
 	pending *sendBatch // nil when nothing waits
@@ -57,7 +60,7 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader()}
+	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(), sendFd: -1}
 }
 
 // hold opens a batch: writes wait for release (or a full batch). Nil
@@ -159,6 +162,7 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // Close closes the socket; what is pending is dropped.
 func (c *batchConn) Close() error {
 	c.closed.Store(true)
+	c.closeSender()
 	return c.UDPConn.Close()
 }
 

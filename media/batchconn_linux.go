@@ -1,9 +1,12 @@
 package media
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -76,11 +79,17 @@ func (b *sendBatch) add(p []byte, to netip.AddrPort) {
 }
 
 // sendFrom sends b's packets from the i-th with one sendmmsg, and
-// returns how many the kernel took.
+// returns how many the kernel took: through the send-only socket when
+// there is one and it has room, else through the socket itself.
 func (c *batchConn) sendFrom(b *sendBatch, i int) (int, error) {
 	b.from = i
-	if err := c.raw.Write(b.call); err != nil {
-		return 0, err
+	c.smu.RLock()
+	sent := c.sendFd >= 0 && b.call(uintptr(c.sendFd))
+	c.smu.RUnlock()
+	if !sent {
+		if err := c.raw.Write(b.call); err != nil {
+			return 0, err
+		}
 	}
 	if b.errno != 0 {
 		return 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: b.errno}
@@ -145,4 +154,91 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1]))
 	}
 	return int(r.n), from, nil
+}
+
+// The send-only socket. The kernel frees a datagram sent on loopback at
+// once, and every free tells the sending socket's waiters it has room
+// again (sock_wfree). Package net registers its sockets with epoll for
+// writability, so each of those notices went through epoll, and woke a
+// thread waiting in it when there was one, for nothing: 3 % of the
+// server's CPU in the load test, and part of the threads' wake-ups. A
+// second socket, bound to the same address with SO_REUSEPORT and never
+// registered with epoll, sends without them. Datagrams keep the same
+// source address and port, and a classic BPF program on the group sends
+// every datagram received to the first socket, pion's.
+
+// listenUDP opens the SFU's UDP socket, with SO_REUSEPORT so that a
+// send-only socket can share its address. A port in use by any other
+// socket is still an error: SO_REUSEPORT would otherwise let a second
+// server join the first one's port and silently receive nothing.
+func listenUDP(addr string) (net.PacketConn, error) {
+	if ua, err := net.ResolveUDPAddr("udp4", addr); err == nil && ua.Port != 0 {
+		probe, err := net.ListenUDP("udp4", ua)
+		if err != nil {
+			return nil, err
+		}
+		_ = probe.Close()
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return lc.ListenPacket(context.Background(), "udp4", addr)
+}
+
+// openSender opens the send-only socket beside c; it fails when c was
+// not opened by listenUDP or the kernel refuses the steering program.
+func (c *batchConn) openSender() error {
+	local, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok || local.IP.To4() == nil && local.IP != nil && !local.IP.IsUnspecified() {
+		return fmt.Errorf("media: send-only socket: unexpected local address %v", c.LocalAddr())
+	}
+	// Every received datagram to the group's first socket (index 0).
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	var serr error
+	if err := c.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("media: steering program: %w", serr)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("media: send-only socket: %w", err)
+	}
+	sa := &unix.SockaddrInet4{Port: local.Port}
+	if ip4 := local.IP.To4(); ip4 != nil {
+		copy(sa.Addr[:], ip4)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("media: send-only socket: %w", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("media: send-only socket: bind %v: %w", local, err)
+	}
+	c.smu.Lock()
+	c.sendFd = fd
+	c.smu.Unlock()
+	return nil
+}
+
+// closeSender closes the send-only socket, once no send uses it.
+func (c *batchConn) closeSender() {
+	c.smu.Lock()
+	fd := c.sendFd
+	c.sendFd = -1
+	c.smu.Unlock()
+	if fd >= 0 {
+		_ = unix.Close(fd)
+	}
 }

@@ -2,7 +2,11 @@
 
 package media
 
-import "net/netip"
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
 
 // sendBatch holds packets to send; without sendmmsg they leave one by
 // one.
@@ -36,3 +40,9 @@ func newRawReader() *rawReader { return nil }
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	return c.UDPConn.ReadFromUDPAddrPort(p)
 }
+
+func listenUDP(addr string) (net.PacketConn, error) { return net.ListenPacket("udp4", addr) }
+
+func (c *batchConn) openSender() error { return errors.ErrUnsupported }
+
+func (c *batchConn) closeSender() {}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -221,5 +222,65 @@ func TestBatchConnRead(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("a waiting read did not end on Close")
+	}
+}
+
+// TestSendOnlySocket: with the send-only socket, datagrams leave from
+// the shared socket's address, every datagram received still reaches
+// the shared socket, and the port stays exclusive to this server.
+func TestSendOnlySocket(t *testing.T) {
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(pc.(*net.UDPConn))
+	defer c.Close()
+	if err := c.openSender(); err != nil {
+		if runtime.GOOS == "linux" {
+			t.Fatal(err)
+		}
+		t.Skip("no send-only socket on", runtime.GOOS)
+	}
+	local := c.LocalAddr().(*net.UDPAddr)
+	if _, err := listenUDP(local.String()); err == nil {
+		t.Fatal("a second server could open the SFU's UDP port")
+	}
+
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	c.hold()
+	for range 10 {
+		_, _ = c.WriteToAddrPort([]byte("batched"), to)
+	}
+	c.release()
+	_, _ = c.WriteToAddrPort([]byte("alone"), to)
+	buf := make([]byte, 2048)
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i := range 11 {
+		n, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if from != local.AddrPort() {
+			t.Fatalf("datagram %q came from %v, not the SFU's address %v", buf[:n], from, local)
+		}
+	}
+
+	const n = 200 // within the default receive buffer
+	for i := range n {
+		if _, err := peer.WriteToUDP([]byte{byte(i)}, local); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i := range n {
+		k, _, err := c.ReadFromAddrPort(buf)
+		if err != nil || k != 1 || buf[0] != byte(i) {
+			t.Fatalf("received datagram %d of %d: %v", i, n, err)
+		}
 	}
 }

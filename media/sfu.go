@@ -120,13 +120,16 @@ func New(p Params) (_ *SFU, err error) {
 	if p.Net != nil {
 		s.udpConn, err = p.Net.ListenPacket("udp4", addr)
 	} else {
-		s.udpConn, err = net.ListenPacket("udp4", addr)
+		s.udpConn, err = listenUDP(addr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("media: listen udp %s: %w", addr, err)
 	}
 	if uc, ok := s.udpConn.(*net.UDPConn); ok {
 		s.batch = newBatchConn(uc)
+		if err := s.batch.openSender(); err != nil {
+			log.Warn("media: no send-only UDP socket; sending on the shared one", "err", err)
+		}
 		s.udpConn = s.batch
 	}
 	s.udpMux = webrtc.NewICEUDPMux(pionLog.NewLogger("udpmux"), s.udpConn)
