@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 )
@@ -368,41 +367,21 @@ func (b *bandwidth) sentPacket(size int) uint16 {
 	return seq
 }
 
-// onTWCC takes a transport-wide feedback from the subscriber.
-func (b *bandwidth) onTWCC(fb *rtcp.TransportLayerCC) {
+// onTWCC takes a transport-wide feedback packet from the subscriber,
+// as its bytes (twccStatus).
+func (b *bandwidth) onTWCC(p []byte) {
 	b.mu.Lock()
 	if b.delay == nil {
 		b.delay = newDelayEstimator(b.estimate)
 	}
 	e := b.delay
 	old := b.currentLocked()
-	recv := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
-	seq := fb.BaseSequenceNumber
-	left := int(fb.PacketStatusCount)
-	deltas := fb.RecvDeltas
 	b.smu.Lock()
-	for _, c := range fb.PacketChunks {
-		switch c := c.(type) {
-		case *rtcp.RunLengthChunk:
-			for range min(int(c.RunLength), left) {
-				recv, deltas = b.ackLocked(e, seq, c.PacketStatusSymbol, recv, deltas)
-				seq++
-				left--
-			}
-		case *rtcp.StatusVectorChunk:
-			for _, s := range c.SymbolList {
-				if left == 0 {
-					break
-				}
-				if c.SymbolSize == rtcp.TypeTCCSymbolSizeOneBit && s == 1 {
-					s = rtcp.TypeTCCPacketReceivedSmallDelta
-				}
-				recv, deltas = b.ackLocked(e, seq, s, recv, deltas)
-				seq++
-				left--
-			}
+	twccStatus(p, func(seq uint16, received bool, at int64) {
+		if received {
+			b.ackLocked(e, seq, at)
 		}
-	}
+	})
 	b.smu.Unlock()
 	e.update(b.now().UnixNano())
 	moved := b.currentLocked() != old
@@ -412,26 +391,17 @@ func (b *bandwidth) onTWCC(fb *rtcp.TransportLayerCC) {
 	}
 }
 
-// ackLocked feeds one packet status to e; it returns the arrival time
-// reached and the deltas not yet used. smu and mu must be held.
-func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, status uint16, recv int64, deltas []*rtcp.RecvDelta) (int64, []*rtcp.RecvDelta) {
-	if status != rtcp.TypeTCCPacketReceivedSmallDelta && status != rtcp.TypeTCCPacketReceivedLargeDelta {
-		return recv, deltas
-	}
-	if len(deltas) == 0 {
-		return recv, deltas
-	}
-	recv += deltas[0].Delta * int64(time.Microsecond)
-	deltas = deltas[1:]
+// ackLocked feeds the arrival of packet seq at time recv (the
+// receiver's clock) to e. smu and mu must be held.
+func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv int64) {
 	if b.acked && !seqNewer(seq, b.ackedHi) {
-		return recv, deltas // reported already
+		return // reported already
 	}
 	b.acked, b.ackedHi = true, seq
 	s := &b.sent[seq%twccHistory]
 	if s.valid && s.seq == seq {
 		e.packet(s.at, recv, int(s.size))
 	}
-	return recv, deltas
 }
 
 // setWant tells the estimator what the allocator would use if it could
@@ -505,7 +475,7 @@ func (c *twccConn) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 }
 
 // BindRTCPReader passes the transport-wide feedback read to the
-// estimator.
+// estimator, read in place (rtcpraw.go).
 func (c *twccConn) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(buf []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(buf, a)
@@ -513,16 +483,14 @@ func (c *twccConn) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPRead
 		if err != nil || bw == nil {
 			return n, a, err
 		}
-		if a == nil {
-			a = interceptor.Attributes{}
-		}
-		pkts, perr := a.GetRTCPPackets(buf[:n])
-		if perr != nil {
-			return n, a, nil // the reader above reports it
-		}
-		for _, p := range pkts {
-			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-				bw.onTWCC(fb)
+		it := rtcpIter{buf[:n]}
+		for {
+			pt, format, p, ok := it.next()
+			if !ok {
+				break
+			}
+			if pt == rtcpRTPFB && format == fmtTWCC {
+				bw.onTWCC(p)
 			}
 		}
 		return n, a, nil

@@ -97,7 +97,11 @@ func (s *linkSim) feedback() {
 		fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: symbol, Delta: delta})
 	}
 	s.pending = append(s.pending[:0], s.pending[n:]...)
-	s.b.onTWCC(fb)
+	raw, err := fb.Marshal()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.b.onTWCC(raw)
 }
 
 func (s *linkSim) delayEstimate() float64 {

@@ -568,32 +568,53 @@ func (d *downTrack) waitWrite() {
 // readRTCP drains the subscriber's RTCP for this track and passes keyframe
 // requests to the publisher. It returns when the sender is stopped.
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, rtcpReadSize)
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.plisIn.Add(1)
-				if !d.isPaused() {
-					d.up.requestKeyframe(d.wantedLayer())
+		d.onRTCP(buf[:n])
+	}
+}
+
+// rtcpReadSize is the largest RTCP packet read.
+const rtcpReadSize = 1500
+
+// onRTCP acts on a compound RTCP packet from the subscriber (read in
+// place: rtcpraw.go). pion gives the whole compound to every stream it
+// names, so feedback about another of the subscriber's streams is
+// skipped: a NACK for the video's sequence numbers must not make the
+// audio retransmit.
+func (d *downTrack) onRTCP(b []byte) {
+	ssrc := d.ssrcA.Load()
+	it := rtcpIter{b}
+	for {
+		pt, format, p, ok := it.next()
+		if !ok {
+			return
+		}
+		switch {
+		case pt == rtcpPSFB && (format == fmtPLI && mediaIs(p, ssrc) || format == fmtFIR && firNames(p, ssrc)):
+			d.plisIn.Add(1)
+			if !d.isPaused() {
+				d.up.requestKeyframe(d.wantedLayer())
+			}
+		case pt == rtcpRTPFB && format == fmtNACK && mediaIs(p, ssrc):
+			var n rtcp.TransportLayerNack
+			if n.Unmarshal(p) == nil {
+				d.nack(&n)
+			}
+		case pt == rtcpRR && d.bw != nil && d.up.kind == webrtc.RTPCodecTypeVideo:
+			reportBlocks(p, format, func(of uint32, fractionLost uint8) {
+				if of == ssrc {
+					d.bw.onLoss(float64(fractionLost) / 256)
 				}
-			case *rtcp.TransportLayerNack:
-				d.nack(p)
-			case *rtcp.ReceiverReport:
-				if d.bw != nil && d.up.kind == webrtc.RTPCodecTypeVideo {
-					for _, r := range p.Reports {
-						if r.SSRC == d.ssrcA.Load() {
-							d.bw.onLoss(float64(r.FractionLost) / 256)
-						}
-					}
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				if d.bw != nil {
-					d.bw.onREMB(float64(p.Bitrate))
-				}
+			})
+		case pt == rtcpPSFB && format == fmtAFB && d.bw != nil:
+			var r rtcp.ReceiverEstimatedMaximumBitrate
+			if r.Unmarshal(p) == nil {
+				d.bw.onREMB(float64(r.Bitrate))
 			}
 		}
 	}

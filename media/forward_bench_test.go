@@ -58,6 +58,7 @@ func bindSink(d *downTrack, w *sinkWriter, ssrc uint32) {
 	d.wmu.Lock()
 	d.writer, d.ssrc, d.pt = w, ssrc, 100
 	d.wmu.Unlock()
+	d.ssrcA.Store(ssrc)
 	d.bound.Store(true)
 }
 
