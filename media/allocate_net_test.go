@@ -15,8 +15,11 @@ import (
 // video is paused for it and a's stays low, and both audio tracks get
 // through with under 2% loss; once the limit is lifted, b's video resumes
 // and a's climbs to the top layer.
+//
+// Not parallel: the simulated link is paced in this process, and with the
+// package's parallel tests starving it of CPU under the race detector it
+// dropped audio the SFU had sent in time (1 run in 8).
 func TestAllocateAudioFirst(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("bandwidth adaptation takes seconds")
 	}
