@@ -25,7 +25,10 @@
 // copied into the downTrack's bounded queue and its writer goroutine
 // writes it, so a slow subscriber only ever fills (and drops from) its
 // own queue. A fan-out holds the shared UDP socket (batchconn.go) so
-// that its packets leave in one sendmmsg. Over UDP a subscriber's
+// that its packets leave in one sendmmsg. On Linux the socket is read
+// and written with raw system calls, unseen by the Go scheduler, and
+// sends leave from a second, send-only socket on the same address
+// (batchconn_linux.go). Over UDP a subscriber's
 // packets are encrypted with pion's own SRTP context and written to
 // that socket directly (direct.go), not down pion's mux, ICE and
 // candidate layers. The path allocates nothing per
@@ -33,7 +36,9 @@
 //
 // RTCP the SFU makes itself, cheaper than pion's interceptors: sender
 // reports to subscribers (report.go), receiver reports and
-// transport-wide feedback to publishers (feedback.go).
+// transport-wide feedback to publishers (feedback.go). Subscribers'
+// RTCP is read in place (rtcpraw.go), and a track acts only on feedback
+// that names it.
 //
 // Negotiation: the SFU's sub offers are made on a goroutine of each
 // peer's own (Peer.negotiateLoop), never while the room's lock is held,
