@@ -377,11 +377,7 @@ func (b *bandwidth) onTWCC(p []byte) {
 	e := b.delay
 	old := b.currentLocked()
 	b.smu.Lock()
-	twccStatus(p, func(seq uint16, received bool, at int64) {
-		if received {
-			b.ackLocked(e, seq, at)
-		}
-	})
+	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at) })
 	b.smu.Unlock()
 	e.update(b.now().UnixNano())
 	moved := b.currentLocked() != old

@@ -89,12 +89,14 @@ func reportBlocks(p []byte, count uint8, fn func(ssrc uint32, fractionLost uint8
 }
 
 // twccStatus reads a transport-wide feedback packet (RTPFB format 15,
-// draft-holmer-rmcat-transport-wide-cc-extensions-01): fn is called for
-// each packet it reports, in order, with its transport-wide sequence
-// number and, when received, its arrival time in nanoseconds on the
-// receiver's clock (else 0). It reports false for a malformed packet (fn may
-// have been called for a part of it).
-func twccStatus(p []byte, fn func(seq uint16, received bool, at int64)) bool {
+// draft-holmer-rmcat-transport-wide-cc-extensions-01): fn is called, in
+// order, for each packet it reports received, with its transport-wide
+// sequence number and its arrival time in nanoseconds on the receiver's
+// clock. It reports false for a malformed packet (fn may have been
+// called for a part of it). Its work is bounded by the packet's length,
+// not by the status count it claims: a run of packets not received is
+// skipped whole, and every packet received has a delta in the packet.
+func twccStatus(p []byte, fn func(seq uint16, at int64)) bool {
 	if len(p) < 20 {
 		return false
 	}
@@ -119,28 +121,28 @@ func twccStatus(p []byte, fn func(seq uint16, received bool, at int64)) bool {
 	left := count
 	for i := range n {
 		c := binary.BigEndian.Uint16(chunks[2*i:])
-		for k := range min(chunkLen(c), left) {
-			var received bool
-			switch symbol := chunkSymbol(c, k); symbol {
+		k := min(chunkLen(c), left)
+		if c&0x8000 == 0 && (c>>13)&3 != rtcp.TypeTCCPacketReceivedSmallDelta && (c>>13)&3 != rtcp.TypeTCCPacketReceivedLargeDelta {
+			seq += uint16(k) // a run not received
+			left -= k
+			continue
+		}
+		for j := range k {
+			switch chunkSymbol(c, j) {
 			case rtcp.TypeTCCPacketReceivedSmallDelta:
 				if len(deltas) < 1 {
 					return false
 				}
 				at += int64(deltas[0]) * 250 * int64(time.Microsecond)
 				deltas = deltas[1:]
-				received = true
+				fn(seq, at)
 			case rtcp.TypeTCCPacketReceivedLargeDelta:
 				if len(deltas) < 2 {
 					return false
 				}
 				at += int64(int16(binary.BigEndian.Uint16(deltas))) * 250 * int64(time.Microsecond)
 				deltas = deltas[2:]
-				received = true
-			}
-			if received {
-				fn(seq, true, at)
-			} else {
-				fn(seq, false, 0)
+				fn(seq, at)
 			}
 			seq++
 			left--
