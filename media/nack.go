@@ -295,6 +295,21 @@ type nackGenerator struct {
 	started bool
 	hi      uint16
 	slots   [nackWindow]nackSlot
+	// missing is how many slots are missing: due scans the window only
+	// when some are, so a clean stream's tick costs nothing.
+	missing int
+}
+
+// set writes slot i, keeping the missing count.
+func (g *nackGenerator) set(i uint16, sl nackSlot) {
+	old := &g.slots[i%nackWindow]
+	if old.missing {
+		g.missing--
+	}
+	if sl.missing {
+		g.missing++
+	}
+	*old = sl
 }
 
 // observe records an arrival. It allocates nothing.
@@ -303,7 +318,7 @@ func (g *nackGenerator) observe(seq uint16) {
 	defer g.mu.Unlock()
 	if !g.started {
 		g.started, g.hi = true, seq
-		g.slots[seq%nackWindow] = nackSlot{seq: seq}
+		g.set(seq, nackSlot{seq: seq})
 		return
 	}
 	ahead := seq - g.hi
@@ -313,16 +328,18 @@ func (g *nackGenerator) observe(seq uint16) {
 	case ahead < 0x8000:
 		if ahead >= nackWindow {
 			g.slots = [nackWindow]nackSlot{} // a jump: nothing to recover
+			g.missing = 0
 		} else {
 			for s := g.hi + 1; s != seq; s++ {
-				g.slots[s%nackWindow] = nackSlot{seq: s, missing: true}
+				g.set(s, nackSlot{seq: s, missing: true})
 			}
 		}
-		g.slots[seq%nackWindow] = nackSlot{seq: seq}
+		g.set(seq, nackSlot{seq: seq})
 		g.hi = seq
 	default:
-		if sl := &g.slots[seq%nackWindow]; sl.seq == seq {
+		if sl := g.slots[seq%nackWindow]; sl.seq == seq && sl.missing {
 			sl.missing = false
+			g.set(seq, sl)
 		}
 	}
 }
@@ -331,6 +348,9 @@ func (g *nackGenerator) observe(seq uint16) {
 func (g *nackGenerator) due(now int64, out []uint16) []uint16 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.missing == 0 {
+		return out
+	}
 	for i := range g.slots {
 		sl := &g.slots[i]
 		if !sl.missing || now-sl.lastNack < int64(nackRetry) {
@@ -338,6 +358,7 @@ func (g *nackGenerator) due(now int64, out []uint16) []uint16 {
 		}
 		if sl.tries >= nackTries || g.hi-sl.seq >= nackWindow {
 			sl.missing = false
+			g.missing--
 			continue
 		}
 		sl.tries++
