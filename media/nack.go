@@ -312,19 +312,20 @@ func (g *nackGenerator) set(i uint16, sl nackSlot) {
 	*old = sl
 }
 
-// observe records an arrival. It allocates nothing.
-func (g *nackGenerator) observe(seq uint16) {
+// observe records an arrival, and reports whether it showed packets
+// missing (a gap before it). It allocates nothing.
+func (g *nackGenerator) observe(seq uint16) (gap bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.started {
 		g.started, g.hi = true, seq
 		g.set(seq, nackSlot{seq: seq})
-		return
+		return false
 	}
 	ahead := seq - g.hi
 	switch {
 	case ahead == 0:
-		return
+		return false
 	case ahead < 0x8000:
 		if ahead >= nackWindow {
 			g.slots = [nackWindow]nackSlot{} // a jump: nothing to recover
@@ -332,16 +333,26 @@ func (g *nackGenerator) observe(seq uint16) {
 		} else {
 			for s := g.hi + 1; s != seq; s++ {
 				g.set(s, nackSlot{seq: s, missing: true})
+				gap = true
 			}
 		}
 		g.set(seq, nackSlot{seq: seq})
 		g.hi = seq
+		return gap
 	default:
 		if sl := g.slots[seq%nackWindow]; sl.seq == seq && sl.missing {
 			sl.missing = false
 			g.set(seq, sl)
 		}
+		return false
 	}
+}
+
+// pending reports whether packets are missing.
+func (g *nackGenerator) pending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.missing > 0
 }
 
 // due appends to out the sequence numbers to NACK now.

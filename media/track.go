@@ -106,6 +106,8 @@ type upTrack struct {
 
 	keyframeWant atomic.Uint32 // layers to send a PLI for, a bit each
 	keyframeReq  chan struct{}
+	nackKick     chan struct{} // a read loop saw a gap: NACKs are due soon
+	rtcpWakes    atomic.Uint64 // rtcpLoop's timer wake-ups, for tests
 	done         chan struct{} // closed when the last read loop ends
 }
 
@@ -119,6 +121,7 @@ func newUpTrack(id, publisher string, kind webrtc.RTPCodecType, codec webrtc.RTP
 		keyframe:    keyframeDetector(codec.MimeType),
 		log:         log,
 		keyframeReq: make(chan struct{}, 1),
+		nackKick:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 }
@@ -255,8 +258,11 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 	if l.cache != nil {
 		l.cache.put(pkt.SequenceNumber, payload)
 	}
-	if l.nacks != nil {
-		l.nacks.observe(pkt.SequenceNumber)
+	if l.nacks != nil && l.nacks.observe(pkt.SequenceNumber) {
+		select {
+		case u.nackKick <- struct{}{}:
+		default:
+		}
 	}
 	m := packetMeta{
 		seq:    pkt.SequenceNumber,
@@ -305,12 +311,26 @@ func (u *upTrack) requestKeyframe(layer int) {
 // throttled, and NACKs for what did not arrive, and measures the layers'
 // bit rates. Neither the read loops nor a subscriber's RTCP loop ever
 // write to the publisher's connection.
+//
+// For video it wakes every nackTick only while there is something to
+// follow (packets missing, a keyframe request waiting for its interval),
+// and otherwise once per rateInterval: a ticker every nackTick woke
+// every published video track 50 times a second, loss or not.
 func (u *upTrack) rtcpLoop() {
-	var tick <-chan time.Time
+	var timer *time.Timer
+	var fire <-chan time.Time
+	var next time.Time // when timer fires
 	if u.kind == webrtc.RTPCodecTypeVideo {
-		t := time.NewTicker(nackTick)
-		defer t.Stop()
-		tick = t.C
+		timer = time.NewTimer(nackTick)
+		defer timer.Stop()
+		fire, next = timer.C, time.Now().Add(nackTick)
+	}
+	// soon makes the timer fire within d.
+	soon := func(now time.Time, d time.Duration) {
+		if timer != nil && next.Sub(now) > d {
+			timer.Reset(d)
+			next = now.Add(d)
+		}
 	}
 	var seqs []uint16
 	lastRate := time.Now()
@@ -318,7 +338,8 @@ func (u *upTrack) rtcpLoop() {
 		select {
 		case <-u.done:
 			return
-		case now := <-tick:
+		case now := <-fire:
+			u.rtcpWakes.Add(1)
 			u.serveKeyframes(now.UnixNano())
 			for i := range maxLayers {
 				l := u.layer(i)
@@ -348,10 +369,39 @@ func (u *upTrack) rtcpLoop() {
 					}
 				}
 			}
+			wait := max(rateInterval-now.Sub(lastRate), time.Millisecond)
+			if u.following() {
+				wait = min(wait, nackTick)
+			}
+			timer.Reset(wait)
+			next = now.Add(wait)
+		case <-u.nackKick:
+			// As soon after the gap as a ticker's random phase made it
+			// on average, leaving reordered packets time to arrive.
+			soon(time.Now(), nackTick/2)
 		case <-u.keyframeReq:
-			u.serveKeyframes(time.Now().UnixNano())
+			now := time.Now()
+			u.serveKeyframes(now.UnixNano())
+			if u.following() {
+				soon(now, nackTick)
+			}
 		}
 	}
+}
+
+// following reports whether a layer has packets missing or a keyframe
+// request waiting: then rtcpLoop wakes every nackTick. rtcpLoop only.
+func (u *upTrack) following() bool {
+	for i := range maxLayers {
+		l := u.layer(i)
+		if l == nil {
+			continue
+		}
+		if l.keyframeWanted != 0 || l.nacks != nil && l.nacks.pending() {
+			return true
+		}
+	}
+	return false
 }
 
 // serveKeyframes sends the PLIs requestKeyframe asked for, each as soon
