@@ -253,3 +253,50 @@ func TestOnRTCP(t *testing.T) {
 		t.Fatalf("%.0f allocations per receiver report read", allocs)
 	}
 }
+
+// BenchmarkRTCPRead: one subscriber's compound RTCP packet read by a
+// track (a receiver report naming eight streams, and a transport-wide
+// feedback reporting 50 packets), in place against pion's rtcp.Unmarshal.
+func BenchmarkRTCPRead(b *testing.B) {
+	rec := twcc.NewRecorder(1)
+	for i := range uint16(50) {
+		rec.Record(2, 1000+i, int64(i)*2000)
+	}
+	rr := &rtcp.ReceiverReport{SSRC: 9}
+	for i := range uint32(8) {
+		rr.Reports = append(rr.Reports, rtcp.ReceptionReport{SSRC: 100 + i})
+	}
+	raw, err := rtcp.Marshal(append([]rtcp.Packet{rr}, rec.BuildFeedbackPacket()...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("in-place", func(b *testing.B) {
+		up := benchUpTrack(webrtc.RTPCodecTypeVideo)
+		d := newDownTrack(up, "sub", &rawWriters{}, up.log)
+		bindSink(d, &sinkWriter{}, 100)
+		defer d.stop(false)
+		d.bw = newBandwidth(nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			d.onRTCP(raw)
+			it := rtcpIter{raw}
+			for {
+				pt, format, p, ok := it.next()
+				if !ok {
+					break
+				}
+				if pt == rtcpRTPFB && format == fmtTWCC {
+					d.bw.onTWCC(p)
+				}
+			}
+		}
+	})
+	b.Run("pion-unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := rtcp.Unmarshal(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
