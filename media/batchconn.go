@@ -141,10 +141,7 @@ func (c *batchConn) freeLocked() *sendBatch {
 func (c *batchConn) writeNow(b *sendBatch, p []byte, to netip.AddrPort) (int, error) {
 	b.add(p, to)
 	_, err := c.sendFrom(b, 0)
-	b.n = 0
-	c.mu.Lock()
-	c.free = append(c.free, b)
-	c.mu.Unlock()
+	c.recycle(b)
 	if err != nil {
 		return 0, err
 	}
@@ -185,6 +182,11 @@ func (c *batchConn) send(b *sendBatch) {
 		}
 		i += k
 	}
+	c.recycle(b)
+}
+
+// recycle empties b and returns it to the free list.
+func (c *batchConn) recycle(b *sendBatch) {
 	b.n = 0
 	c.mu.Lock()
 	c.free = append(c.free, b)

@@ -73,9 +73,20 @@ func (b *sendBatch) add(p []byte, to netip.AddrPort) {
 	i := b.n
 	b.iovs[i].SetLen(copy(b.mem[i][:], p))
 	b.names[i].Addr = to.Addr().Unmap().As4()
-	port := (*[2]byte)(unsafe.Pointer(&b.names[i].Port))
-	port[0], port[1] = byte(to.Port()>>8), byte(to.Port())
+	setNetPort(&b.names[i].Port, to.Port())
 	b.n++
+}
+
+// setNetPort and netPort write and read a sockaddr's port, which the
+// kernel keeps in network byte order.
+func setNetPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+func netPort(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // sendFrom sends b's packets from the i-th with one sendmmsg, and
@@ -146,12 +157,10 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	switch r.from.Addr.Family {
 	case unix.AF_INET:
 		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.from))
-		port := (*[2]byte)(unsafe.Pointer(&a.Port))
-		from = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(port[0])<<8|uint16(port[1]))
+		from = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), netPort(&a.Port))
 	case unix.AF_INET6:
 		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.from))
-		port := (*[2]byte)(unsafe.Pointer(&a.Port))
-		from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1]))
+		from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), netPort(&a.Port))
 	}
 	return int(r.n), from, nil
 }

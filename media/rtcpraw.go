@@ -19,7 +19,6 @@ import (
 
 // RTCP packet types and feedback formats (RFC 3550, 4585, 5104, 8888).
 const (
-	rtcpSR    = 200
 	rtcpRR    = 201
 	rtcpRTPFB = 205
 	rtcpPSFB  = 206
@@ -49,19 +48,10 @@ func (it *rtcpIter) next() (pt, count uint8, p []byte, ok bool) {
 	return p[1], p[0] & 0x1f, p, true
 }
 
-// feedbackMediaSSRC is the media source a feedback packet (RTPFB or
-// PSFB) is about.
-func feedbackMediaSSRC(p []byte) (uint32, bool) {
-	if len(p) < 12 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(p[8:]), true
-}
-
-// mediaIs reports whether feedback packet p is about stream ssrc.
+// mediaIs reports whether feedback packet p (RTPFB or PSFB) is about
+// stream ssrc: its media source field.
 func mediaIs(p []byte, ssrc uint32) bool {
-	m, ok := feedbackMediaSSRC(p)
-	return ok && m == ssrc
+	return len(p) >= 12 && binary.BigEndian.Uint32(p[8:]) == ssrc
 }
 
 // firNames reports whether a full intra request (RFC 5104 4.3.1) asks
@@ -122,7 +112,7 @@ func twccStatus(p []byte, fn func(seq uint16, at int64)) bool {
 	for i := range n {
 		c := binary.BigEndian.Uint16(chunks[2*i:])
 		k := min(chunkLen(c), left)
-		if c&0x8000 == 0 && (c>>13)&3 != rtcp.TypeTCCPacketReceivedSmallDelta && (c>>13)&3 != rtcp.TypeTCCPacketReceivedLargeDelta {
+		if s := chunkSymbol(c, 0); c&0x8000 == 0 && s != rtcp.TypeTCCPacketReceivedSmallDelta && s != rtcp.TypeTCCPacketReceivedLargeDelta {
 			seq += uint16(k) // a run not received
 			left -= k
 			continue
