@@ -36,6 +36,9 @@ type batchConn struct {
 	*net.UDPConn
 	raw    syscall.RawConn // for the raw system calls (batchconn_linux.go)
 	reader *rawReader
+	// in takes the datagrams of connections whose pair is direct
+	// (directin.go); set before the first read, nil in some tests.
+	in *directFactory
 
 	smu    sync.RWMutex // held by sends on sendFd, taken to close it
 	sendFd int          // the send-only socket; -1: none
@@ -146,6 +149,17 @@ func (c *batchConn) writeNow(b *sendBatch, p []byte, to netip.AddrPort) (int, er
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// ReadFromAddrPort is pion's UDP mux's read. It returns the datagrams
+// that in does not deliver to a connection's SRTP session itself.
+func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, err := c.readOnce(p)
+		if err != nil || c.in == nil || !c.in.deliver(p[:n], from) {
+			return n, from, err
+		}
+	}
 }
 
 // WriteTo is net.PacketConn's write, batched like WriteToAddrPort.

@@ -139,8 +139,8 @@ func newRawReader() *rawReader {
 	return r
 }
 
-// ReadFromAddrPort is the mux's allocation-free read.
-func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+// readOnce reads one datagram, without allocating.
+func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
 	r := c.reader
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -36,8 +36,8 @@ type rawReader struct{}
 
 func newRawReader() *rawReader { return nil }
 
-// ReadFromAddrPort is the mux's allocation-free read.
-func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+// readOnce reads one datagram.
+func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
 	return c.UDPConn.ReadFromUDPAddrPort(p)
 }
 

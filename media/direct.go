@@ -38,11 +38,15 @@ type directFactory struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
-	conns map[string]*directConn // PeerConnection id ->
+	conns map[string]*directConn    // PeerConnection id ->
+	addrs map[string]netip.AddrPort // PeerConnection id -> its direct pair's remote address
+	// byAddr is the table the read path looks connections up in
+	// (directin.go), rebuilt from addrs by route.
+	byAddr atomic.Pointer[map[netip.AddrPort]*directConn]
 }
 
 func newDirectFactory(out *batchConn, log *slog.Logger) *directFactory {
-	return &directFactory{out: out, log: log, conns: map[string]*directConn{}}
+	return &directFactory{out: out, log: log, conns: map[string]*directConn{}, addrs: map[string]netip.AddrPort{}}
 }
 
 func (f *directFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -59,8 +63,8 @@ func (f *directFactory) get(id string) *directConn {
 	return f.conns[id]
 }
 
-// attach lets PeerConnection pc write directly once its SRTP session
-// runs and its selected pair is UDP (setPair).
+// attach lets PeerConnection pc write and read directly once its SRTP
+// session runs and its selected pair is UDP (setPair).
 func (f *directFactory) attach(pc *webrtc.PeerConnection) {
 	if c := f.get(pc.ID()); c != nil && f.out != nil {
 		c.transport.Store(pc.SCTP().Transport())
@@ -76,9 +80,10 @@ func (f *directFactory) setPair(id string, pair *webrtc.ICECandidatePair) {
 	}
 	to, ok := directAddr(pair)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.to, c.toOK = to, ok
 	c.updateLocked()
+	c.mu.Unlock()
+	f.route(id, to, ok && f.out != nil)
 }
 
 // directAddr is where a selected pair sends, when it can be written to
@@ -108,14 +113,22 @@ type directConn struct {
 	pending atomic.Bool
 	viaPion atomic.Uint64 // packets written through pion, for tests
 
-	mu     sync.Mutex // guards the fields below and changes of out
-	to     netip.AddrPort
-	toOK   bool
-	ctx    *srtp.Context
-	ctxMu  *sync.Mutex
-	buf    *directBuf // written under ctxMu
-	failed bool       // srtpContextOf failed: pion's path for good
-	closed bool
+	// The read path (directin.go): in is set once the SRTP session's
+	// buffers are known; inPending says deliver should look for them.
+	in        atomic.Pointer[directIn]
+	inPending atomic.Bool
+	received  atomic.Uint64 // packets delivered directly
+	inDropped atomic.Uint64 // packets dropped because the session's buffer was full
+
+	mu       sync.Mutex // guards the fields below and changes of out
+	to       netip.AddrPort
+	toOK     bool
+	ctx      *srtp.Context
+	ctxMu    *sync.Mutex
+	buf      *directBuf // written under ctxMu
+	failed   bool       // srtpContextOf failed: pion's path for good
+	inFailed bool       // srtpBuffersOf failed: pion's read path for good
+	closed   bool
 }
 
 // directOut is an immutable description of where and how to write.
@@ -153,6 +166,7 @@ func (c *directConn) sent() uint64 {
 // updateLocked recomputes out; mu must be held.
 func (c *directConn) updateLocked() {
 	c.pending.Store(!c.closed && c.toOK && c.ctx == nil && !c.failed)
+	c.inPending.Store(!c.closed && c.toOK && c.in.Load() == nil && !c.inFailed)
 	if c.closed || !c.toOK || c.ctx == nil {
 		c.out.Store(nil) // for ctx, resolve tries again once SRTP runs
 		return
@@ -200,12 +214,15 @@ func (c *directConn) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.out.Store(nil)
+	c.in.Store(nil)
+	c.inPending.Store(false)
 	c.mu.Unlock()
 	c.factory.mu.Lock()
 	if c.factory.conns[c.id] == c {
 		delete(c.factory.conns, c.id)
 	}
 	c.factory.mu.Unlock()
+	c.factory.route(c.id, netip.AddrPort{}, false)
 	return nil
 }
 

@@ -103,6 +103,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 		return nil, fmt.Errorf("media: subscribe connection: %w", err)
 	}
 	r.sfu.twcc.attach(p.sub.ID(), p.bw)
+	r.sfu.direct.attach(p.pub)
 	r.sfu.direct.attach(p.sub)
 	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: p.pub, PCSubscribe: p.sub} {
 		name := name
@@ -129,6 +130,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	pubID := p.pub.ID()
 	p.pub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		r.sfu.feedback.setUDP(pubID, pairIsUDP(pair))
+		r.sfu.direct.setPair(pubID, pair)
 	})
 	p.pub.OnTrack(p.onTrack)
 	go p.allocateLoop()

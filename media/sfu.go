@@ -132,6 +132,10 @@ func New(p Params) (_ *SFU, err error) {
 		}
 		s.udpConn = s.batch
 	}
+	s.direct = newDirectFactory(s.batch, log)
+	if s.batch != nil {
+		s.batch.in = s.direct // before the mux's first read
+	}
 	s.udpMux = webrtc.NewICEUDPMux(pionLog.NewLogger("udpmux"), s.udpConn)
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLog}
@@ -181,7 +185,6 @@ func New(p Params) (_ *SFU, err error) {
 		return nil, err
 	}
 	s.feedback = newFeedbackFactory(s.batch)
-	s.direct = newDirectFactory(s.batch, log)
 	ir, err := registerInterceptors(me, s.raws, s.twcc, s.feedback, s.direct)
 	if err != nil {
 		return nil, err
