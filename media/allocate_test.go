@@ -440,3 +440,33 @@ func TestFirstCutFromRateSent(t *testing.T) {
 		t.Fatalf("estimate %.0f after a cut, not below the 10 Mbit/s sent", e)
 	}
 }
+
+// TestBandwidthTellsAllocator: the allocator is woken when the
+// estimate moves by a twentieth or more since it was last woken, not
+// for every small step of the delay-based estimate.
+func TestBandwidthTellsAllocator(t *testing.T) {
+	b := newBandwidth(nil)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	steps := []struct {
+		estimate float64
+		want     bool
+	}{
+		{2_000_000, true},  // the first move
+		{2_020_000, false}, // +1 %
+		{2_080_000, false}, // +4 % of what the allocator saw
+		{2_100_000, true},  // +5 %
+		{2_040_000, false}, // -3 %
+		{1_980_000, true},  // -5.7 %
+		{1_980_000, false}, // no move
+		{1_200_000, true},  // a cut
+	}
+	old := b.currentLocked()
+	for _, s := range steps {
+		b.estimate = s.estimate
+		if got := b.tellLocked(old); got != s.want {
+			t.Fatalf("estimate %.0f (last told %.0f): tell = %v, want %v", s.estimate, b.told, got, s.want)
+		}
+		old = s.estimate
+	}
+}

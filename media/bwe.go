@@ -380,7 +380,7 @@ func (b *bandwidth) onTWCC(p []byte) {
 	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at) })
 	b.smu.Unlock()
 	e.update(b.now().UnixNano())
-	moved := b.currentLocked() != old
+	moved := b.tellLocked(old)
 	b.mu.Unlock()
 	if moved && b.changed != nil {
 		b.changed()
@@ -416,7 +416,7 @@ func (b *bandwidth) setWant(want float64) {
 		b.delay.checkProbe(now.UnixNano(), b.delay.acked())
 	}
 	b.probeLocked(now, want)
-	moved := b.currentLocked() != old
+	moved := b.tellLocked(old)
 	b.mu.Unlock()
 	if moved && b.changed != nil {
 		b.changed()
