@@ -43,6 +43,9 @@ type directFactory struct {
 	// byAddr is the table the read path looks connections up in
 	// (directin.go), rebuilt from addrs by route.
 	byAddr atomic.Pointer[map[netip.AddrPort]*directConn]
+	// dropForTest, in tests, loses the bound packets it returns true
+	// for, as a network would.
+	dropForTest atomic.Pointer[func([]byte) bool]
 }
 
 func newDirectFactory(out *batchConn, log *slog.Logger) *directFactory {
@@ -119,6 +122,9 @@ type directConn struct {
 	inPending atomic.Bool
 	received  atomic.Uint64 // packets delivered directly
 	inDropped atomic.Uint64 // packets dropped because the session's buffer was full
+	inBad     atomic.Uint64 // bound packets that did not decrypt
+	bound     atomic.Uint64 // bound packets handed to their layer
+	rtp       atomic.Pointer[rtpTable]
 
 	mu       sync.Mutex // guards the fields below and changes of out
 	to       netip.AddrPort
@@ -216,6 +222,9 @@ func (c *directConn) Close() error {
 	c.out.Store(nil)
 	c.in.Store(nil)
 	c.inPending.Store(false)
+	if tab := c.rtp.Load(); tab != nil {
+		_ = tab.q.Close() // ends rtpWorker
+	}
 	c.mu.Unlock()
 	c.factory.mu.Lock()
 	if c.factory.conns[c.id] == c {
@@ -280,9 +289,16 @@ var (
 // srtpContextOf returns the local (encrypting) SRTP context of a DTLS
 // transport's SRTP session, with the mutex pion guards it with. Both
 // are unexported in pion (webrtc.DTLSTransport.srtpSession, then
-// srtp.SessionSRTP's session.localContext and localContextMutex); each
-// field's type is checked before it is used.
+// srtp.SessionSRTP's session.localContext and localContextMutex, or
+// remoteContext and remoteContextMutex); each field's type is checked
+// before it is used.
 func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
+	return srtpSessionContext(t, "local")
+}
+
+// srtpSessionContext returns the local or the remote (decrypting)
+// context of a DTLS transport's SRTP session, with its mutex.
+func srtpSessionContext(t *webrtc.DTLSTransport, side string) (*srtp.Context, *sync.Mutex, error) {
 	tv := reflect.ValueOf(t).Elem()
 	f := tv.FieldByName("srtpSession")
 	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
@@ -300,8 +316,8 @@ func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) 
 	if !sv.IsValid() || sv.Kind() != reflect.Struct {
 		return nil, nil, errSRTPInternals
 	}
-	cf := sv.FieldByName("localContext")
-	mf := sv.FieldByName("localContextMutex")
+	cf := sv.FieldByName(side + "Context")
+	mf := sv.FieldByName(side + "ContextMutex")
 	if !cf.IsValid() || cf.Type() != reflect.TypeOf((*srtp.Context)(nil)) ||
 		!mf.IsValid() || mf.Type() != reflect.TypeOf(sync.Mutex{}) {
 		return nil, nil, errSRTPInternals

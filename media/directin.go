@@ -1,12 +1,18 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"net/netip"
 	"reflect"
+	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/transport/v5/packetio"
 	"github.com/pion/webrtc/v4"
 )
@@ -34,6 +40,140 @@ import (
 // need to: it sends a binding request on the selected pair every
 // keepalive interval (two seconds) whatever else is received, and the
 // answers keep the pair alive, as they do for the direct write path.
+
+// A published layer's RTP skips pion's SRTP session too. Once the
+// layer's read loop runs (bindRTP), the socket's reader queues the
+// layer's packets for the connection's own worker goroutine
+// (rtpWorker), which decrypts them with the session's remote context,
+// under the session's own mutex (so that the rollover counter and the
+// replay window stay one, whichever path a packet takes), records them
+// for the feedback to the publisher, and hands them to the layer: one
+// hand-off instead of two, and none of pion's stream and interceptor
+// machinery. A layer's retransmissions on its RTX stream are bound with
+// it and repaired here (unwrapRTX): pion repairs them only inside a
+// read of the layer's own stream, which, once bound, never returns.
+// Packets of streams not bound (a new SSRC pion must announce) take the
+// session's path.
+
+// rtpQueueBytes bounds a connection's queue of bound RTP: about 100
+// full packets, a few frames of one publisher's video.
+const rtpQueueBytes = 128 << 10
+
+// receiveMTU is the largest datagram the worker reads, as pion's UDP
+// mux.
+const receiveMTU = 8192
+
+// rtpTable is a connection's bound streams and the worker's queue;
+// replaced whole, never changed.
+type rtpTable struct {
+	q      *packetio.Buffer
+	routes map[uint32]rtpHandler // SSRC ->
+}
+
+// rtpHandler takes one decrypted packet of a bound stream: raw is the
+// whole packet, h its parsed header. Both are the worker's, reused for
+// the next packet.
+type rtpHandler func(raw []byte, h *rtp.Header, now time.Time)
+
+// bindRTP sends the packets of stream ssrc that PeerConnection id
+// receives over its direct pair to handle, decrypted. It reports false
+// when it cannot (the connection has no direct path, its SRTP session
+// is not as expected); the stream's packets then take pion's path.
+func (f *directFactory) bindRTP(id string, ssrc uint32, handle rtpHandler) bool {
+	c := f.get(id)
+	if c == nil || f.out == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.inFailed {
+		return false
+	}
+	old := c.rtp.Load()
+	tab := &rtpTable{routes: map[uint32]rtpHandler{}}
+	if old != nil {
+		tab.q = old.q
+		for k, v := range old.routes {
+			tab.routes[k] = v
+		}
+	} else {
+		t := c.transport.Load()
+		if t == nil {
+			return false
+		}
+		ctx, mu, err := srtpSessionContext(t, "remote")
+		if err != nil {
+			if !errors.Is(err, errSRTPNotStarted) {
+				c.inFailed = true
+				c.factory.log.Warn("direct UDP reads disabled: pion's SRTP session is not as expected; reading through pion", "err", err)
+			}
+			return false
+		}
+		tab.q = packetio.NewBuffer()
+		tab.q.SetLimitSize(rtpQueueBytes)
+		go c.rtpWorker(tab.q, ctx, mu)
+	}
+	tab.routes[ssrc] = handle
+	c.rtp.Store(tab)
+
+	return true
+}
+
+// unbindRTP returns stream ssrc of PeerConnection id to pion's path.
+func (f *directFactory) unbindRTP(id string, ssrc uint32) {
+	c := f.get(id)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.rtp.Load()
+	if old == nil || old.routes[ssrc] == nil {
+		return
+	}
+	tab := &rtpTable{q: old.q, routes: make(map[uint32]rtpHandler, len(old.routes))}
+	for k, v := range old.routes {
+		if k != ssrc {
+			tab.routes[k] = v
+		}
+	}
+	c.rtp.Store(tab)
+}
+
+// rtpWorker decrypts the queued packets of bound streams and hands each
+// to its stream's handler, until the queue is closed. A packet that
+// does not authenticate, or is a replay, is dropped, as pion drops it.
+func (c *directConn) rtpWorker(q *packetio.Buffer, ctx *srtp.Context, mu *sync.Mutex) {
+	enc := make([]byte, receiveMTU)
+	plain := make([]byte, 0, receiveMTU)
+	var h rtp.Header
+	for {
+		n, _, err := q.Read(enc, nil)
+		if err != nil {
+			if errors.Is(err, io.ErrShortBuffer) {
+				continue
+			}
+			return
+		}
+		c.rtpPacket(enc[:n], plain, &h, ctx, mu)
+	}
+}
+
+// rtpPacket decrypts one packet of a bound stream into plain, parsing
+// its header into h, and hands it to the stream's handler.
+func (c *directConn) rtpPacket(enc, plain []byte, h *rtp.Header, ctx *srtp.Context, mu *sync.Mutex) {
+	mu.Lock()
+	out, err := ctx.DecryptRTP(plain[:0], enc, h)
+	mu.Unlock()
+	if err != nil {
+		c.inBad.Add(1)
+		return
+	}
+	if handle := c.rtp.Load().routes[h.SSRC]; handle != nil { // looked up once authentic
+		c.bound.Add(1)
+		handle(out, h, time.Now())
+	}
+}
 
 // directIn is where a connection's received SRTP and SRTCP go.
 type directIn struct {
@@ -67,6 +207,11 @@ func (f *directFactory) deliver(p []byte, from netip.AddrPort) bool {
 	buf := in.srtp
 	if p[1] >= 192 && p[1] <= 223 { // RTCP's packet types (RFC 5761)
 		buf = in.srtcp
+	} else if tab := c.rtp.Load(); tab != nil && len(p) >= 12 && tab.routes[binary.BigEndian.Uint32(p[8:12])] != nil {
+		if drop := f.dropForTest.Load(); drop != nil && (*drop)(p) {
+			return true
+		}
+		buf = tab.q // a bound stream (rtpWorker)
 	}
 	if _, err := buf.Write(p, nil); err != nil {
 		if errors.Is(err, packetio.ErrFull) {
@@ -166,4 +311,36 @@ func srtpBuffersOf(t *webrtc.DTLSTransport) (rtpBuf, rtcpBuf *packetio.Buffer, e
 		return nil, nil, errSRTPInternals
 	}
 	return rtpBuf, rtcpBuf, nil
+}
+
+// unwrapRTX turns a decrypted RTX packet (RFC 4588) into the packet it
+// repairs, in place, as pion's receiver does: the original sequence
+// number, the payload's first two bytes, goes back into the header,
+// with the repaired stream's SSRC and payload type. It returns false
+// for a packet with nothing to repair (padding only, a probe).
+func unwrapRTX(raw []byte, ssrc uint32, pt uint8) ([]byte, bool) {
+	if len(raw) < 12 {
+		return nil, false
+	}
+	hl := 12 + 4*int(raw[0]&0x0f)
+	if raw[0]&0x10 != 0 { // header extension
+		if len(raw) < hl+4 {
+			return nil, false
+		}
+		hl += 4 + 4*int(binary.BigEndian.Uint16(raw[hl+2:]))
+	}
+	end := len(raw)
+	if raw[0]&0x20 != 0 { // padding: its length is the last byte
+		end -= int(raw[len(raw)-1])
+	}
+	if end < hl+2 {
+		return nil, false
+	}
+	osn := binary.BigEndian.Uint16(raw[hl:])
+	copy(raw[2:hl+2], raw[:hl])
+	out := raw[2:]
+	out[1] = out[1]&0x80 | pt&0x7f
+	binary.BigEndian.PutUint16(out[2:], osn)
+	binary.BigEndian.PutUint32(out[8:], ssrc)
+	return out, true
 }

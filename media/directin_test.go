@@ -1,13 +1,20 @@
 package media
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/transport/v5/packetio"
+	"github.com/pion/webrtc/v4"
 )
 
 // TestDeliver: deliver takes RTP and RTCP from a direct pair's address
@@ -113,6 +120,25 @@ func TestDirectReads(t *testing.T) {
 	waitFor(t, 5*time.Second, "direct reads", func() bool {
 		return pub.received.Load() > 50 && sub.received.Load() > 5
 	})
+	// alice's audio, video and video's RTX are bound: decrypted by the connection's
+	// worker, recorded for her feedback, handed to their layers.
+	waitFor(t, 5*time.Second, "bound streams", func() bool {
+		tab := pub.rtp.Load()
+		return tab != nil && len(tab.routes) == 3 && pub.bound.Load() > 50
+	})
+	fb := sfu.feedback.byIDForTest(alice.peer.pub.ID())
+	recorded := func() int {
+		n := 0
+		for ssrc := range pub.rtp.Load().routes {
+			n += fb.receivedForTest(ssrc)
+		}
+		return n
+	}
+	r0, b0 := recorded(), pub.bound.Load()
+	waitFor(t, 5*time.Second, "more bound packets", func() bool { return pub.bound.Load() > b0+60 })
+	if r, b := recorded()-r0, int(pub.bound.Load()-b0); r < b-5 {
+		t.Fatalf("%d bound packets handled, %d recorded for alice's feedback", b, r)
+	}
 
 	// Not direct: pion's mux reads alice's packets.
 	pair, err := alice.peer.pub.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
@@ -138,5 +164,181 @@ func TestDirectReads(t *testing.T) {
 	})
 	if pub.inDropped.Load() != 0 {
 		t.Fatalf("%d packets dropped", pub.inDropped.Load())
+	}
+}
+
+// TestRTPPacket: the direct read path's worker decrypts a bound
+// stream's packet with the session's context and hands it to the
+// stream's handler, without allocating; a tampered or replayed packet,
+// or one of a stream not bound, reaches no handler.
+func TestRTPPacket(t *testing.T) {
+	key, salt := bytes.Repeat([]byte{3}, 16), bytes.Repeat([]byte{5}, 12)
+	profile := srtp.ProtectionProfileAeadAes128Gcm
+	enc, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &directConn{}
+	var got []rtp.Packet
+	c.rtp.Store(&rtpTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time) {
+		var p rtp.Packet
+		if err := p.Unmarshal(append([]byte(nil), raw...)); err != nil {
+			t.Fatal(err)
+		}
+		if p.SequenceNumber != h.SequenceNumber || p.SSRC != h.SSRC {
+			t.Fatalf("header %v for packet %v", h, p.Header)
+		}
+		got = append(got, p)
+	}}})
+	seal := func(ssrc uint32, seq uint16) []byte {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: 9, SSRC: ssrc}, Payload: bytes.Repeat([]byte{byte(seq)}, 900)}
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := enc.EncryptRTP(nil, raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var mu sync.Mutex
+	plain := make([]byte, 0, receiveMTU)
+	var h rtp.Header
+	first := seal(0xaa, 100)
+	c.rtpPacket(first, plain, &h, dec, &mu)
+	if len(got) != 1 || got[0].SequenceNumber != 100 || !bytes.Equal(got[0].Payload, bytes.Repeat([]byte{100}, 900)) {
+		t.Fatalf("got %d packets, want the first", len(got))
+	}
+	c.rtpPacket(first, plain, &h, dec, &mu) // replayed
+	tampered := seal(0xaa, 101)
+	tampered[30] ^= 1
+	c.rtpPacket(tampered, plain, &h, dec, &mu)
+	c.rtpPacket(seal(0xbb, 7), plain, &h, dec, &mu) // not bound
+	if len(got) != 1 || c.inBad.Load() != 2 {
+		t.Fatalf("%d packets handled, %d bad; want 1 and 2", len(got), c.inBad.Load())
+	}
+
+	packets := make([][]byte, 200)
+	for i := range packets {
+		packets[i] = seal(0xaa, uint16(200+i))
+	}
+	got = got[:0:cap(got)]
+	c.rtp.Store(&rtpTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		c.rtpPacket(packets[i], plain, &h, dec, &mu)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("a bound packet allocates %.1f times", allocs)
+	}
+	if c.bound.Load() < 100 {
+		t.Fatalf("bound = %d", c.bound.Load())
+	}
+}
+
+// TestUnwrapRTX: an RTX packet becomes the packet it repairs, extension
+// and padding kept; one with nothing to repair is refused.
+func TestUnwrapRTX(t *testing.T) {
+	orig := rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, PayloadType: 96, SequenceNumber: 4242, Timestamp: 777, SSRC: 0x1111}, Payload: []byte("frame data")}
+	if err := orig.SetExtension(3, []byte{9, 8}); err != nil {
+		t.Fatal(err)
+	}
+	rtx := orig
+	rtx.PayloadType, rtx.SSRC, rtx.SequenceNumber = 97, 0x2222, 17
+	rtx.Payload = append(binary.BigEndian.AppendUint16(nil, orig.SequenceNumber), orig.Payload...)
+	rtx.Padding, rtx.PaddingSize = true, 4
+	raw, err := rtx.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ok := unwrapRTX(raw, 0x1111, 96)
+	if !ok {
+		t.Fatal("refused")
+	}
+	var got rtp.Packet
+	if err := got.Unmarshal(out); err != nil {
+		t.Fatal(err)
+	}
+	if got.SSRC != 0x1111 || got.PayloadType != 96 || got.SequenceNumber != 4242 || !got.Marker || got.Timestamp != 777 ||
+		!bytes.Equal(got.Payload, orig.Payload) || !bytes.Equal(got.GetExtension(3), []byte{9, 8}) {
+		t.Fatalf("repaired %v %q, want %v %q", got.Header, got.Payload, orig.Header, orig.Payload)
+	}
+
+	probe := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 97, SSRC: 0x2222, Padding: true, PaddingSize: 200}}
+	raw, err = probe.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := unwrapRTX(raw, 0x1111, 96); ok {
+		t.Fatal("repaired a padding-only probe")
+	}
+	for _, short := range [][]byte{nil, raw[:5], {0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde}} {
+		if _, ok := unwrapRTX(short, 0x1111, 96); ok {
+			t.Fatalf("repaired %x", short)
+		}
+	}
+}
+
+// TestDirectReadsRepair: video a publisher loses on the way to the SFU
+// is NACKed, and its retransmissions, on its RTX stream, are repaired on
+// the direct read path: the subscriber gets every packet.
+func TestDirectReadsRepair(t *testing.T) {
+	sfu := newTestSFU(t, Params{})
+	room := sfu.NewRoom("r1")
+	defer room.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	alice := newTestClient(t, room, "alice", clientOpts{})
+	bob := newTestClient(t, room, "bob", clientOpts{})
+	_, video := alice.publish(ctx, true, true, 5)
+	room.Allow("bob", "alice", true)
+	waitFor(t, 10*time.Second, "bob receiving alice", func() bool { return bob.packets("alice", "video") > 30 })
+	pub := sfu.direct.get(alice.peer.pub.ID())
+	waitFor(t, 5*time.Second, "audio, video and video's RTX bound", func() bool {
+		tab := pub.rtp.Load()
+		return tab != nil && len(tab.routes) == 3
+	})
+	var videoSSRC uint32
+	room.mu.Lock()
+	for _, up := range alice.peer.ups {
+		if up.kind == webrtc.RTPCodecTypeVideo {
+			videoSSRC = up.layer(0).ssrc
+		}
+	}
+	room.mu.Unlock()
+
+	var seen, dropped atomic.Int64
+	drop := func(p []byte) bool {
+		if binary.BigEndian.Uint32(p[8:12]) != videoSSRC || seen.Add(1)%10 != 0 {
+			return false
+		}
+		dropped.Add(1)
+		return true
+	}
+	from := video.count() + 10
+	sfu.direct.dropForTest.Store(&drop)
+	time.Sleep(2 * time.Second)
+	sfu.direct.dropForTest.Store(nil)
+	to := video.count() - 10
+	time.Sleep(time.Second)
+
+	got := bob.got("alice", "video")
+	missing := 0
+	for c := from; c <= to; c++ {
+		if !got.counters[c] {
+			missing++
+		}
+	}
+	if dropped.Load() < 20 || missing > 0 {
+		t.Fatalf("%d of %d video packets missing at bob after %d were lost on the way in", missing, to-from+1, dropped.Load())
+	}
+	if pub.inBad.Load() != 0 {
+		t.Fatalf("%d bound packets did not decrypt", pub.inBad.Load())
 	}
 }

@@ -77,6 +77,27 @@ func (f *feedbackFactory) setUDP(id string, udp bool) {
 	}
 }
 
+// recorder returns what records the packets of stream ssrc received on
+// PeerConnection id for its feedback when they do not come through the
+// interceptor (the direct read path, directin.go); nil if the stream is
+// not bound.
+func (f *feedbackFactory) recorder(id string, ssrc uint32) func(h *rtp.Header, now time.Time) {
+	f.mu.Lock()
+	c := f.byID[id]
+	f.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.streams {
+		if s.ssrc == ssrc {
+			return func(h *rtp.Header, now time.Time) { c.record(s, h, now) }
+		}
+	}
+	return nil
+}
+
 // add starts sending c's feedback.
 func (f *feedbackFactory) add(c *feedbackConn) {
 	f.mu.Lock()
@@ -205,7 +226,7 @@ func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r intercep
 			return n, a, err
 		}
 		if _, perr := s.hdr.Unmarshal(b[:n]); perr == nil {
-			c.record(s, time.Now())
+			c.record(s, &s.hdr, time.Now())
 		}
 		return n, a, nil
 	})
@@ -231,9 +252,8 @@ func (c *feedbackConn) Close() error {
 	return nil
 }
 
-// record notes one packet of s, its header in s.hdr, arrived at now.
-func (c *feedbackConn) record(s *rxStream, now time.Time) {
-	h := &s.hdr
+// record notes one packet of s, with header h, arrived at now.
+func (c *feedbackConn) record(s *rxStream, h *rtp.Header, now time.Time) {
 	arrival := now.Sub(c.start)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -23,7 +23,7 @@ func TestReceptionReport(t *testing.T) {
 	send := func(seq uint16, late time.Duration) {
 		at = at.Add(10 * time.Millisecond)
 		s.hdr = rtp.Header{SequenceNumber: seq, Timestamp: uint32(at.Sub(start).Seconds() * 90000)}
-		c.record(s, at.Add(late))
+		c.record(s, &s.hdr, at.Add(late))
 	}
 	// 65530 ... 9 with 65533, 2 and 3 missing: 16 expected, 13 received.
 	for seq := uint16(65530); seq != 10; seq++ {
@@ -228,4 +228,23 @@ func TestFeedbackWriteBlocksNoOne(t *testing.T) {
 	if writes["udp"] < 7 {
 		t.Fatalf("the UDP connection got %d feedback writes in 10 intervals while the other was stalled", writes["udp"])
 	}
+}
+
+// byIDForTest returns the feedback interceptor of PeerConnection id.
+func (f *feedbackFactory) byIDForTest(id string) *feedbackConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byID[id]
+}
+
+// receivedForTest is the number of packets recorded for stream ssrc.
+func (c *feedbackConn) receivedForTest(ssrc uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.streams {
+		if s.ssrc == ssrc {
+			return int(s.received)
+		}
+	}
+	return -1
 }

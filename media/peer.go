@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -237,7 +239,11 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		return
 	}
 	l := up.newLayer(index, remote.RID(), remote, uint32(remote.SSRC()))
+	p.bindDirect(up, l, remote, receiver)
 	if !up.start(l, func() { p.room.removeUp(p, up) }) {
+		if l.unbind != nil {
+			l.unbind()
+		}
 		return
 	}
 	if isNew {
@@ -246,6 +252,62 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	if simulcast {
 		up.log.Debug("simulcast layer", "rid", remote.RID(), "layer", index)
 	}
+}
+
+// bindDirect lets layer l's packets take the direct read path
+// (directin.go) when the pub connection's pair is direct UDP: they are
+// recorded for the feedback to the publisher, as the feedback
+// interceptor records those read through pion, and handed to the layer;
+// so are its retransmissions, repaired. A layer whose RTX stream is
+// negotiated but not known yet (announced by its first packet, as with
+// simulcast) stays on pion's path, which repairs them.
+func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	sfu, id, ssrc := p.room.sfu, p.pub.ID(), l.ssrc
+	record := sfu.feedback.recorder(id, ssrc)
+	if record == nil {
+		return // the feedback interceptor does not know the stream: pion's path
+	}
+	var recordRTX func(*rtp.Header, time.Time)
+	rtxSSRC := uint32(remote.RtxSSRC())
+	if rtxSSRC != 0 {
+		if recordRTX = sfu.feedback.recorder(id, rtxSSRC); recordRTX == nil {
+			return
+		}
+	} else if hasRTX(receiver) {
+		return
+	}
+	if !sfu.direct.bindRTP(id, ssrc, func(raw []byte, h *rtp.Header, now time.Time) {
+		record(h, now)
+		up.receive(l, raw, now)
+	}) {
+		return
+	}
+	pt := uint8(remote.PayloadType())
+	if rtxSSRC != 0 && !sfu.direct.bindRTP(id, rtxSSRC, func(raw []byte, h *rtp.Header, now time.Time) {
+		recordRTX(h, now)
+		if repaired, ok := unwrapRTX(raw, ssrc, pt); ok {
+			up.receive(l, repaired, now)
+		}
+	}) {
+		sfu.direct.unbindRTP(id, ssrc)
+		return
+	}
+	l.unbind = func() {
+		sfu.direct.unbindRTP(id, ssrc)
+		if rtxSSRC != 0 {
+			sfu.direct.unbindRTP(id, rtxSSRC)
+		}
+	}
+}
+
+// hasRTX reports whether a receiver's negotiated codecs include RTX.
+func hasRTX(receiver *webrtc.RTPReceiver) bool {
+	for _, c := range receiver.GetParameters().Codecs {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) {
+			return true
+		}
+	}
+	return false
 }
 
 // subscribeLocked starts sending up to this peer: it resumes a paused

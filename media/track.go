@@ -41,7 +41,11 @@ type layer struct {
 	ssrc  uint32
 	nacks *nackGenerator // video only
 	cache *packetCache   // video only: recent packets, for retransmission
-	pkt   rtp.Packet     // owned by the layer's read loop
+	pkt   rtp.Packet     // handle's, under hmu
+	hmu   sync.Mutex     // held by handle's callers: the read loop, the direct read path
+	// unbind, when set, returns the layer's stream from the direct read
+	// path (directin.go) to pion's when its read loop ends.
+	unbind func()
 
 	bytes      atomic.Uint64 // payload bytes since the last rate measurement
 	packetsIn  atomic.Uint64 // media packets received, for SFU.Stats
@@ -175,6 +179,9 @@ func (u *upTrack) start(l *layer, onDone func()) bool {
 	}
 	go func() {
 		u.forward(l)
+		if l.unbind != nil {
+			l.unbind()
+		}
 		u.lmu.Lock()
 		u.running--
 		last := u.running == 0
@@ -234,8 +241,16 @@ func (u *upTrack) forward(l *layer) {
 			}
 			return
 		}
-		u.handle(l, buf[:n], time.Now())
+		u.receive(l, buf[:n], time.Now())
 	}
+}
+
+// receive hands one packet of layer l to handle. The layer's read loop
+// and the direct read path may both call it.
+func (u *upTrack) receive(l *layer, raw []byte, now time.Time) {
+	l.hmu.Lock()
+	u.handle(l, raw, now)
+	l.hmu.Unlock()
 }
 
 // handle is the per-packet hot path: parse once, note the audio level,
