@@ -122,18 +122,22 @@ type directConn struct {
 	inPending atomic.Bool
 	received  atomic.Uint64 // packets delivered directly
 	inDropped atomic.Uint64 // packets dropped because the session's buffer was full
-	inBad     atomic.Uint64 // bound packets that did not decrypt
-	bound     atomic.Uint64 // bound packets handed to their layer
-	rtp       atomic.Pointer[rtpTable]
+	inBad     atomic.Uint64 // packets the worker could not decrypt
+	bound     atomic.Uint64 // bound RTP packets handed to their layer
+	rtcpIn    atomic.Uint64 // RTCP packets handed to the connection's handler
+	table     atomic.Pointer[inTable]
+	// rtcpPending: bindRTCP was called before the SRTP session ran.
+	rtcpPending atomic.Bool
 
 	mu       sync.Mutex // guards the fields below and changes of out
 	to       netip.AddrPort
 	toOK     bool
 	ctx      *srtp.Context
 	ctxMu    *sync.Mutex
-	buf      *directBuf // written under ctxMu
-	failed   bool       // srtpContextOf failed: pion's path for good
-	inFailed bool       // srtpBuffersOf failed: pion's read path for good
+	buf      *directBuf   // written under ctxMu
+	failed   bool         // srtpContextOf failed: pion's path for good
+	inFailed bool         // srtpBuffersOf failed: pion's read path for good
+	rtcpWant func([]byte) // bindRTCP's handler
 	closed   bool
 }
 
@@ -222,8 +226,9 @@ func (c *directConn) Close() error {
 	c.out.Store(nil)
 	c.in.Store(nil)
 	c.inPending.Store(false)
-	if tab := c.rtp.Load(); tab != nil {
-		_ = tab.q.Close() // ends rtpWorker
+	c.rtcpPending.Store(false)
+	if tab := c.table.Load(); tab != nil {
+		_ = tab.q.Close() // ends the worker
 	}
 	c.mu.Unlock()
 	c.factory.mu.Lock()
@@ -293,14 +298,15 @@ var (
 // remoteContext and remoteContextMutex); each field's type is checked
 // before it is used.
 func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
-	return srtpSessionContext(t, "local")
+	return srtpSessionContext(t, "srtpSession", "local")
 }
 
 // srtpSessionContext returns the local or the remote (decrypting)
-// context of a DTLS transport's SRTP session, with its mutex.
-func srtpSessionContext(t *webrtc.DTLSTransport, side string) (*srtp.Context, *sync.Mutex, error) {
+// context of a DTLS transport's SRTP or SRTCP session ("srtpSession",
+// "srtcpSession"), with its mutex.
+func srtpSessionContext(t *webrtc.DTLSTransport, session, side string) (*srtp.Context, *sync.Mutex, error) {
 	tv := reflect.ValueOf(t).Elem()
-	f := tv.FieldByName("srtpSession")
+	f := tv.FieldByName(session)
 	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
 		return nil, nil, errSRTPInternals
 	}
@@ -308,11 +314,19 @@ func srtpSessionContext(t *webrtc.DTLSTransport, side string) (*srtp.Context, *s
 	if v == nil {
 		return nil, nil, errSRTPNotStarted
 	}
-	sess, ok := v.(*srtp.SessionSRTP)
-	if !ok || sess == nil {
+	switch sess := v.(type) {
+	case *srtp.SessionSRTP:
+		if sess == nil || session != "srtpSession" {
+			return nil, nil, errSRTPInternals
+		}
+	case *srtp.SessionSRTCP:
+		if sess == nil || session != "srtcpSession" {
+			return nil, nil, errSRTPInternals
+		}
+	default:
 		return nil, nil, errSRTPInternals
 	}
-	sv := reflect.ValueOf(sess).Elem().FieldByName("session")
+	sv := reflect.ValueOf(v).Elem().FieldByName("session")
 	if !sv.IsValid() || sv.Kind() != reflect.Struct {
 		return nil, nil, errSRTPInternals
 	}

@@ -44,7 +44,7 @@ import (
 // A published layer's RTP skips pion's SRTP session too. Once the
 // layer's read loop runs (bindRTP), the socket's reader queues the
 // layer's packets for the connection's own worker goroutine
-// (rtpWorker), which decrypts them with the session's remote context,
+// (inWorker), which decrypts them with the session's remote context,
 // under the session's own mutex (so that the rollover counter and the
 // replay window stay one, whichever path a packet takes), records them
 // for the feedback to the publisher, and hands them to the layer: one
@@ -55,25 +55,43 @@ import (
 // Packets of streams not bound (a new SSRC pion must announce) take the
 // session's path.
 
-// rtpQueueBytes bounds a connection's queue of bound RTP: about 100
+// A subscriber's RTCP takes the same worker: pion's SRTCP session wrote
+// each compound packet into the stream buffer of every SSRC it names (a
+// receiver report names all of a subscriber's tracks), and each track's
+// sender read it through the interceptors; here it is decrypted once
+// and handed to the connection's one handler (bindRTCP), which passes
+// transport-wide feedback to the estimator and the rest to every track.
+
+// inQueueBytes bounds a connection's queue for its worker: about 100
 // full packets, a few frames of one publisher's video.
-const rtpQueueBytes = 128 << 10
+const inQueueBytes = 128 << 10
 
 // receiveMTU is the largest datagram the worker reads, as pion's UDP
 // mux.
 const receiveMTU = 8192
 
-// rtpTable is a connection's bound streams and the worker's queue;
-// replaced whole, never changed.
-type rtpTable struct {
+// inTable is what a connection's worker takes, and its queue; replaced
+// whole, never changed.
+type inTable struct {
 	q      *packetio.Buffer
-	routes map[uint32]rtpHandler // SSRC ->
+	routes map[uint32]rtpHandler // bound RTP streams by SSRC
+	rtcp   func(compound []byte) // nil: RTCP takes the session's path
 }
 
 // rtpHandler takes one decrypted packet of a bound stream: raw is the
 // whole packet, h its parsed header. Both are the worker's, reused for
 // the next packet.
 type rtpHandler func(raw []byte, h *rtp.Header, now time.Time)
+
+// inWorker is a connection's worker: the sessions' remote contexts and
+// the mutexes pion guards them with, and its buffers.
+type inWorker struct {
+	c                *directConn
+	rtpCtx, rtcpCtx  *srtp.Context
+	rtpMu, rtcpMu    *sync.Mutex
+	enc, plain, rtcp []byte
+	h                rtp.Header
+}
 
 // bindRTP sends the packets of stream ssrc that PeerConnection id
 // receives over its direct pair to handle, decrypted. It reports false
@@ -86,36 +104,12 @@ func (f *directFactory) bindRTP(id string, ssrc uint32, handle rtpHandler) bool 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.inFailed {
+	tab := c.tableLocked()
+	if tab == nil {
 		return false
 	}
-	old := c.rtp.Load()
-	tab := &rtpTable{routes: map[uint32]rtpHandler{}}
-	if old != nil {
-		tab.q = old.q
-		for k, v := range old.routes {
-			tab.routes[k] = v
-		}
-	} else {
-		t := c.transport.Load()
-		if t == nil {
-			return false
-		}
-		ctx, mu, err := srtpSessionContext(t, "remote")
-		if err != nil {
-			if !errors.Is(err, errSRTPNotStarted) {
-				c.inFailed = true
-				c.factory.log.Warn("direct UDP reads disabled: pion's SRTP session is not as expected; reading through pion", "err", err)
-			}
-			return false
-		}
-		tab.q = packetio.NewBuffer()
-		tab.q.SetLimitSize(rtpQueueBytes)
-		go c.rtpWorker(tab.q, ctx, mu)
-	}
 	tab.routes[ssrc] = handle
-	c.rtp.Store(tab)
-
+	c.table.Store(tab)
 	return true
 }
 
@@ -127,40 +121,130 @@ func (f *directFactory) unbindRTP(id string, ssrc uint32) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.rtp.Load()
-	if old == nil || old.routes[ssrc] == nil {
-		return
+	if old := c.table.Load(); old != nil && old.routes[ssrc] != nil {
+		tab := old.clone()
+		delete(tab.routes, ssrc)
+		c.table.Store(tab)
 	}
-	tab := &rtpTable{q: old.q, routes: make(map[uint32]rtpHandler, len(old.routes))}
-	for k, v := range old.routes {
-		if k != ssrc {
-			tab.routes[k] = v
-		}
-	}
-	c.rtp.Store(tab)
 }
 
-// rtpWorker decrypts the queued packets of bound streams and hands each
-// to its stream's handler, until the queue is closed. A packet that
-// does not authenticate, or is a replay, is dropped, as pion drops it.
-func (c *directConn) rtpWorker(q *packetio.Buffer, ctx *srtp.Context, mu *sync.Mutex) {
-	enc := make([]byte, receiveMTU)
-	plain := make([]byte, 0, receiveMTU)
-	var h rtp.Header
+// bindRTCP sends the RTCP PeerConnection id receives over its direct
+// pair to handle, decrypted, one compound packet at a time, from as
+// soon as its SRTP session runs (deliver calls resolveRTCP until then).
+func (f *directFactory) bindRTCP(id string, handle func(compound []byte)) {
+	c := f.get(id)
+	if c == nil || f.out == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rtcpWant = handle
+	c.resolveRTCPLocked()
+}
+
+// resolveRTCP installs the RTCP handler bindRTCP was given once the
+// connection's SRTP session runs.
+func (c *directConn) resolveRTCP() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resolveRTCPLocked()
+}
+
+func (c *directConn) resolveRTCPLocked() {
+	if c.rtcpWant == nil {
+		c.rtcpPending.Store(false)
+		return
+	}
+	tab := c.tableLocked()
+	if tab == nil {
+		c.rtcpPending.Store(!c.closed && !c.inFailed)
+		return
+	}
+	tab.rtcp = c.rtcpWant
+	c.table.Store(tab)
+	c.rtcpPending.Store(false)
+}
+
+// tableLocked returns a copy of the connection's table to change and
+// store, starting its worker first if need be; nil when there can be
+// none (yet). mu must be held.
+func (c *directConn) tableLocked() *inTable {
+	if c.closed || c.inFailed {
+		return nil
+	}
+	if old := c.table.Load(); old != nil {
+		return old.clone()
+	}
+	t := c.transport.Load()
+	if t == nil {
+		return nil
+	}
+	w := &inWorker{c: c, enc: make([]byte, receiveMTU), plain: make([]byte, 0, receiveMTU), rtcp: make([]byte, 0, receiveMTU)}
+	var err error
+	if w.rtpCtx, w.rtpMu, err = srtpSessionContext(t, "srtpSession", "remote"); err == nil {
+		w.rtcpCtx, w.rtcpMu, err = srtpSessionContext(t, "srtcpSession", "remote")
+	}
+	if err != nil {
+		if !errors.Is(err, errSRTPNotStarted) {
+			c.inFailed = true
+			c.factory.log.Warn("direct UDP reads disabled: pion's SRTP session is not as expected; reading through pion", "err", err)
+		}
+		return nil
+	}
+	tab := &inTable{q: packetio.NewBuffer(), routes: map[uint32]rtpHandler{}}
+	tab.q.SetLimitSize(inQueueBytes)
+	go w.run(tab.q)
+	return tab
+}
+
+func (t *inTable) clone() *inTable {
+	n := &inTable{q: t.q, rtcp: t.rtcp, routes: make(map[uint32]rtpHandler, len(t.routes)+1)}
+	for k, v := range t.routes {
+		n.routes[k] = v
+	}
+	return n
+}
+
+// run decrypts what the socket's reader queued, and hands each packet
+// to its handler, until the queue is closed.
+func (w *inWorker) run(q *packetio.Buffer) {
 	for {
-		n, _, err := q.Read(enc, nil)
+		n, _, err := q.Read(w.enc, nil)
 		if err != nil {
 			if errors.Is(err, io.ErrShortBuffer) {
 				continue
 			}
 			return
 		}
-		c.rtpPacket(enc[:n], plain, &h, ctx, mu)
+		if p := w.enc[:n]; isRTCP(p) {
+			w.rtcpPacket(p)
+		} else {
+			w.c.rtpPacket(p, w.plain, &w.h, w.rtpCtx, w.rtpMu)
+		}
+	}
+}
+
+// rtcpPacket decrypts one compound RTCP packet and hands it to the
+// connection's RTCP handler. One that does not authenticate, or is a
+// replay, is dropped, as pion drops it.
+func (w *inWorker) rtcpPacket(enc []byte) {
+	w.rtcpMu.Lock()
+	out, err := w.rtcpCtx.DecryptRTCP(w.rtcp[:0], enc, nil)
+	w.rtcpMu.Unlock()
+	if err != nil {
+		w.c.inBad.Add(1)
+		return
+	}
+	if handle := w.c.table.Load().rtcp; handle != nil {
+		w.c.rtcpIn.Add(1)
+		handle(out)
 	}
 }
 
 // rtpPacket decrypts one packet of a bound stream into plain, parsing
-// its header into h, and hands it to the stream's handler.
+// its header into h, and hands it to the stream's handler. A packet
+// that does not authenticate, or is a replay, is dropped, as pion drops
+// it.
 func (c *directConn) rtpPacket(enc, plain []byte, h *rtp.Header, ctx *srtp.Context, mu *sync.Mutex) {
 	mu.Lock()
 	out, err := ctx.DecryptRTP(plain[:0], enc, h)
@@ -169,11 +253,15 @@ func (c *directConn) rtpPacket(enc, plain []byte, h *rtp.Header, ctx *srtp.Conte
 		c.inBad.Add(1)
 		return
 	}
-	if handle := c.rtp.Load().routes[h.SSRC]; handle != nil { // looked up once authentic
+	if handle := c.table.Load().routes[h.SSRC]; handle != nil { // looked up once authentic
 		c.bound.Add(1)
 		handle(out, h, time.Now())
 	}
 }
+
+// isRTCP reports whether an RTP-range datagram is RTCP: its second
+// byte is one of RTCP's packet types (RFC 5761).
+func isRTCP(p []byte) bool { return len(p) >= 2 && p[1] >= 192 && p[1] <= 223 }
 
 // directIn is where a connection's received SRTP and SRTCP go.
 type directIn struct {
@@ -205,13 +293,23 @@ func (f *directFactory) deliver(p []byte, from netip.AddrPort) bool {
 		}
 	}
 	buf := in.srtp
-	if p[1] >= 192 && p[1] <= 223 { // RTCP's packet types (RFC 5761)
+	tab := c.table.Load()
+	if isRTCP(p) {
 		buf = in.srtcp
-	} else if tab := c.rtp.Load(); tab != nil && len(p) >= 12 && tab.routes[binary.BigEndian.Uint32(p[8:12])] != nil {
+		if tab == nil || tab.rtcp == nil {
+			if c.rtcpPending.Load() {
+				c.resolveRTCP()
+				tab = c.table.Load()
+			}
+		}
+		if tab != nil && tab.rtcp != nil {
+			buf = tab.q // the connection's RTCP handler (inWorker)
+		}
+	} else if tab != nil && len(p) >= 12 && tab.routes[binary.BigEndian.Uint32(p[8:12])] != nil {
 		if drop := f.dropForTest.Load(); drop != nil && (*drop)(p) {
 			return true
 		}
-		buf = tab.q // a bound stream (rtpWorker)
+		buf = tab.q // a bound stream (inWorker)
 	}
 	if _, err := buf.Write(p, nil); err != nil {
 		if errors.Is(err, packetio.ErrFull) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/transport/v5/packetio"
@@ -123,13 +124,13 @@ func TestDirectReads(t *testing.T) {
 	// alice's audio, video and video's RTX are bound: decrypted by the connection's
 	// worker, recorded for her feedback, handed to their layers.
 	waitFor(t, 5*time.Second, "bound streams", func() bool {
-		tab := pub.rtp.Load()
+		tab := pub.table.Load()
 		return tab != nil && len(tab.routes) == 3 && pub.bound.Load() > 50
 	})
 	fb := sfu.feedback.byIDForTest(alice.peer.pub.ID())
 	recorded := func() int {
 		n := 0
-		for ssrc := range pub.rtp.Load().routes {
+		for ssrc := range pub.table.Load().routes {
 			n += fb.receivedForTest(ssrc)
 		}
 		return n
@@ -138,6 +139,26 @@ func TestDirectReads(t *testing.T) {
 	waitFor(t, 5*time.Second, "more bound packets", func() bool { return pub.bound.Load() > b0+60 })
 	if r, b := recorded()-r0, int(pub.bound.Load()-b0); r < b-5 {
 		t.Fatalf("%d bound packets handled, %d recorded for alice's feedback", b, r)
+	}
+
+	// Bob's RTCP reaches his tracks through his sub connection's worker:
+	// a keyframe request for alice's video counts on the track sending it.
+	waitFor(t, 5*time.Second, "bob's RTCP on the worker", func() bool { return sub.rtcpIn.Load() > 3 })
+	var down *downTrack
+	bob.peer.mu.Lock()
+	for up, s := range bob.peer.subs {
+		if up.kind == webrtc.RTPCodecTypeVideo {
+			down = s.down
+		}
+	}
+	bob.peer.mu.Unlock()
+	plis, rtcpIn := down.plisIn.Load(), sub.rtcpIn.Load()
+	if err := bob.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: bob.got("alice", "video").ssrc}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "bob's keyframe request", func() bool { return down.plisIn.Load() > plis })
+	if sub.rtcpIn.Load() <= rtcpIn {
+		t.Fatal("the keyframe request did not come through the worker")
 	}
 
 	// Not direct: pion's mux reads alice's packets.
@@ -184,7 +205,7 @@ func TestRTPPacket(t *testing.T) {
 	}
 	c := &directConn{}
 	var got []rtp.Packet
-	c.rtp.Store(&rtpTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time) {
+	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time) {
 		var p rtp.Packet
 		if err := p.Unmarshal(append([]byte(nil), raw...)); err != nil {
 			t.Fatal(err)
@@ -228,7 +249,7 @@ func TestRTPPacket(t *testing.T) {
 		packets[i] = seal(0xaa, uint16(200+i))
 	}
 	got = got[:0:cap(got)]
-	c.rtp.Store(&rtpTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
+	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
 	i := 0
 	allocs := testing.AllocsPerRun(100, func() {
 		c.rtpPacket(packets[i], plain, &h, dec, &mu)
@@ -301,7 +322,7 @@ func TestDirectReadsRepair(t *testing.T) {
 	waitFor(t, 10*time.Second, "bob receiving alice", func() bool { return bob.packets("alice", "video") > 30 })
 	pub := sfu.direct.get(alice.peer.pub.ID())
 	waitFor(t, 5*time.Second, "audio, video and video's RTX bound", func() bool {
-		tab := pub.rtp.Load()
+		tab := pub.table.Load()
 		return tab != nil && len(tab.routes) == 3
 	})
 	var videoSSRC uint32

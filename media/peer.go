@@ -75,6 +75,8 @@ type Peer struct {
 	subUDP         bool // the sub connection's selected pair is UDP
 
 	speaker atomic.Pointer[string] // its active speaker, favoured by allocate
+	// rtcpDowns is onSubRTCP's list of tracks, reused.
+	rtcpDowns []*downTrack
 }
 
 func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
@@ -107,6 +109,7 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	r.sfu.twcc.attach(p.sub.ID(), p.bw)
 	r.sfu.direct.attach(p.pub)
 	r.sfu.direct.attach(p.sub)
+	r.sfu.direct.bindRTCP(p.sub.ID(), p.onSubRTCP)
 	for name, pc := range map[string]*webrtc.PeerConnection{PCPublish: p.pub, PCSubscribe: p.sub} {
 		name := name
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -298,6 +301,39 @@ func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, rec
 			sfu.direct.unbindRTP(id, rtxSSRC)
 		}
 	}
+}
+
+// onSubRTCP takes a compound RTCP packet the subscriber sent on the
+// direct read path (directin.go): transport-wide feedback goes to the
+// estimator, as twccConn passes it on pion's path, and the whole
+// packet to every track sent, each acting on what is about it, as
+// pion's path gives it to every track it names. It runs on the sub
+// connection's worker only, which owns rtcpDowns.
+func (p *Peer) onSubRTCP(b []byte) {
+	it := rtcpIter{b}
+	for {
+		pt, format, pl, ok := it.next()
+		if !ok {
+			break
+		}
+		if pt == rtcpRTPFB && format == fmtTWCC {
+			p.bw.onTWCC(pl)
+		}
+	}
+	p.mu.Lock()
+	downs := p.rtcpDowns[:0]
+	for _, s := range p.subs {
+		downs = append(downs, s.down)
+	}
+	for _, s := range p.paused {
+		downs = append(downs, s.down)
+	}
+	p.mu.Unlock()
+	for _, d := range downs {
+		d.onRTCP(b)
+	}
+	clear(downs)
+	p.rtcpDowns = downs
 }
 
 // hasRTX reports whether a receiver's negotiated codecs include RTX.
