@@ -43,6 +43,8 @@ type directFactory struct {
 	// byAddr is the table the read path looks connections up in
 	// (directin.go), rebuilt from addrs by route.
 	byAddr atomic.Pointer[map[netip.AddrPort]*directConn]
+	// retired are the read path's drops of closed connections.
+	retired ReceiveDrops
 	// dropForTest, in tests, loses the bound packets it returns true
 	// for, as a network would.
 	dropForTest atomic.Pointer[func([]byte) bool]
@@ -234,6 +236,8 @@ func (c *directConn) Close() error {
 	c.factory.mu.Lock()
 	if c.factory.conns[c.id] == c {
 		delete(c.factory.conns, c.id)
+		c.factory.retired.Behind += c.inDropped.Load()
+		c.factory.retired.NotAuthentic += c.inBad.Load()
 	}
 	c.factory.mu.Unlock()
 	c.factory.route(c.id, netip.AddrPort{}, false)

@@ -442,3 +442,16 @@ func unwrapRTX(raw []byte, ssrc uint32, pt uint8) ([]byte, bool) {
 	binary.BigEndian.PutUint32(out[8:], ssrc)
 	return out, true
 }
+
+// receiveDrops sums the connections' drops on the direct read path,
+// those of closed connections included.
+func (f *directFactory) receiveDrops() ReceiveDrops {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.retired
+	for _, c := range f.conns {
+		d.Behind += c.inDropped.Load()
+		d.NotAuthentic += c.inBad.Load()
+	}
+	return d
+}

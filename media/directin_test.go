@@ -88,10 +88,16 @@ func TestDeliver(t *testing.T) {
 	if f.deliver(rtpPkt, peer) {
 		t.Fatal("delivered to a closed session")
 	}
-	// A closed connection is forgotten.
+	// A closed connection is forgotten, its drops are not.
+	if d := f.receiveDrops(); d.Behind != 1 {
+		t.Fatalf("receive drops %+v, want 1 behind", d)
+	}
 	_ = c.Close()
 	if f.deliver(rtcpPkt, peer) {
 		t.Fatal("delivered to a closed connection")
+	}
+	if d := f.receiveDrops(); d.Behind != 1 {
+		t.Fatalf("after close: receive drops %+v, want 1 behind", d)
 	}
 }
 

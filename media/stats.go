@@ -45,6 +45,28 @@ type Stats struct {
 	PLIsIn, KeyframeRequests uint64
 	// Dropped are the packets not forwarded, by reason.
 	Dropped Drops
+	// ReceiveDropped are packets received over a direct UDP pair and
+	// dropped before any track saw them, by reason.
+	ReceiveDropped ReceiveDrops
+}
+
+// ReceiveDrops counts received packets dropped on the direct read path
+// (directin.go) before reaching a track.
+type ReceiveDrops struct {
+	// Behind: the connection's queue was full: the node is not keeping
+	// up with what it receives.
+	Behind uint64
+	// NotAuthentic: the packet failed SRTP or SRTCP authentication, or
+	// was a replay (also a publisher's retransmission of a packet that
+	// had arrived after all).
+	NotAuthentic uint64
+}
+
+// Each calls f for every reason, with its metric label ("behind",
+// "not_authentic"), at zero too.
+func (d ReceiveDrops) Each(f func(reason string, n uint64)) {
+	f("behind", d.Behind)
+	f("not_authentic", d.NotAuthentic)
 }
 
 // Drops counts packets the SFU did not forward to a subscriber, or could
@@ -99,7 +121,11 @@ func (c *dropCounters) total() uint64 {
 // which only adding and removing tracks also take, and reads each live
 // track's counters: call it once per scrape, not per packet.
 func (s *SFU) Stats() Stats {
-	return s.stats.snapshot()
+	st := s.stats.snapshot()
+	if s.direct != nil {
+		st.ReceiveDropped = s.direct.receiveDrops()
+	}
+	return st
 }
 
 // statsRegistry lists the live tracks and keeps the totals of those that

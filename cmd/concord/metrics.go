@@ -48,6 +48,7 @@ type mediaCollector struct {
 	rooms, peers, tracks          *prometheus.Desc
 	packets, bytes, retransmitted *prometheus.Desc
 	nacks, plis, dropped          *prometheus.Desc
+	receiveDropped                *prometheus.Desc
 }
 
 // newMediaCollector returns the collector of stats, usually an SFU's
@@ -67,6 +68,8 @@ func newMediaCollector(stats func() media.Stats) *mediaCollector {
 		nacks:         desc("nacks_total", "Sequence numbers reported lost: by subscribers to the SFU, and by the SFU to publishers.", "direction"),
 		plis:          desc("plis_total", "Keyframe requests: PLIs and FIRs from subscribers, and the (throttled) PLIs the SFU sent publishers.", "direction"),
 		dropped:       desc("dropped_packets_total", "Packets not forwarded or not retransmitted to a subscriber, by reason.", "reason"),
+		receiveDropped: desc("received_dropped_packets_total",
+			"Packets received over a direct UDP pair and dropped before any track saw them: behind (the node is not keeping up), not_authentic (SRTP authentication failed, or a replay).", "reason"),
 	}
 }
 
@@ -76,7 +79,7 @@ func registerMediaMetrics(reg prometheus.Registerer, sfu *media.SFU) {
 }
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped, c.receiveDropped} {
 		ch <- d
 	}
 }
@@ -104,5 +107,8 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.plis, st.KeyframeRequests, "to_publishers")
 	st.Dropped.Each(func(reason string, n uint64) {
 		counter(c.dropped, n, reason)
+	})
+	st.ReceiveDropped.Each(func(reason string, n uint64) {
+		counter(c.receiveDropped, n, reason)
 	})
 }

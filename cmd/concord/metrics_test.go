@@ -28,7 +28,8 @@ func TestMediaCollector(t *testing.T) {
 			Rooms: 2, Peers: 5, PublishedTracks: 6, ForwardedTracks: 9,
 			PacketsIn: 100, BytesIn: 1000, PacketsOut: 300, BytesOut: 3000,
 			Retransmitted: 7, NACKsIn: 8, NACKsOut: 4, PLIsIn: 3, KeyframeRequests: 1,
-			Dropped: media.Drops{QueueFull: 11, KeyframeWait: 12, TooLate: 13, NotCached: 14},
+			Dropped:        media.Drops{QueueFull: 11, KeyframeWait: 12, TooLate: 13, NotCached: 14},
+			ReceiveDropped: media.ReceiveDrops{Behind: 15, NotAuthentic: 16},
 		}
 	})
 	reg := prometheus.NewPedanticRegistry()
@@ -40,23 +41,25 @@ func TestMediaCollector(t *testing.T) {
 		t.Fatalf("one scrape called Stats %d times, want 1", calls)
 	}
 	want := map[string]float64{
-		"concord_media_rooms":                                         2,
-		"concord_media_peers":                                         5,
-		`concord_media_tracks{direction="published"}`:                 6,
-		`concord_media_tracks{direction="forwarded"}`:                 9,
-		`concord_media_packets_total{direction="in"}`:                 100,
-		`concord_media_packets_total{direction="out"}`:                300,
-		`concord_media_bytes_total{direction="in"}`:                   1000,
-		`concord_media_bytes_total{direction="out"}`:                  3000,
-		"concord_media_retransmitted_packets_total":                   7,
-		`concord_media_nacks_total{direction="from_subscribers"}`:     8,
-		`concord_media_nacks_total{direction="to_publishers"}`:        4,
-		`concord_media_plis_total{direction="from_subscribers"}`:      3,
-		`concord_media_plis_total{direction="to_publishers"}`:         1,
-		`concord_media_dropped_packets_total{reason="queue_full"}`:    11,
-		`concord_media_dropped_packets_total{reason="keyframe_wait"}`: 12,
-		`concord_media_dropped_packets_total{reason="too_late"}`:      13,
-		`concord_media_dropped_packets_total{reason="not_cached"}`:    14,
+		"concord_media_rooms":                                                  2,
+		"concord_media_peers":                                                  5,
+		`concord_media_tracks{direction="published"}`:                          6,
+		`concord_media_tracks{direction="forwarded"}`:                          9,
+		`concord_media_packets_total{direction="in"}`:                          100,
+		`concord_media_packets_total{direction="out"}`:                         300,
+		`concord_media_bytes_total{direction="in"}`:                            1000,
+		`concord_media_bytes_total{direction="out"}`:                           3000,
+		"concord_media_retransmitted_packets_total":                            7,
+		`concord_media_nacks_total{direction="from_subscribers"}`:              8,
+		`concord_media_nacks_total{direction="to_publishers"}`:                 4,
+		`concord_media_plis_total{direction="from_subscribers"}`:               3,
+		`concord_media_plis_total{direction="to_publishers"}`:                  1,
+		`concord_media_dropped_packets_total{reason="queue_full"}`:             11,
+		`concord_media_dropped_packets_total{reason="keyframe_wait"}`:          12,
+		`concord_media_dropped_packets_total{reason="too_late"}`:               13,
+		`concord_media_dropped_packets_total{reason="not_cached"}`:             14,
+		`concord_media_received_dropped_packets_total{reason="behind"}`:        15,
+		`concord_media_received_dropped_packets_total{reason="not_authentic"}`: 16,
 	}
 	for k, v := range want {
 		if got, ok := samples[k]; !ok || got != v {
@@ -75,8 +78,8 @@ func TestMediaCollector(t *testing.T) {
 			t.Errorf("%s is a %s, want a %s", name, typ, wantType)
 		}
 	}
-	if len(types) != 9 {
-		t.Errorf("%d metric families, want 9: %v", len(types), types)
+	if len(types) != 10 {
+		t.Errorf("%d metric families, want 10: %v", len(types), types)
 	}
 }
 
@@ -131,6 +134,7 @@ func TestAdminMediaMetrics(t *testing.T) {
 		`concord_media_plis_total{direction="from_subscribers"}`, `concord_media_plis_total{direction="to_publishers"}`,
 		`concord_media_dropped_packets_total{reason="queue_full"}`, `concord_media_dropped_packets_total{reason="keyframe_wait"}`,
 		`concord_media_dropped_packets_total{reason="too_late"}`, `concord_media_dropped_packets_total{reason="not_cached"}`,
+		`concord_media_received_dropped_packets_total{reason="behind"}`, `concord_media_received_dropped_packets_total{reason="not_authentic"}`,
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
 		if _, ok := m[s]; !ok {
