@@ -194,21 +194,28 @@ func TestDirectReads(t *testing.T) {
 	}
 }
 
+// srtpPair returns an encrypting context and a decrypting one, with
+// replay protection, that share their keys.
+func srtpPair(tb testing.TB) (enc, dec *srtp.Context) {
+	tb.Helper()
+	key, salt := bytes.Repeat([]byte{3}, 16), bytes.Repeat([]byte{5}, 12)
+	profile := srtp.ProtectionProfileAeadAes128Gcm
+	enc, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if dec, err = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64)); err != nil {
+		tb.Fatal(err)
+	}
+	return enc, dec
+}
+
 // TestRTPPacket: the direct read path's worker decrypts a bound
 // stream's packet with the session's context and hands it to the
 // stream's handler, without allocating; a tampered or replayed packet,
 // or one of a stream not bound, reaches no handler.
 func TestRTPPacket(t *testing.T) {
-	key, salt := bytes.Repeat([]byte{3}, 16), bytes.Repeat([]byte{5}, 12)
-	profile := srtp.ProtectionProfileAeadAes128Gcm
-	enc, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64))
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, dec := srtpPair(t)
 	c := &directConn{}
 	var got []rtp.Packet
 	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time) {
@@ -375,16 +382,7 @@ func TestDirectReadsRepair(t *testing.T) {
 // session's mutex) and handed to its handler, here one that does
 // nothing.
 func BenchmarkDirectRead(b *testing.B) {
-	key, salt := bytes.Repeat([]byte{3}, 16), bytes.Repeat([]byte{5}, 12)
-	profile := srtp.ProtectionProfileAeadAes128Gcm
-	enc, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dec, err := srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64))
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc, dec := srtpPair(b)
 	const n = 1 << 14
 	packets := make([][]byte, n)
 	for i := range packets {
@@ -408,7 +406,7 @@ func BenchmarkDirectRead(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if i%n == 0 && i > 0 {
 			b.StopTimer() // a new context: the packets are replays now
-			dec, _ = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64))
+			_, dec = srtpPair(b)
 			b.StartTimer()
 		}
 		c.rtpPacket(packets[i%n], plain, &h, dec, &mu)
