@@ -94,6 +94,9 @@ type bandwidth struct {
 	acked   bool    // some feedback was taken
 	ackedHi uint16  // the newest sequence number it reported
 	told    float64 // the estimate changed was last called for (tellLocked)
+	// settleUntil: loss reports until then span a change of the link
+	// (linkChanged) and are not taken as congestion.
+	settleUntil time.Time
 
 	// What was sent, for transport-wide feedback (bwe.go).
 	smu     sync.Mutex
@@ -158,10 +161,30 @@ func (b *bandwidth) currentLocked() float64 {
 	return b.estimate
 }
 
+// linkSettle is how long after the subscriber's link changed (linkChanged)
+// its receiver reports are not taken as congestion: a browser reports
+// every second, on the packets since its previous report.
+const linkSettle = 2 * time.Second
+
+// linkChanged says the subscriber's connection came back or moved to
+// another candidate pair (an ICE restart, a network change). The packets
+// lost while it was away were lost to the outage, not to congestion:
+// the receiver reports that count them must not cut the estimate and
+// pause video for seconds after the link is back.
+func (b *bandwidth) linkChanged() {
+	b.mu.Lock()
+	b.settleUntil = b.now().Add(linkSettle)
+	b.mu.Unlock()
+}
+
 // onLoss takes the fraction of packets a receiver report says were lost.
 func (b *bandwidth) onLoss(frac float64) {
 	b.mu.Lock()
 	now := b.now()
+	if now.Before(b.settleUntil) && frac > lossHigh {
+		b.mu.Unlock()
+		return // lost to the outage the link came back from
+	}
 	b.measureLocked(now)
 	old := b.currentLocked()
 	// enforced: the allocator kept what it sends within the estimate

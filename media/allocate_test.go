@@ -470,3 +470,30 @@ func TestBandwidthTellsAllocator(t *testing.T) {
 		old = s.estimate
 	}
 }
+
+// TestBandwidthLinkChanged: a receiver report counting the packets lost
+// while the link was away (an ICE restart) cuts nothing; once the link
+// has settled, loss cuts again.
+func TestBandwidthLinkChanged(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := newBandwidth(nil)
+	b.now = func() time.Time { return now }
+	b.bytes.Add(62_500) // 500 kbit/s over the first second
+	now = now.Add(time.Second)
+	b.onLoss(0)
+	before := b.current()
+	b.linkChanged()
+	now = now.Add(time.Second)
+	b.onLoss(0.6)
+	if e := b.current(); e < before {
+		t.Fatalf("a report spanning the outage cut the estimate from %.0f to %.0f", before, e)
+	}
+	if b.congested() {
+		t.Fatal("congested after a report spanning the outage")
+	}
+	now = now.Add(linkSettle)
+	b.onLoss(0.6)
+	if e := b.current(); e >= before {
+		t.Fatalf("60 %% loss after the link settled left the estimate at %.0f", e)
+	}
+}

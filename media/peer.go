@@ -75,6 +75,7 @@ type Peer struct {
 	subUDP         bool // the sub connection's selected pair is UDP
 
 	speaker atomic.Pointer[string] // its active speaker, favoured by allocate
+	subUp   atomic.Bool            // the sub connection has been up (subLinkUp)
 	// rtcpDowns is onSubRTCP's list of tracks, reused.
 	rtcpDowns []*downTrack
 }
@@ -128,6 +129,9 @@ func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
 	}
 	p.sub.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.subPairChanged)
 	p.sub.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected {
+			p.subLinkUp() // back, perhaps on the same pair
+		}
 		if s != webrtc.ICEConnectionStateNew {
 			p.kickNegotiation() // an offer may wait for subStarted
 		}
@@ -153,6 +157,9 @@ func pairIsUDP(pair *webrtc.ICECandidatePair) bool {
 // downTrack.push); over TCP, whose writes can wait for the subscriber,
 // each track's writer goroutine does.
 func (p *Peer) subPairChanged(pair *webrtc.ICECandidatePair) {
+	if pair != nil {
+		p.subLinkUp()
+	}
 	udp := pairIsUDP(pair)
 	p.room.sfu.direct.setPair(p.sub.ID(), pair)
 	p.mu.Lock()
@@ -163,6 +170,15 @@ func (p *Peer) subPairChanged(pair *webrtc.ICECandidatePair) {
 	}
 	for _, s := range p.paused {
 		s.down.inline.Store(udp)
+	}
+}
+
+// subLinkUp notes the sub connection up on a candidate pair: from the
+// second time on, the link changed or came back (an ICE restart, a
+// network change), which the estimator must know (linkChanged).
+func (p *Peer) subLinkUp() {
+	if !p.subUp.CompareAndSwap(false, true) {
+		p.bw.linkChanged()
 	}
 }
 
