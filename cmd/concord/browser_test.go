@@ -41,6 +41,13 @@ func TestBrowserThreeParties(t *testing.T) {
 	merchant := openTab(t, browserCtx, "merchant", demo.Merchant, false)
 	tabs := []*tab{med, consumer, merchant}
 	dumpOnFailure(t, tabs)
+	t.Cleanup(func() {
+		if t.Failed() && srv.sfu != nil {
+			// Whether media reached the SFU, and what it dropped: a flake
+			// seen once in CI had the mediator's video reach no one.
+			t.Logf("SFU: %+v", srv.sfu.Stats())
+		}
+	})
 
 	// The mediator enters directly; the parties are shown the rules.
 	step("tabs open")
