@@ -387,6 +387,21 @@ func (b *bandwidth) onTWCC(p []byte) {
 	}
 }
 
+// onCompound passes the transport-wide feedback packets of a compound
+// RTCP packet from the subscriber to onTWCC.
+func (b *bandwidth) onCompound(compound []byte) {
+	it := rtcpIter{compound}
+	for {
+		pt, format, p, ok := it.next()
+		if !ok {
+			return
+		}
+		if pt == rtcpRTPFB && format == fmtTWCC {
+			b.onTWCC(p)
+		}
+	}
+}
+
 // ackLocked feeds the arrival of packet seq at time recv (the
 // receiver's clock) to e. smu and mu must be held.
 func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv int64) {
@@ -479,16 +494,7 @@ func (c *twccConn) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPRead
 		if err != nil || bw == nil {
 			return n, a, err
 		}
-		it := rtcpIter{buf[:n]}
-		for {
-			pt, format, p, ok := it.next()
-			if !ok {
-				break
-			}
-			if pt == rtcpRTPFB && format == fmtTWCC {
-				bw.onTWCC(p)
-			}
-		}
+		bw.onCompound(buf[:n])
 		return n, a, nil
 	})
 }

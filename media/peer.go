@@ -326,16 +326,7 @@ func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, rec
 // pion's path gives it to every track it names. It runs on the sub
 // connection's worker only, which owns rtcpDowns.
 func (p *Peer) onSubRTCP(b []byte) {
-	it := rtcpIter{b}
-	for {
-		pt, format, pl, ok := it.next()
-		if !ok {
-			break
-		}
-		if pt == rtcpRTPFB && format == fmtTWCC {
-			p.bw.onTWCC(pl)
-		}
-	}
+	p.bw.onCompound(b)
 	p.mu.Lock()
 	downs := p.rtcpDowns[:0]
 	for _, s := range p.subs {
