@@ -128,8 +128,6 @@ type directConn struct {
 	bound     atomic.Uint64 // bound RTP packets handed to their layer
 	rtcpIn    atomic.Uint64 // RTCP packets handed to the connection's handler
 	table     atomic.Pointer[inTable]
-	// rtcpPending: bindRTCP was called before the SRTP session ran.
-	rtcpPending atomic.Bool
 
 	mu       sync.Mutex // guards the fields below and changes of out
 	to       netip.AddrPort
@@ -228,7 +226,6 @@ func (c *directConn) Close() error {
 	c.out.Store(nil)
 	c.in.Store(nil)
 	c.inPending.Store(false)
-	c.rtcpPending.Store(false)
 	if tab := c.table.Load(); tab != nil {
 		_ = tab.q.Close() // ends the worker
 	}
@@ -305,18 +302,28 @@ func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) 
 	return srtpSessionContext(t, "srtpSession", "local")
 }
 
+// loadedSession returns the session a DTLS transport (tv, its struct)
+// keeps in the atomic.Value field named session ("srtpSession",
+// "srtcpSession"); errSRTPNotStarted until pion stores it.
+func loadedSession(tv reflect.Value, session string) (any, error) {
+	f := tv.FieldByName(session)
+	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
+		return nil, errSRTPInternals
+	}
+	v := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load()
+	if v == nil {
+		return nil, errSRTPNotStarted
+	}
+	return v, nil
+}
+
 // srtpSessionContext returns the local or the remote (decrypting)
 // context of a DTLS transport's SRTP or SRTCP session ("srtpSession",
 // "srtcpSession"), with its mutex.
 func srtpSessionContext(t *webrtc.DTLSTransport, session, side string) (*srtp.Context, *sync.Mutex, error) {
-	tv := reflect.ValueOf(t).Elem()
-	f := tv.FieldByName(session)
-	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
-		return nil, nil, errSRTPInternals
-	}
-	v := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load()
-	if v == nil {
-		return nil, nil, errSRTPNotStarted
+	v, err := loadedSession(reflect.ValueOf(t).Elem(), session)
+	if err != nil {
+		return nil, nil, err
 	}
 	switch sess := v.(type) {
 	case *srtp.SessionSRTP:

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -130,7 +129,7 @@ func (f *directFactory) unbindRTP(id string, ssrc uint32) {
 
 // bindRTCP sends the RTCP PeerConnection id receives over its direct
 // pair to handle, decrypted, one compound packet at a time, from as
-// soon as its SRTP session runs (deliver calls resolveRTCP until then).
+// soon as its SRTP session runs (resolveIn installs it then).
 func (f *directFactory) bindRTCP(id string, handle func(compound []byte)) {
 	c := f.get(id)
 	if c == nil || f.out == nil {
@@ -142,27 +141,16 @@ func (f *directFactory) bindRTCP(id string, handle func(compound []byte)) {
 	c.resolveRTCPLocked()
 }
 
-// resolveRTCP installs the RTCP handler bindRTCP was given once the
-// connection's SRTP session runs.
-func (c *directConn) resolveRTCP() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.resolveRTCPLocked()
-}
-
+// resolveRTCPLocked installs the RTCP handler bindRTCP was given, once
+// the connection's SRTP session runs. mu must be held.
 func (c *directConn) resolveRTCPLocked() {
 	if c.rtcpWant == nil {
-		c.rtcpPending.Store(false)
 		return
 	}
-	tab := c.tableLocked()
-	if tab == nil {
-		c.rtcpPending.Store(!c.closed && !c.inFailed)
-		return
+	if tab := c.tableLocked(); tab != nil {
+		tab.rtcp = c.rtcpWant
+		c.table.Store(tab)
 	}
-	tab.rtcp = c.rtcpWant
-	c.table.Store(tab)
-	c.rtcpPending.Store(false)
 }
 
 // tableLocked returns a copy of the connection's table to change and
@@ -296,12 +284,6 @@ func (f *directFactory) deliver(p []byte, from netip.AddrPort) bool {
 	tab := c.table.Load()
 	if isRTCP(p) {
 		buf = in.srtcp
-		if tab == nil || tab.rtcp == nil {
-			if c.rtcpPending.Load() {
-				c.resolveRTCP()
-				tab = c.table.Load()
-			}
-		}
 		if tab != nil && tab.rtcp != nil {
 			buf = tab.q // the connection's RTCP handler (inWorker)
 		}
@@ -375,6 +357,7 @@ func (c *directConn) resolveIn() *directIn {
 	}
 	in := &directIn{srtp: rtpBuf, srtcp: rtcpBuf}
 	c.in.Store(in)
+	c.resolveRTCPLocked() // the sessions run: so can the worker
 	return in
 }
 
@@ -386,12 +369,8 @@ func (c *directConn) resolveIn() *directIn {
 // session seen through its atomic.Value makes them safe to read.
 func srtpBuffersOf(t *webrtc.DTLSTransport) (rtpBuf, rtcpBuf *packetio.Buffer, err error) {
 	tv := reflect.ValueOf(t).Elem()
-	s := tv.FieldByName("srtcpSession")
-	if !s.IsValid() || s.Type() != reflect.TypeOf(atomic.Value{}) {
-		return nil, nil, errSRTPInternals
-	}
-	if (*atomic.Value)(unsafe.Pointer(s.UnsafeAddr())).Load() == nil {
-		return nil, nil, errSRTPNotStarted
+	if _, err := loadedSession(tv, "srtcpSession"); err != nil {
+		return nil, nil, err
 	}
 	bufferOf := func(field string) *packetio.Buffer {
 		e := tv.FieldByName(field)
