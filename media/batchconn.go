@@ -39,6 +39,10 @@ type batchConn struct {
 	// in takes the datagrams of connections whose pair is direct
 	// (directin.go); set before the first read, nil in some tests.
 	in *directFactory
+	// readMu holds ReadFromAddrPort's loop, whose decryptions use
+	// scratch. pion's mux reads from one goroutine: never contended.
+	readMu  sync.Mutex
+	scratch *inScratch
 
 	smu    sync.RWMutex // held by sends on sendFd, taken to close it
 	sendFd int          // the send-only socket; -1: none
@@ -63,7 +67,7 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(), sendFd: -1}
+	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(), scratch: newInScratch(), sendFd: -1}
 }
 
 // hold opens a batch: writes wait for release (or a full batch). Nil
@@ -154,9 +158,11 @@ func (c *batchConn) writeNow(b *sendBatch, p []byte, to netip.AddrPort) (int, er
 // ReadFromAddrPort is pion's UDP mux's read. It returns the datagrams
 // that in does not deliver to a connection's SRTP session itself.
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
 	for {
 		n, from, err := c.readOnce(p)
-		if err != nil || c.in == nil || !c.in.deliver(p[:n], from) {
+		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
 			return n, from, err
 		}
 	}

@@ -123,8 +123,8 @@ type directConn struct {
 	in        atomic.Pointer[directIn]
 	inPending atomic.Bool
 	received  atomic.Uint64 // packets delivered directly
-	inDropped atomic.Uint64 // packets dropped because the session's buffer was full
-	inBad     atomic.Uint64 // packets the worker could not decrypt
+	inDropped atomic.Uint64 // packets dropped because a session's buffer was full
+	inBad     atomic.Uint64 // packets the read path could not decrypt
 	bound     atomic.Uint64 // bound RTP packets handed to their layer
 	rtcpIn    atomic.Uint64 // RTCP packets handed to the connection's handler
 	table     atomic.Pointer[inTable]
@@ -226,9 +226,7 @@ func (c *directConn) Close() error {
 	c.out.Store(nil)
 	c.in.Store(nil)
 	c.inPending.Store(false)
-	if tab := c.table.Load(); tab != nil {
-		_ = tab.q.Close() // ends the worker
-	}
+	c.table.Store(nil)
 	c.mu.Unlock()
 	c.factory.mu.Lock()
 	if c.factory.conns[c.id] == c {

@@ -3,7 +3,6 @@ package media
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 	"net/netip"
 	"reflect"
 	"sync"
@@ -41,55 +40,65 @@ import (
 // answers keep the pair alive, as they do for the direct write path.
 
 // A published layer's RTP skips pion's SRTP session too. Once the
-// layer's read loop runs (bindRTP), the socket's reader queues the
-// layer's packets for the connection's own worker goroutine
-// (inWorker), which decrypts them with the session's remote context,
-// under the session's own mutex (so that the rollover counter and the
-// replay window stay one, whichever path a packet takes), records them
-// for the feedback to the publisher, and hands them to the layer: one
-// hand-off instead of two, and none of pion's stream and interceptor
-// machinery. A layer's retransmissions on its RTX stream are bound with
-// it and repaired here (unwrapRTX): pion repairs them only inside a
+// layer's read loop runs (bindRTP), the socket's reader itself decrypts
+// the layer's packets with the session's remote context, under the
+// session's own mutex (so that the rollover counter and the replay
+// window stay one, whichever path a packet takes), records them for the
+// feedback to the publisher, and hands them to the layer, whose fan-out
+// writes them to the subscribers: from the kernel's datagram to the
+// subscribers' sendmmsg on one goroutine. A hand-off to a worker
+// goroutine per connection, as at first, cost a wake-up per packet:
+// with the scheduler's work around it, a fifth of the server's CPU in
+// the load test. A layer's retransmissions on its RTX stream are bound
+// with it and repaired here (unwrapRTX): pion repairs them only inside a
 // read of the layer's own stream, which, once bound, never returns.
 // Packets of streams not bound (a new SSRC pion must announce) take the
 // session's path.
 
-// A subscriber's RTCP takes the same worker: pion's SRTCP session wrote
+// A subscriber's RTCP takes the same path: pion's SRTCP session wrote
 // each compound packet into the stream buffer of every SSRC it names (a
 // receiver report names all of a subscriber's tracks), and each track's
 // sender read it through the interceptors; here it is decrypted once
 // and handed to the connection's one handler (bindRTCP), which passes
 // transport-wide feedback to the estimator and the rest to every track.
 
-// inQueueBytes bounds a connection's queue for its worker: about 100
-// full packets, a few frames of one publisher's video.
-const inQueueBytes = 128 << 10
-
-// receiveMTU is the largest datagram the worker reads, as pion's UDP
-// mux.
+// receiveMTU is the largest datagram the socket's reader reads, as
+// pion's UDP mux.
 const receiveMTU = 8192
 
-// inTable is what a connection's worker takes, and its queue; replaced
-// whole, never changed.
+// inTable is how a connection's reads are handled; replaced whole,
+// never changed.
 type inTable struct {
-	q      *packetio.Buffer
+	s      *inSession
 	routes map[uint32]rtpHandler // bound RTP streams by SSRC
 	rtcp   func(compound []byte) // nil: RTCP takes the session's path
 }
 
 // rtpHandler takes one decrypted packet of a bound stream: raw is the
-// whole packet, h its parsed header. Both are the worker's, reused for
+// whole packet, h its parsed header. Both are the reader's, reused for
 // the next packet.
 type rtpHandler func(raw []byte, h *rtp.Header, now time.Time)
 
-// inWorker is a connection's worker: the sessions' remote contexts and
-// the mutexes pion guards them with, and its buffers.
-type inWorker struct {
-	c                *directConn
-	rtpCtx, rtcpCtx  *srtp.Context
-	rtpMu, rtcpMu    *sync.Mutex
-	enc, plain, rtcp []byte
-	h                rtp.Header
+// inSession is what decrypts a connection's direct reads: its SRTP and
+// SRTCP sessions' remote contexts and the mutexes pion guards them
+// with. mu lets one packet of the connection through at a time, as a
+// read loop would: the socket's readers are sharded by remote address,
+// so it is only ever contended while a connection moves to another
+// address.
+type inSession struct {
+	mu              sync.Mutex
+	rtpCtx, rtcpCtx *srtp.Context
+	rtpMu, rtcpMu   *sync.Mutex
+}
+
+// inScratch is one socket reader's memory for the packets it decrypts.
+type inScratch struct {
+	plain, rtcp []byte
+	h           rtp.Header
+}
+
+func newInScratch() *inScratch {
+	return &inScratch{plain: make([]byte, 0, receiveMTU), rtcp: make([]byte, 0, receiveMTU)}
 }
 
 // bindRTP sends the packets of stream ssrc that PeerConnection id
@@ -154,8 +163,8 @@ func (c *directConn) resolveRTCPLocked() {
 }
 
 // tableLocked returns a copy of the connection's table to change and
-// store, starting its worker first if need be; nil when there can be
-// none (yet). mu must be held.
+// store, finding its sessions' contexts first if need be; nil when
+// there can be none (yet). mu must be held.
 func (c *directConn) tableLocked() *inTable {
 	if c.closed || c.inFailed {
 		return nil
@@ -167,10 +176,10 @@ func (c *directConn) tableLocked() *inTable {
 	if t == nil {
 		return nil
 	}
-	w := &inWorker{c: c, enc: make([]byte, receiveMTU), plain: make([]byte, 0, receiveMTU), rtcp: make([]byte, 0, receiveMTU)}
+	s := &inSession{}
 	var err error
-	if w.rtpCtx, w.rtpMu, err = srtpSessionContext(t, "srtpSession", "remote"); err == nil {
-		w.rtcpCtx, w.rtcpMu, err = srtpSessionContext(t, "srtcpSession", "remote")
+	if s.rtpCtx, s.rtpMu, err = srtpSessionContext(t, "srtpSession", "remote"); err == nil {
+		s.rtcpCtx, s.rtcpMu, err = srtpSessionContext(t, "srtcpSession", "remote")
 	}
 	if err != nil {
 		if !errors.Is(err, errSRTPNotStarted) {
@@ -179,71 +188,54 @@ func (c *directConn) tableLocked() *inTable {
 		}
 		return nil
 	}
-	tab := &inTable{q: packetio.NewBuffer(), routes: map[uint32]rtpHandler{}}
-	tab.q.SetLimitSize(inQueueBytes)
-	go w.run(tab.q)
-	return tab
+	return &inTable{s: s, routes: map[uint32]rtpHandler{}}
 }
 
 func (t *inTable) clone() *inTable {
-	n := &inTable{q: t.q, rtcp: t.rtcp, routes: make(map[uint32]rtpHandler, len(t.routes)+1)}
+	n := &inTable{s: t.s, rtcp: t.rtcp, routes: make(map[uint32]rtpHandler, len(t.routes)+1)}
 	for k, v := range t.routes {
 		n.routes[k] = v
 	}
 	return n
 }
 
-// run decrypts what the socket's reader queued, and hands each packet
-// to its handler, until the queue is closed.
-func (w *inWorker) run(q *packetio.Buffer) {
-	for {
-		n, _, err := q.Read(w.enc, nil)
-		if err != nil {
-			if errors.Is(err, io.ErrShortBuffer) {
-				continue
-			}
-			return
-		}
-		if p := w.enc[:n]; isRTCP(p) {
-			w.rtcpPacket(p)
-		} else {
-			w.c.rtpPacket(p, w.plain, &w.h, w.rtpCtx, w.rtpMu)
-		}
-	}
-}
-
 // rtcpPacket decrypts one compound RTCP packet and hands it to the
 // connection's RTCP handler. One that does not authenticate, or is a
 // replay, is dropped, as pion drops it.
-func (w *inWorker) rtcpPacket(enc []byte) {
-	w.rtcpMu.Lock()
-	out, err := w.rtcpCtx.DecryptRTCP(w.rtcp[:0], enc, nil)
-	w.rtcpMu.Unlock()
-	if err != nil {
-		w.c.inBad.Add(1)
-		return
-	}
-	if handle := w.c.table.Load().rtcp; handle != nil {
-		w.c.rtcpIn.Add(1)
-		handle(out)
-	}
-}
-
-// rtpPacket decrypts one packet of a bound stream into plain, parsing
-// its header into h, and hands it to the stream's handler. A packet
-// that does not authenticate, or is a replay, is dropped, as pion drops
-// it.
-func (c *directConn) rtpPacket(enc, plain []byte, h *rtp.Header, ctx *srtp.Context, mu *sync.Mutex) {
-	mu.Lock()
-	out, err := ctx.DecryptRTP(plain[:0], enc, h)
-	mu.Unlock()
+func (c *directConn) rtcpPacket(s *inSession, enc []byte, sc *inScratch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rtcpMu.Lock()
+	out, err := s.rtcpCtx.DecryptRTCP(sc.rtcp[:0], enc, nil)
+	s.rtcpMu.Unlock()
 	if err != nil {
 		c.inBad.Add(1)
 		return
 	}
-	if handle := c.table.Load().routes[h.SSRC]; handle != nil { // looked up once authentic
-		c.bound.Add(1)
-		handle(out, h, time.Now())
+	if tab := c.table.Load(); tab != nil && tab.rtcp != nil {
+		c.rtcpIn.Add(1)
+		tab.rtcp(out)
+	}
+}
+
+// rtpPacket decrypts one packet of a bound stream into sc, and hands it
+// to the stream's handler. A packet that does not authenticate, or is a
+// replay, is dropped, as pion drops it.
+func (c *directConn) rtpPacket(s *inSession, enc []byte, sc *inScratch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rtpMu.Lock()
+	out, err := s.rtpCtx.DecryptRTP(sc.plain[:0], enc, &sc.h)
+	s.rtpMu.Unlock()
+	if err != nil {
+		c.inBad.Add(1)
+		return
+	}
+	if tab := c.table.Load(); tab != nil { // looked up once authentic
+		if handle := tab.routes[sc.h.SSRC]; handle != nil {
+			c.bound.Add(1)
+			handle(out, &sc.h, time.Now())
+		}
 	}
 }
 
@@ -257,9 +249,13 @@ type directIn struct {
 }
 
 // deliver takes one datagram the SFU's socket received from "from", and
-// reports whether it went to a connection's SRTP session; false leaves
-// it to pion's mux. It runs on the socket's one reader goroutine.
-func (f *directFactory) deliver(p []byte, from netip.AddrPort) bool {
+// reports whether it took it; false leaves it to pion's mux. A bound
+// stream's RTP, and a subscriber's RTCP once its handler is installed,
+// are decrypted and handled here, on the socket's reader, with the
+// reader's scratch memory sc: no hand-off to another goroutine. The
+// rest of a direct pair's SRTP and SRTCP goes into its session's
+// buffers.
+func (f *directFactory) deliver(p []byte, from netip.AddrPort, sc *inScratch) bool {
 	if len(p) < 4 || p[0] < 128 || p[0] > 191 { // RFC 7983: not RTP or RTCP
 		return false
 	}
@@ -283,15 +279,19 @@ func (f *directFactory) deliver(p []byte, from netip.AddrPort) bool {
 	buf := in.srtp
 	tab := c.table.Load()
 	if isRTCP(p) {
-		buf = in.srtcp
 		if tab != nil && tab.rtcp != nil {
-			buf = tab.q // the connection's RTCP handler (inWorker)
+			c.received.Add(1)
+			c.rtcpPacket(tab.s, p, sc)
+			return true
 		}
+		buf = in.srtcp
 	} else if tab != nil && len(p) >= 12 && tab.routes[binary.BigEndian.Uint32(p[8:12])] != nil {
 		if drop := f.dropForTest.Load(); drop != nil && (*drop)(p) {
 			return true
 		}
-		buf = tab.q // a bound stream (inWorker)
+		c.received.Add(1)
+		c.rtpPacket(tab.s, p, sc)
+		return true
 	}
 	if _, err := buf.Write(p, nil); err != nil {
 		if errors.Is(err, packetio.ErrFull) {
@@ -357,7 +357,7 @@ func (c *directConn) resolveIn() *directIn {
 	}
 	in := &directIn{srtp: rtpBuf, srtcp: rtcpBuf}
 	c.in.Store(in)
-	c.resolveRTCPLocked() // the sessions run: so can the worker
+	c.resolveRTCPLocked() // the sessions run: so can the RTCP handler
 	return in
 }
 

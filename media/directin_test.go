@@ -30,6 +30,7 @@ func TestDeliver(t *testing.T) {
 	c.in.Store(in)
 	peer := netip.MustParseAddrPort("192.0.2.7:5000")
 	f.route("pc1", peer, true)
+	sc := newInScratch()
 
 	rtpPkt := []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1}
 	rtcpPkt := []byte{0x81, 201, 0, 1, 0, 0, 0, 1}
@@ -50,7 +51,7 @@ func TestDeliver(t *testing.T) {
 		{"other address", rtpPkt, other, false},
 	}
 	for _, tc := range cases {
-		if got := f.deliver(tc.p, tc.from); got != tc.want {
+		if got := f.deliver(tc.p, tc.from, sc); got != tc.want {
 			t.Errorf("%s: deliver = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -67,7 +68,7 @@ func TestDeliver(t *testing.T) {
 
 	// A full session drops, as pion's mux does, and counts it.
 	for range 3 {
-		if !f.deliver(rtpPkt, peer) {
+		if !f.deliver(rtpPkt, peer, sc) {
 			t.Fatal("not delivered to a full buffer")
 		}
 	}
@@ -78,14 +79,14 @@ func TestDeliver(t *testing.T) {
 	// Two connections claiming one address: neither gets it.
 	f.conns["pc2"] = &directConn{factory: f, id: "pc2"}
 	f.route("pc2", peer, true)
-	if f.deliver(rtpPkt, peer) {
+	if f.deliver(rtpPkt, peer, sc) {
 		t.Fatal("delivered to an address two connections claim")
 	}
 	f.route("pc2", netip.AddrPort{}, false)
 
 	// A closed session: pion's path.
 	_ = in.srtp.Close()
-	if f.deliver(rtpPkt, peer) {
+	if f.deliver(rtpPkt, peer, sc) {
 		t.Fatal("delivered to a closed session")
 	}
 	// A closed connection is forgotten, its drops are not.
@@ -93,7 +94,7 @@ func TestDeliver(t *testing.T) {
 		t.Fatalf("receive drops %+v, want 1 behind", d)
 	}
 	_ = c.Close()
-	if f.deliver(rtcpPkt, peer) {
+	if f.deliver(rtcpPkt, peer, sc) {
 		t.Fatal("delivered to a closed connection")
 	}
 	if d := f.receiveDrops(); d.Behind != 1 {
@@ -240,19 +241,18 @@ func TestRTPPacket(t *testing.T) {
 		}
 		return out
 	}
-	var mu sync.Mutex
-	plain := make([]byte, 0, receiveMTU)
-	var h rtp.Header
+	s := &inSession{rtpCtx: dec, rtpMu: &sync.Mutex{}}
+	sc := newInScratch()
 	first := seal(0xaa, 100)
-	c.rtpPacket(first, plain, &h, dec, &mu)
+	c.rtpPacket(s, first, sc)
 	if len(got) != 1 || got[0].SequenceNumber != 100 || !bytes.Equal(got[0].Payload, bytes.Repeat([]byte{100}, 900)) {
 		t.Fatalf("got %d packets, want the first", len(got))
 	}
-	c.rtpPacket(first, plain, &h, dec, &mu) // replayed
+	c.rtpPacket(s, first, sc) // replayed
 	tampered := seal(0xaa, 101)
 	tampered[30] ^= 1
-	c.rtpPacket(tampered, plain, &h, dec, &mu)
-	c.rtpPacket(seal(0xbb, 7), plain, &h, dec, &mu) // not bound
+	c.rtpPacket(s, tampered, sc)
+	c.rtpPacket(s, seal(0xbb, 7), sc) // not bound
 	if len(got) != 1 || c.inBad.Load() != 2 {
 		t.Fatalf("%d packets handled, %d bad; want 1 and 2", len(got), c.inBad.Load())
 	}
@@ -265,7 +265,7 @@ func TestRTPPacket(t *testing.T) {
 	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
 	i := 0
 	allocs := testing.AllocsPerRun(100, func() {
-		c.rtpPacket(packets[i], plain, &h, dec, &mu)
+		c.rtpPacket(s, packets[i], sc)
 		i++
 	})
 	if allocs != 0 {
@@ -397,19 +397,18 @@ func BenchmarkDirectRead(b *testing.B) {
 	}
 	c := &directConn{}
 	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
-	var mu sync.Mutex
-	plain := make([]byte, 0, receiveMTU)
-	var h rtp.Header
+	s := &inSession{rtpCtx: dec, rtpMu: &sync.Mutex{}}
+	sc := newInScratch()
 	b.ReportAllocs()
 	b.SetBytes(1100)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if i%n == 0 && i > 0 {
 			b.StopTimer() // a new context: the packets are replays now
-			_, dec = srtpPair(b)
+			_, s.rtpCtx = srtpPair(b)
 			b.StartTimer()
 		}
-		c.rtpPacket(packets[i%n], plain, &h, dec, &mu)
+		c.rtpPacket(s, packets[i%n], sc)
 	}
 	if c.inBad.Load() != 0 {
 		b.Fatalf("%d packets did not decrypt", c.inBad.Load())

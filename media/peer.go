@@ -323,8 +323,9 @@ func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, rec
 // direct read path (directin.go): transport-wide feedback goes to the
 // estimator, as twccConn passes it on pion's path, and the whole
 // packet to every track sent, each acting on what is about it, as
-// pion's path gives it to every track it names. It runs on the sub
-// connection's worker only, which owns rtcpDowns.
+// pion's path gives it to every track it names. It runs on a socket
+// reader, one packet of the sub connection at a time (inSession's
+// mutex), which owns rtcpDowns.
 func (p *Peer) onSubRTCP(b []byte) {
 	p.bw.onCompound(b)
 	p.mu.Lock()

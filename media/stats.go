@@ -53,8 +53,9 @@ type Stats struct {
 // ReceiveDrops counts received packets dropped on the direct read path
 // (directin.go) before reaching a track.
 type ReceiveDrops struct {
-	// Behind: the connection's queue was full: the node is not keeping
-	// up with what it receives.
+	// Behind: a connection's SRTP or SRTCP session buffer was full (the
+	// packets pion's session still reads): the node is not keeping up
+	// with what it receives.
 	Behind uint64
 	// NotAuthentic: the packet failed SRTP or SRTCP authentication, or
 	// was a replay (also a publisher's retransmission of a packet that
