@@ -1,13 +1,17 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pion/transport/v5/packetio"
 )
 
 // The SFU's UDP socket sends one fan-out's packets with one sendmmsg
@@ -40,9 +44,22 @@ type batchConn struct {
 	// (directin.go); set before the first read, nil in some tests.
 	in *directFactory
 	// readMu holds ReadFromAddrPort's loop, whose decryptions use
-	// scratch. pion's mux reads from one goroutine: never contended.
+	// scratch (and spillBuf). pion's mux reads from one goroutine:
+	// never contended.
 	readMu  sync.Mutex
 	scratch *inScratch
+
+	// With several readers (openReaders, batchconn_linux.go): shards
+	// are the sockets, the first being this one, each read by readLoop;
+	// spill takes what they leave to pion's mux, framed with its source
+	// address, and ReadFromAddrPort reads it. Nil spill: pion's mux
+	// reads the socket itself.
+	steered  bool // the group has its steering program
+	shards   []*readShard
+	spill    *packetio.Buffer
+	spillBuf []byte
+	// testRead, in tests, sees each datagram a shard reads.
+	testRead func(shard int, p []byte, from netip.AddrPort)
 
 	smu    sync.RWMutex // held by sends on sendFd, taken to close it
 	sendFd int          // the send-only socket; -1: none
@@ -67,7 +84,7 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(), scratch: newInScratch(), sendFd: -1}
+	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(c), scratch: newInScratch(), sendFd: -1}
 }
 
 // hold opens a batch: writes wait for release (or a full batch). Nil
@@ -156,16 +173,97 @@ func (c *batchConn) writeNow(b *sendBatch, p []byte, to netip.AddrPort) (int, er
 }
 
 // ReadFromAddrPort is pion's UDP mux's read. It returns the datagrams
-// that in does not deliver to a connection's SRTP session itself.
+// that in does not take itself (directin.go).
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	if c.spill != nil {
+		return c.readSpill(p)
+	}
 	for {
 		n, from, err := c.readOnce(p)
 		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
 			return n, from, err
 		}
 	}
+}
+
+// readOnce reads one datagram from the first socket, without
+// allocating.
+func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
+	return c.reader.read(p)
+}
+
+// spillHeader is the source address written before each spilled
+// datagram: the address's 16 bytes and the port.
+const spillHeader = 18
+
+// spillBytes bounds what waits for pion's mux, as its own buffers do.
+const spillBytes = 1 << 20
+
+// readShard is one of the sockets openReaders reads.
+type readShard struct {
+	conn    *net.UDPConn
+	reader  *rawReader
+	scratch *inScratch
+	read    atomic.Uint64 // datagrams read
+}
+
+// readLoop reads shard i until the socket closes: what in does not take
+// goes to the spill buffer for pion's mux.
+func (c *batchConn) readLoop(i int, s *readShard) {
+	buf := make([]byte, spillHeader+receiveMTU)
+	for {
+		n, from, err := s.reader.read(buf[spillHeader:])
+		if err != nil {
+			if c.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(time.Millisecond) // an error the next read may not have
+			continue
+		}
+		s.read.Add(1)
+		p := buf[spillHeader : spillHeader+n]
+		if c.testRead != nil {
+			c.testRead(i, p, from)
+		}
+		if c.in != nil && c.in.deliver(p, from, s.scratch) {
+			continue
+		}
+		a := from.Addr().As16()
+		copy(buf, a[:])
+		binary.BigEndian.PutUint16(buf[16:], from.Port())
+		if _, err := c.spill.Write(buf[:spillHeader+n], nil); err != nil && !errors.Is(err, packetio.ErrFull) {
+			return // closed
+		}
+	}
+}
+
+// readSpill returns the next datagram a reader left to pion's mux.
+// readMu must be held.
+func (c *batchConn) readSpill(p []byte) (int, netip.AddrPort, error) {
+	for {
+		n, _, err := c.spill.Read(c.spillBuf, nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = net.ErrClosed
+			}
+			return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
+		}
+		if n < spillHeader {
+			continue
+		}
+		from := netip.AddrPortFrom(netip.AddrFrom16([16]byte(c.spillBuf[:16])).Unmap(), binary.BigEndian.Uint16(c.spillBuf[16:]))
+		return copy(p, c.spillBuf[spillHeader:n]), from, nil
+	}
+}
+
+// SetReadDeadline sets the deadline of ReadFromAddrPort.
+func (c *batchConn) SetReadDeadline(t time.Time) error {
+	if c.spill != nil {
+		return c.spill.SetReadDeadline(t)
+	}
+	return c.UDPConn.SetReadDeadline(t)
 }
 
 // WriteTo is net.PacketConn's write, batched like WriteToAddrPort.
@@ -176,11 +274,18 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.UDPConn.WriteTo(p, addr)
 }
 
-// Close closes the socket; what is pending is dropped.
+// Close closes the sockets; what is pending is dropped.
 func (c *batchConn) Close() error {
 	c.closed.Store(true)
 	c.closeSender()
-	return c.UDPConn.Close()
+	err := c.UDPConn.Close()
+	for _, s := range c.shards[min(1, len(c.shards)):] {
+		_ = s.conn.Close()
+	}
+	if c.spill != nil {
+		_ = c.spill.Close()
+	}
+	return err
 }
 
 // send writes b with as few sendmmsg calls as the kernel allows, and

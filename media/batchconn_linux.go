@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/pion/transport/v5/packetio"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,10 +110,12 @@ func (c *batchConn) sendFrom(b *sendBatch, i int) (int, error) {
 	return int(b.sent), nil
 }
 
-// rawReader is the state of the socket's raw reads. pion's mux reads
-// from one goroutine; mu makes any other reader wait its turn.
+// rawReader is the state of one socket's raw reads. One goroutine reads
+// each socket; mu makes any other reader wait its turn.
 type rawReader struct {
 	mu    sync.Mutex
+	raw   syscall.RawConn
+	local net.Addr
 	buf   []byte
 	from  unix.RawSockaddrAny
 	size  uint32
@@ -120,8 +124,12 @@ type rawReader struct {
 	call  func(fd uintptr) bool
 }
 
-func newRawReader() *rawReader {
-	r := &rawReader{}
+func newRawReader(c *net.UDPConn) *rawReader {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		panic(err) // a *net.UDPConn always has one
+	}
+	r := &rawReader{raw: raw, local: c.LocalAddr()}
 	r.call = func(fd uintptr) bool {
 		var p unsafe.Pointer
 		if len(r.buf) > 0 {
@@ -139,19 +147,18 @@ func newRawReader() *rawReader {
 	return r
 }
 
-// readOnce reads one datagram, without allocating.
-func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
-	r := c.reader
+// read reads one datagram, without allocating.
+func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.buf = p
-	err := c.raw.Read(r.call)
+	err := r.raw.Read(r.call)
 	r.buf = nil
 	if err != nil {
 		return 0, netip.AddrPort{}, err
 	}
 	if r.errno != 0 {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: r.errno}
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: r.errno}
 	}
 	var from netip.AddrPort
 	switch r.from.Addr.Family {
@@ -163,6 +170,131 @@ func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
 		from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), netPort(&a.Port))
 	}
 	return int(r.n), from, nil
+}
+
+// Reading on every core. With one reader, the socket's reader
+// goroutine forwards every packet received over a direct pair
+// (directin.go): one core's worth of forwarding per node, and STUN and
+// DTLS wait behind it. With more, openReaders opens n more sockets in
+// the SO_REUSEPORT group, each read and forwarded from by its own
+// goroutine; a classic BPF program on the group steers each RTP or
+// RTCP datagram to one of them by a hash of its source address and
+// ports, so that one remote's packets always meet the same reader, in
+// order, and everything else (STUN, DTLS) to the first socket, whose
+// reader only passes it on: the control plane never waits for media.
+// What the readers do not take goes to pion's mux through the spill
+// buffer, which ReadFromAddrPort then reads instead of the socket.
+
+// maxReaders bounds the sockets openReaders opens.
+const maxReaders = 16
+
+// skfNetOff is SKF_NET_OFF: a classic BPF load at skfNetOff+k reads
+// the network header's byte k.
+const skfNetOff = 0xfff00000 // -0x100000
+
+// steering returns the program that picks a datagram's socket in a
+// group whose first 1+n sockets read: RTP and RTCP (first byte 128-191,
+// RFC 7983) go to one of sockets 1 to n by a hash of the IPv4 source
+// address and ports, the rest to the first. A load past the datagram's
+// end returns 0: the first.
+func steering(n int) []unix.SockFilter {
+	if n <= 0 {
+		return []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	}
+	return []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 0},                   // 0: A = payload[0]
+		{Code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, K: 128, Jt: 0, Jf: 10}, // 1: < 128: the first
+		{Code: unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K, K: 191, Jt: 9, Jf: 0},  // 2: > 191: the first
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 12},      // 3: A = source address
+		{Code: unix.BPF_MISC | unix.BPF_TAX},                                    // 4: X = A
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 20},      // 5: A = ports (no IP options)
+		{Code: unix.BPF_ALU | unix.BPF_XOR | unix.BPF_X},                        // 6: A ^= X
+		{Code: unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K, K: 0x9e3779b1},         // 7: mix
+		{Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 16},                 // 8
+		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: uint32(n)},          // 9: A %= n
+		{Code: unix.BPF_ALU | unix.BPF_ADD | unix.BPF_K, K: 1},                  // 10: A += 1
+		{Code: unix.BPF_RET | unix.BPF_A},                                       // 11: socket A
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                 // 12: the first
+	}
+}
+
+// steer attaches the steering program for n media readers (0: none)
+// to the group.
+func (c *batchConn) steer(n int) error {
+	prog := steering(n)
+	var serr error
+	if err := c.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("media: steering program: %w", serr)
+	}
+	c.steered = true
+	return nil
+}
+
+// openReaders opens n more sockets beside c (at most maxReaders) for
+// media, steers the group's datagrams, and starts a reader on each
+// socket, c's own included. It must run before the first read and
+// before openSender (the send-only socket joins the group after the
+// readers). n below 2 does nothing: pion's mux reads the socket, and
+// forwards, itself.
+func (c *batchConn) openReaders(n int) error {
+	n = min(n, maxReaders)
+	if n < 2 {
+		return nil
+	}
+	local := c.LocalAddr().String()
+	var conns []*net.UDPConn
+	fail := func(err error) error {
+		for _, uc := range conns {
+			_ = uc.Close()
+		}
+		return fmt.Errorf("media: UDP readers: %w", err)
+	}
+	for range n {
+		lc := reuseportListener()
+		pc, err := lc.ListenPacket(context.Background(), "udp4", local)
+		if err != nil {
+			return fail(err)
+		}
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			_ = pc.Close()
+			return fail(errors.New("not a UDP socket"))
+		}
+		conns = append(conns, uc)
+	}
+	if err := c.steer(n); err != nil {
+		return fail(err)
+	}
+	c.spill = packetio.NewBuffer()
+	c.spill.SetLimitSize(spillBytes)
+	c.spillBuf = make([]byte, spillHeader+receiveMTU)
+	c.shards = append(c.shards, &readShard{conn: c.UDPConn, reader: c.reader, scratch: c.scratch})
+	for _, uc := range conns {
+		c.shards = append(c.shards, &readShard{conn: uc, reader: newRawReader(uc), scratch: newInScratch()})
+	}
+	for i, s := range c.shards {
+		go c.readLoop(i, s)
+	}
+	return nil
+}
+
+// reuseportListener opens sockets with SO_REUSEPORT.
+func reuseportListener() net.ListenConfig {
+	return net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 }
 
 // The send-only socket. The kernel frees a datagram sent on loopback at
@@ -188,15 +320,7 @@ func listenUDP(addr string) (net.PacketConn, error) {
 		}
 		_ = probe.Close()
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := reuseportListener()
 	return lc.ListenPacket(context.Background(), "udp4", addr)
 }
 
@@ -207,17 +331,10 @@ func (c *batchConn) openSender() error {
 	if !ok || local.IP.To4() == nil && local.IP != nil && !local.IP.IsUnspecified() {
 		return fmt.Errorf("media: send-only socket: unexpected local address %v", c.LocalAddr())
 	}
-	// Every received datagram to the group's first socket (index 0).
-	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	var serr error
-	if err := c.raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
-			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("media: steering program: %w", serr)
+	if !c.steered { // every received datagram to the first socket
+		if err := c.steer(0); err != nil {
+			return err
+		}
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

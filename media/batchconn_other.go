@@ -32,14 +32,17 @@ func (c *batchConn) sendFrom(b *sendBatch, i int) (int, error) {
 	return 1, nil
 }
 
-type rawReader struct{}
+type rawReader struct{ c *net.UDPConn }
 
-func newRawReader() *rawReader { return nil }
+func newRawReader(c *net.UDPConn) *rawReader { return &rawReader{c: c} }
 
-// readOnce reads one datagram.
-func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
-	return c.UDPConn.ReadFromUDPAddrPort(p)
+// read reads one datagram.
+func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
+	return r.c.ReadFromUDPAddrPort(p)
 }
+
+// openReaders does nothing: pion's mux reads the socket itself.
+func (c *batchConn) openReaders(int) error { return nil }
 
 func listenUDP(addr string) (net.PacketConn, error) { return net.ListenPacket("udp4", addr) }
 

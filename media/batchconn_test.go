@@ -3,9 +3,12 @@ package media
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -282,5 +285,99 @@ func TestSendOnlySocket(t *testing.T) {
 		if err != nil || k != 1 || buf[0] != byte(i) {
 			t.Fatalf("received datagram %d of %d: %v", i, n, err)
 		}
+	}
+}
+
+// TestReaders: with several readers, each remote's RTP and RTCP always
+// meet the same media reader, the remotes are spread over them, STUN
+// and DTLS go to the first socket, nothing reaches the send-only
+// socket, and what no connection takes reaches pion's mux, with its
+// source address.
+func TestReaders(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("one reader on", runtime.GOOS)
+	}
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(pc.(*net.UDPConn))
+	defer c.Close()
+	type seen struct {
+		shard int
+		first byte
+	}
+	var mu sync.Mutex
+	got := map[netip.AddrPort][]seen{}
+	c.testRead = func(shard int, p []byte, from netip.AddrPort) {
+		mu.Lock()
+		got[from] = append(got[from], seen{shard, p[0]})
+		mu.Unlock()
+	}
+	const readers = 2
+	if err := c.openReaders(readers); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.openSender(); err != nil {
+		t.Fatal(err)
+	}
+	local := c.LocalAddr().(*net.UDPAddr)
+
+	const remotes, each = 24, 5
+	want := map[string]netip.AddrPort{}
+	for r := range remotes {
+		peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+		for i := range each {
+			p := fmt.Appendf([]byte{0x80, 96}, "rtp %d %d", r, i)
+			want[string(p)] = from
+			if _, err := peer.WriteToUDP(p, local); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := fmt.Appendf([]byte{0x00, 0x01}, "stun %d", r)
+		want[string(p)] = from
+		if _, err := peer.WriteToUDP(p, local); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range remotes * (each + 1) {
+		n, from, err := c.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatalf("read: %v (%d datagrams left)", err, len(want))
+		}
+		if w, ok := want[string(buf[:n])]; !ok || w != from {
+			t.Fatalf("datagram %q from %v: not sent, or from %v", buf[:n], from, w)
+		}
+		delete(want, string(buf[:n]))
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	used := map[int]int{}
+	for from, ss := range got {
+		media := -1
+		for _, s := range ss {
+			switch {
+			case s.first < 128 && s.shard != 0:
+				t.Errorf("%v: STUN read by media reader %d", from, s.shard)
+			case s.first >= 128 && s.shard == 0:
+				t.Errorf("%v: RTP read by the first socket's reader", from)
+			case s.first >= 128 && media >= 0 && s.shard != media:
+				t.Errorf("%v: RTP read by readers %d and %d", from, media, s.shard)
+			case s.first >= 128:
+				media = s.shard
+			}
+		}
+		used[media]++
+	}
+	if len(used) != readers {
+		t.Errorf("remotes per media reader %v, want all %d readers used", used, readers)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,9 +108,19 @@ func TestDeliver(t *testing.T) {
 // direct UDP pairs reach their SRTP sessions straight from the socket's
 // reader; when the publisher's pair stops being direct its packets go
 // through pion's mux again, and back, and the subscriber never misses
-// a beat.
+// a beat: with pion's mux reading the one socket, and with a reader per
+// core.
 func TestDirectReads(t *testing.T) {
-	sfu := newTestSFU(t, Params{})
+	for _, readers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d readers", readers), func(t *testing.T) { testDirectReads(t, readers) })
+	}
+}
+
+func testDirectReads(t *testing.T, readers int) {
+	sfu := newTestSFU(t, Params{UDPReaders: readers})
+	if got := len(sfu.batch.shards); readers > 1 && got != readers+1 && runtime.GOOS == "linux" {
+		t.Fatalf("%d sockets read, want %d", got, readers+1)
+	}
 	room := sfu.NewRoom("r1")
 	defer room.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,8 +140,8 @@ func TestDirectReads(t *testing.T) {
 	waitFor(t, 5*time.Second, "direct reads", func() bool {
 		return pub.received.Load() > 50 && sub.received.Load() > 5
 	})
-	// alice's audio, video and video's RTX are bound: decrypted by the connection's
-	// worker, recorded for her feedback, handed to their layers.
+	// alice's audio, video and video's RTX are bound: decrypted by the socket's
+	// reader, recorded for her feedback, handed to their layers.
 	waitFor(t, 5*time.Second, "bound streams", func() bool {
 		tab := pub.table.Load()
 		return tab != nil && len(tab.routes) == 3 && pub.bound.Load() > 50
@@ -148,9 +160,9 @@ func TestDirectReads(t *testing.T) {
 		t.Fatalf("%d bound packets handled, %d recorded for alice's feedback", b, r)
 	}
 
-	// Bob's RTCP reaches his tracks through his sub connection's worker:
+	// Bob's RTCP reaches his tracks from the socket's reader:
 	// a keyframe request for alice's video counts on the track sending it.
-	waitFor(t, 5*time.Second, "bob's RTCP on the worker", func() bool { return sub.rtcpIn.Load() > 3 })
+	waitFor(t, 5*time.Second, "bob's RTCP on the direct path", func() bool { return sub.rtcpIn.Load() > 3 })
 	var down *downTrack
 	bob.peer.mu.Lock()
 	for up, s := range bob.peer.subs {
@@ -165,7 +177,7 @@ func TestDirectReads(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "bob's keyframe request", func() bool { return down.plisIn.Load() > plis })
 	if sub.rtcpIn.Load() <= rtcpIn {
-		t.Fatal("the keyframe request did not come through the worker")
+		t.Fatal("the keyframe request did not come through the direct path")
 	}
 
 	// Not direct: pion's mux reads alice's packets.
@@ -211,7 +223,7 @@ func srtpPair(tb testing.TB) (enc, dec *srtp.Context) {
 	return enc, dec
 }
 
-// TestRTPPacket: the direct read path's worker decrypts a bound
+// TestRTPPacket: the direct read path decrypts a bound
 // stream's packet with the session's context and hands it to the
 // stream's handler, without allocating; a tampered or replayed packet,
 // or one of a stream not bound, reaches no handler.
@@ -378,7 +390,7 @@ func TestDirectReadsRepair(t *testing.T) {
 }
 
 // BenchmarkDirectRead: one 1100-byte video packet of a bound stream on
-// the direct read path's worker: decrypted (AES-GCM, under the
+// the direct read path: decrypted (AES-GCM, under the
 // session's mutex) and handed to its handler, here one that does
 // nothing.
 func BenchmarkDirectRead(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -40,6 +41,10 @@ type Params struct {
 	// TURN, when set, runs the embedded TURN server; ICEServersFor hands
 	// out its credentials.
 	TURN *TURNParams
+	// UDPReaders is how many goroutines read the media UDP address, each
+	// its own socket, each forwarding what it reads: 0 is one per core
+	// (GOMAXPROCS); 1 leaves the socket to pion's mux's reader.
+	UDPReaders int
 	// Net replaces the host network, for tests on pion's virtual network
 	// (transport/vnet). It carries UDP only: TCPAddr and TURN need the
 	// host network.
@@ -127,14 +132,21 @@ func New(p Params) (_ *SFU, err error) {
 	}
 	if uc, ok := s.udpConn.(*net.UDPConn); ok {
 		s.batch = newBatchConn(uc)
-		if err := s.batch.openSender(); err != nil {
-			log.Warn("media: no send-only UDP socket; sending on the shared one", "err", err)
-		}
 		s.udpConn = s.batch
 	}
 	s.direct = newDirectFactory(s.batch, log)
 	if s.batch != nil {
-		s.batch.in = s.direct // before the mux's first read
+		s.batch.in = s.direct // before the first read
+		readers := p.UDPReaders
+		if readers == 0 {
+			readers = runtime.GOMAXPROCS(0)
+		}
+		if err := s.batch.openReaders(readers); err != nil {
+			log.Warn("media: one UDP reader only", "err", err)
+		}
+		if err := s.batch.openSender(); err != nil {
+			log.Warn("media: no send-only UDP socket; sending on the shared one", "err", err)
+		}
 	}
 	s.udpMux = webrtc.NewICEUDPMux(pionLog.NewLogger("udpmux"), s.udpConn)
 

@@ -25,6 +25,7 @@ type Config struct {
 	RedisURL       string
 	MediaUDP       string
 	MediaTCP       string
+	MediaReaders   int
 	AdminAddr      string
 	TURNUDP        string
 	TURNTCP        string
@@ -71,6 +72,9 @@ func (c *Config) settings() []setting {
 		{"database-url", "CONCORD_DATABASE_URL", "PostgreSQL URL (postgres://...); empty uses the embedded store", str(&c.DatabaseURL, "")},
 		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) for multi-node; empty runs a single node", str(&c.RedisURL, "")},
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
+		{"media-readers", "CONCORD_MEDIA_READERS", "goroutines that read and forward media, each on its own socket of the media UDP address (0: one per core)", func(fs *flag.FlagSet, name, usage string) {
+			fs.IntVar(&c.MediaReaders, name, 0, usage)
+		}},
 		{"admin-addr", "CONCORD_ADMIN_ADDR", "admin address for /metrics and /debug/pprof (keep it private; empty disables it)", str(&c.AdminAddr, "127.0.0.1:9090")},
 		{"media-tcp", "CONCORD_MEDIA_TCP", "the one TCP address for ICE over TCP, the fallback when UDP is blocked (empty disables it)", str(&c.MediaTCP, "127.0.0.1:7881")},
 		{"turn-udp", "CONCORD_TURN_UDP", "UDP address of the embedded TURN server, e.g. 0.0.0.0:3478 (empty: no TURN)", str(&c.TURNUDP, "")},
@@ -158,6 +162,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.MediaUDP); err != nil {
 		errs = append(errs, fmt.Errorf("media-udp %q: %w", c.MediaUDP, err))
+	}
+	if c.MediaReaders < 0 || c.MediaReaders > 64 {
+		errs = append(errs, fmt.Errorf("media-readers %d: want 0 (one per core) to 64", c.MediaReaders))
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, errors.New("database-url must be a postgres:// URL"))

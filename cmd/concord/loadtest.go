@@ -53,41 +53,42 @@ Flags:
 
 // ltConfig is the load test's configuration.
 type ltConfig struct {
-	Rooms        int           `json:"rooms"`
-	Participants int           `json:"participants"`
-	Pubs         int           `json:"pubs,omitempty"`
-	Subs         int           `json:"subs,omitempty"`
-	VideoKbps    int           `json:"videoKbps"`
-	FPS          int           `json:"fps"`
-	Codec        string        `json:"codec"` // vp8 or h264; empty (vp8) in reports from before --codec
-	Simulcast    bool          `json:"simulcast"`
-	Audio        bool          `json:"audio"`
-	AudioKbps    int           `json:"audioKbps"`
-	Duration     time.Duration `json:"-"`
-	Warmup       time.Duration `json:"-"`
-	JoinRate     float64       `json:"joinRate"`
-	JoinTimeout  time.Duration `json:"-"`
-	CaucusEvery  time.Duration `json:"-"`
-	URL          string        `json:"url,omitempty"`
-	Tokens       string        `json:"tokens,omitempty"`
-	Metrics      string        `json:"metrics,omitempty"`
-	Server       string        `json:"server"`
-	Ramp         bool          `json:"ramp"`
-	RampSteps    []int         `json:"rampSteps,omitempty"`
-	MaxLossPct   float64       `json:"maxLossPct"`
-	MaxP99       time.Duration `json:"-"`
-	MaxCPU       float64       `json:"maxCpu"`
-	Report       string        `json:"-"`
-	JSON         bool          `json:"-"`
-	Quiet        bool          `json:"-"`
-	Streams      bool          `json:"-"`
-	Profile      bool          `json:"-"`
-	KeepGoing    bool          `json:"keepGoing,omitempty"`
-	MintTokens   string        `json:"-"`
-	Replot       string        `json:"-"`
-	DataDir      string        `json:"-"`
-	DatabaseURL  string        `json:"-"`
-	ServerLog    string        `json:"-"`
+	Rooms         int           `json:"rooms"`
+	Participants  int           `json:"participants"`
+	Pubs          int           `json:"pubs,omitempty"`
+	Subs          int           `json:"subs,omitempty"`
+	VideoKbps     int           `json:"videoKbps"`
+	FPS           int           `json:"fps"`
+	Codec         string        `json:"codec"` // vp8 or h264; empty (vp8) in reports from before --codec
+	Simulcast     bool          `json:"simulcast"`
+	Audio         bool          `json:"audio"`
+	AudioKbps     int           `json:"audioKbps"`
+	Duration      time.Duration `json:"-"`
+	Warmup        time.Duration `json:"-"`
+	JoinRate      float64       `json:"joinRate"`
+	JoinTimeout   time.Duration `json:"-"`
+	CaucusEvery   time.Duration `json:"-"`
+	URL           string        `json:"url,omitempty"`
+	Tokens        string        `json:"tokens,omitempty"`
+	Metrics       string        `json:"metrics,omitempty"`
+	Server        string        `json:"server"`
+	Ramp          bool          `json:"ramp"`
+	RampSteps     []int         `json:"rampSteps,omitempty"`
+	MaxLossPct    float64       `json:"maxLossPct"`
+	MaxP99        time.Duration `json:"-"`
+	MaxCPU        float64       `json:"maxCpu"`
+	Report        string        `json:"-"`
+	JSON          bool          `json:"-"`
+	Quiet         bool          `json:"-"`
+	Streams       bool          `json:"-"`
+	Profile       bool          `json:"-"`
+	KeepGoing     bool          `json:"keepGoing,omitempty"`
+	MintTokens    string        `json:"-"`
+	Replot        string        `json:"-"`
+	DataDir       string        `json:"-"`
+	DatabaseURL   string        `json:"-"`
+	ServerLog     string        `json:"-"`
+	ServerReaders int           `json:"-"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
 	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
@@ -225,6 +226,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.BoolVar(&c.Streams, "streams", false, "print every stream in the table (always in the JSON)")
 	fs.BoolVar(&c.Profile, "profile", false, "with --report: CPU profiles of the server (from its admin /debug/pprof) and of the generator over each window, and the server's heap after it")
 	fs.StringVar(&c.ServerLog, "server-log", "error", "log level of a server the load test starts")
+	fs.IntVar(&c.ServerReaders, "server-readers", 0, "media readers of a server the load test starts (0: one per core, its default)")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
@@ -395,9 +397,9 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	case "remote":
 		tgt, err = newRemoteTarget(cfg.URL, cfg.Tokens, cfg.Metrics)
 	case "inprocess":
-		tgt, err = newInprocTarget(ctx, cfg.ServerLog, stderr)
+		tgt, err = newInprocTarget(ctx, ltServerOpts{cfg.ServerLog, cfg.ServerReaders}, stderr)
 	default:
-		tgt, err = newChildTarget(ctx, cfg.ServerLog, stderr)
+		tgt, err = newChildTarget(ctx, ltServerOpts{cfg.ServerLog, cfg.ServerReaders}, stderr)
 	}
 	if err != nil {
 		return nil, err

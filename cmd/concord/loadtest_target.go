@@ -230,15 +230,23 @@ func (mk *ltSessionMaker) Sessions(ctx context.Context, rooms [][]ltSeat) ([][]l
 
 // --- an in-process server ---------------------------------------------------
 
+// ltServerOpts are the settings of a server the load test starts that
+// its flags choose.
+type ltServerOpts struct {
+	logLevel     string
+	mediaReaders int // 0: the server's default
+}
+
 // ltServerConfig is the configuration of a server the load test starts:
 // loopback ports picked by the kernel, a fresh data folder.
-func ltServerConfig(dataDir, logLevel string) (Config, error) {
+func ltServerConfig(dataDir string, o ltServerOpts) (Config, error) {
 	args := []string{
 		"--addr", "127.0.0.1:0",
 		"--media-udp", "127.0.0.1:0",
 		"--media-tcp", "127.0.0.1:0",
 		"--data-dir", dataDir,
-		"--log-level", logLevel,
+		"--log-level", o.logLevel,
+		"--media-readers", strconv.Itoa(o.mediaReaders),
 	}
 	// An admin address, once serve has one, must not collide with a
 	// server already running either.
@@ -252,8 +260,8 @@ func ltServerConfig(dataDir, logLevel string) (Config, error) {
 
 // startLoadServer starts a Main for the load test and a session maker on
 // it. The caller closes the Main and removes dataDir.
-func startLoadServer(ctx context.Context, dataDir, logLevel string, logTo io.Writer) (*Main, *ltSessionMaker, error) {
-	cfg, err := ltServerConfig(dataDir, logLevel)
+func startLoadServer(ctx context.Context, dataDir string, o ltServerOpts, logTo io.Writer) (*Main, *ltSessionMaker, error) {
+	cfg, err := ltServerConfig(dataDir, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,12 +279,12 @@ type inprocTarget struct {
 	dir string
 }
 
-func newInprocTarget(ctx context.Context, logLevel string, logTo io.Writer) (*inprocTarget, error) {
+func newInprocTarget(ctx context.Context, o ltServerOpts, logTo io.Writer) (*inprocTarget, error) {
 	dir, err := os.MkdirTemp("", "concord-loadtest-")
 	if err != nil {
 		return nil, err
 	}
-	m, mk, err := startLoadServer(ctx, dir, logLevel, logTo)
+	m, mk, err := startLoadServer(ctx, dir, o, logTo)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -373,7 +381,9 @@ const ltChildEnv = "CONCORD_TEST_LOADTEST_CHILD"
 func runLoadtestChild(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("concord loadtest --internal-child", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	logLevel := fs.String("log-level", "error", "server log level")
+	var o ltServerOpts
+	fs.StringVar(&o.logLevel, "log-level", "error", "server log level")
+	fs.IntVar(&o.mediaReaders, "media-readers", 0, "the server's media readers (0: its default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -388,7 +398,7 @@ func runLoadtestChild(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	m, mk, err := startLoadServer(ctx, dir, *logLevel, stderr)
+	m, mk, err := startLoadServer(ctx, dir, o, stderr)
 	if err != nil {
 		return fail(err)
 	}
@@ -430,12 +440,12 @@ type childTarget struct {
 
 // newChildTarget runs this executable as "concord loadtest
 // --internal-child", so that the server's CPU and memory are its own.
-func newChildTarget(ctx context.Context, logLevel string, stderr io.Writer) (*childTarget, error) {
+func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*childTarget, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the concord executable: %w", err)
 	}
-	cmd := exec.Command(exe, "loadtest", "--internal-child", "--log-level", logLevel)
+	cmd := exec.Command(exe, "loadtest", "--internal-child", "--log-level", o.logLevel, "--media-readers", strconv.Itoa(o.mediaReaders))
 	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
 	cmd.Stderr = stderr
 	setChildAttrs(cmd)
