@@ -160,16 +160,79 @@ func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
 	if r.errno != 0 {
 		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: r.errno}
 	}
-	var from netip.AddrPort
-	switch r.from.Addr.Family {
-	case unix.AF_INET:
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.from))
-		from = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), netPort(&a.Port))
-	case unix.AF_INET6:
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.from))
-		from = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), netPort(&a.Port))
+	return int(r.n), sockaddrAddrPort(&r.from), nil
+}
+
+// recvBatch is what one recvmmsg reads into: up to readBatch datagrams,
+// each with spillHeader bytes free before it.
+type recvBatch struct {
+	hdrs  [readBatch]unix.Mmsghdr
+	iovs  [readBatch]unix.Iovec
+	names [readBatch]unix.RawSockaddrAny
+	bufs  [readBatch][]byte
+	n     uintptr
+	errno unix.Errno
+	call  func(fd uintptr) bool
+}
+
+func newRecvBatch() *recvBatch {
+	b := &recvBatch{}
+	for i := range b.hdrs {
+		b.bufs[i] = make([]byte, spillHeader+receiveMTU)
+		b.iovs[i].Base = &b.bufs[i][spillHeader]
+		b.iovs[i].SetLen(receiveMTU)
+		h := &b.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
 	}
-	return int(r.n), from, nil
+	b.call = func(fd uintptr) bool {
+		for i := range b.hdrs {
+			b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
+			b.hdrs[i].Hdr.Flags = 0
+		}
+		for {
+			b.n, _, b.errno = unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
+				uintptr(unsafe.Pointer(&b.hdrs[0])), readBatch, unix.MSG_DONTWAIT, 0, 0)
+			if b.errno != unix.EINTR {
+				return b.errno != unix.EAGAIN // EAGAIN: wait until readable
+			}
+		}
+	}
+	return b
+}
+
+// readMany reads what the socket holds, up to readBatch datagrams,
+// waiting for the first; it allocates nothing.
+func (r *rawReader) readMany(b *recvBatch) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.raw.Read(b.call); err != nil {
+		return 0, err
+	}
+	if b.errno != 0 {
+		return 0, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: b.errno}
+	}
+	return int(b.n), nil
+}
+
+// datagram returns the j-th datagram read: its buffer (the datagram at
+// spillHeader), its length and its source.
+func (b *recvBatch) datagram(j int) ([]byte, int, netip.AddrPort) {
+	return b.bufs[j], int(b.hdrs[j].Len), sockaddrAddrPort(&b.names[j])
+}
+
+// sockaddrAddrPort is a received datagram's source.
+func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), netPort(&a.Port))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), netPort(&a.Port))
+	}
+	return netip.AddrPort{}
 }
 
 // Reading on every core. With one reader, the socket's reader

@@ -41,6 +41,27 @@ func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
 	return r.c.ReadFromUDPAddrPort(p)
 }
 
+// recvBatch holds one datagram: without recvmmsg they are read one by
+// one.
+type recvBatch struct {
+	buf  []byte
+	n    int
+	from netip.AddrPort
+}
+
+func newRecvBatch() *recvBatch { return &recvBatch{buf: make([]byte, spillHeader+receiveMTU)} }
+
+func (r *rawReader) readMany(b *recvBatch) (int, error) {
+	n, from, err := r.c.ReadFromUDPAddrPort(b.buf[spillHeader:])
+	if err != nil {
+		return 0, err
+	}
+	b.n, b.from = n, from
+	return 1, nil
+}
+
+func (b *recvBatch) datagram(int) ([]byte, int, netip.AddrPort) { return b.buf, b.n, b.from }
+
 // openReaders does nothing: pion's mux reads the socket itself.
 func (c *batchConn) openReaders(int) error { return nil }
 
