@@ -76,8 +76,10 @@ type Peer struct {
 
 	speaker atomic.Pointer[string] // its active speaker, favoured by allocate
 	subUp   atomic.Bool            // the sub connection has been up (subLinkUp)
-	// rtcpDowns is onSubRTCP's list of tracks, reused.
-	rtcpDowns []*downTrack
+	// rtcpTracks are the tracks on the sub connection, paused ones
+	// included, for onSubRTCP; replaced whole under mu when one is added
+	// or removed (storeRTCPTracksLocked).
+	rtcpTracks atomic.Pointer[[]*downTrack]
 }
 
 func newPeer(r *Room, id string, send func(Signal)) (*Peer, error) {
@@ -324,24 +326,27 @@ func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, rec
 // estimator, as twccConn passes it on pion's path, and the whole
 // packet to every track sent, each acting on what is about it, as
 // pion's path gives it to every track it names. It runs on a socket
-// reader, one packet of the sub connection at a time (inSession's
-// mutex), which owns rtcpDowns.
+// reader, so it takes no lock a negotiation may hold.
 func (p *Peer) onSubRTCP(b []byte) {
 	p.bw.onCompound(b)
-	p.mu.Lock()
-	downs := p.rtcpDowns[:0]
+	if downs := p.rtcpTracks.Load(); downs != nil {
+		for _, d := range *downs {
+			d.onRTCP(b)
+		}
+	}
+}
+
+// storeRTCPTracksLocked republishes the tracks onSubRTCP hands RTCP
+// to. mu must be held.
+func (p *Peer) storeRTCPTracksLocked() {
+	downs := make([]*downTrack, 0, len(p.subs)+len(p.paused))
 	for _, s := range p.subs {
 		downs = append(downs, s.down)
 	}
 	for _, s := range p.paused {
 		downs = append(downs, s.down)
 	}
-	p.mu.Unlock()
-	for _, d := range downs {
-		d.onRTCP(b)
-	}
-	clear(downs)
-	p.rtcpDowns = downs
+	p.rtcpTracks.Store(&downs)
 }
 
 // hasRTX reports whether a receiver's negotiated codecs include RTX.
@@ -388,6 +393,7 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	go d.readRTCP(sender)
 	up.addDown(d)
 	p.subs[up] = subscription{down: d, sender: sender}
+	p.storeRTCPTracksLocked()
 	p.negotiateLocked()
 	p.reallocate()
 }
@@ -425,6 +431,7 @@ func (p *Peer) unsubscribeLocked(up *upTrack) {
 		return
 	}
 	up.removeDown(s.down, true)
+	p.storeRTCPTracksLocked()
 	if p.closed {
 		return
 	}
@@ -715,6 +722,7 @@ func (p *Peer) closePCs() {
 		up.removeDown(s.down, false)
 		delete(p.paused, up)
 	}
+	p.storeRTCPTracksLocked()
 	p.mu.Unlock()
 	_ = p.pub.Close()
 	_ = p.sub.Close()
