@@ -84,6 +84,7 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
+	growReceiveBuffer(raw)
 	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(c), scratch: newInScratch(), sendFd: -1}
 }
 

@@ -339,12 +339,54 @@ func (c *batchConn) openReaders(n int) error {
 	c.spillBuf = make([]byte, spillHeader+receiveMTU)
 	c.shards = append(c.shards, &readShard{conn: c.UDPConn, reader: c.reader, scratch: c.scratch})
 	for _, uc := range conns {
-		c.shards = append(c.shards, &readShard{conn: uc, reader: newRawReader(uc), scratch: newInScratch()})
+		r := newRawReader(uc)
+		growReceiveBuffer(r.raw)
+		c.shards = append(c.shards, &readShard{conn: uc, reader: r, scratch: newInScratch()})
 	}
 	for i, s := range c.shards {
 		go c.readLoop(i, s)
 	}
 	return nil
+}
+
+// receiveBuffer is what the kernel may queue on each reading socket:
+// a reader forwards what it reads before it reads again, so a reader
+// held up (a long fan-out, a garbage collection, a busy machine) leans
+// on its socket's queue. The default (rmem_default, 208 KiB: about 90
+// full-size datagrams) is a few milliseconds of a busy node's media.
+const receiveBuffer = 4 << 20
+
+// growReceiveBuffer raises a socket's receive buffer to receiveBuffer:
+// with SO_RCVBUFFORCE when the process may (root, CAP_NET_ADMIN), else
+// as far as net.core.rmem_max allows.
+func growReceiveBuffer(raw syscall.RawConn) {
+	_ = raw.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		}
+	})
+}
+
+// socketDrops is how many datagrams the kernel dropped on the sockets
+// that read (their queues full, most of all), from SO_MEMINFO.
+func (c *batchConn) socketDrops() uint64 {
+	raws := []syscall.RawConn{c.raw}
+	for _, s := range c.shards[min(1, len(c.shards)):] {
+		raws = append(raws, s.reader.raw)
+	}
+	var total uint64
+	for _, raw := range raws {
+		_ = raw.Control(func(fd uintptr) {
+			var info [unix.SK_MEMINFO_VARS]uint32
+			size := uint32(unsafe.Sizeof(info))
+			_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+				uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+			if errno == 0 && size > unix.SK_MEMINFO_DROPS*4 {
+				total += uint64(info[unix.SK_MEMINFO_DROPS])
+			}
+		})
+	}
+	return total
 }
 
 // reuseportListener opens sockets with SO_REUSEPORT.

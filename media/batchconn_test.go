@@ -381,3 +381,37 @@ func TestReaders(t *testing.T) {
 		t.Errorf("remotes per media reader %v, want all %d readers used", used, readers)
 	}
 }
+
+// TestSocketDrops: datagrams the kernel drops on a reading socket,
+// its queue full, are counted.
+func TestSocketDrops(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no SO_MEMINFO on", runtime.GOOS)
+	}
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(pc.(*net.UDPConn))
+	defer c.Close()
+	if d := c.socketDrops(); d != 0 {
+		t.Fatalf("%d drops on a new socket", d)
+	}
+	if err := c.SetReadBuffer(4096); err != nil { // the kernel's minimum, about two datagrams
+		t.Fatal(err)
+	}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	p := make([]byte, 1200)
+	for range 50 {
+		if _, err := peer.WriteToUDP(p, c.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := c.socketDrops(); d < 40 {
+		t.Fatalf("%d drops counted of 50 datagrams sent to a full queue", d)
+	}
+}

@@ -423,14 +423,18 @@ func unwrapRTX(raw []byte, ssrc uint32, pt uint8) ([]byte, bool) {
 }
 
 // receiveDrops sums the connections' drops on the direct read path,
-// those of closed connections included.
+// those of closed connections included, and the datagrams the kernel
+// dropped on the sockets that read.
 func (f *directFactory) receiveDrops() ReceiveDrops {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	d := f.retired
 	for _, c := range f.conns {
 		d.Behind += c.inDropped.Load()
 		d.NotAuthentic += c.inBad.Load()
+	}
+	f.mu.Unlock()
+	if f.out != nil {
+		d.Behind += f.out.socketDrops()
 	}
 	return d
 }

@@ -53,9 +53,10 @@ type Stats struct {
 // ReceiveDrops counts received packets dropped on the direct read path
 // (directin.go) before reaching a track.
 type ReceiveDrops struct {
-	// Behind: a connection's SRTP or SRTCP session buffer was full (the
-	// packets pion's session still reads): the node is not keeping up
-	// with what it receives.
+	// Behind: the node is not keeping up with what it receives: the
+	// kernel dropped datagrams because a media socket's queue was full
+	// (its reader held up), or a connection's SRTP or SRTCP session
+	// buffer was full (the packets pion's session still reads).
 	Behind uint64
 	// NotAuthentic: the packet failed SRTP or SRTCP authentication, or
 	// was a replay (also a publisher's retransmission of a packet that

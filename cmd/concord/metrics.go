@@ -69,7 +69,7 @@ func newMediaCollector(stats func() media.Stats) *mediaCollector {
 		plis:          desc("plis_total", "Keyframe requests: PLIs and FIRs from subscribers, and the (throttled) PLIs the SFU sent publishers.", "direction"),
 		dropped:       desc("dropped_packets_total", "Packets not forwarded or not retransmitted to a subscriber, by reason.", "reason"),
 		receiveDropped: desc("received_dropped_packets_total",
-			"Packets received over a direct UDP pair and dropped before any track saw them: behind (the node is not keeping up), not_authentic (SRTP authentication failed, or a replay).", "reason"),
+			"Packets received and dropped before any track saw them: behind (the node is not keeping up: the kernel dropped datagrams on a full media socket, or a session's buffer was full), not_authentic (SRTP authentication failed, or a replay).", "reason"),
 	}
 }
 
