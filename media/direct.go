@@ -153,11 +153,14 @@ type directOut struct {
 // directBuf is the memory a connection's direct writes marshal and
 // encrypt into, one at a time under the context's lock.
 type directBuf struct {
-	hdr   rtp.Header
-	exts  [4]rtp.Extension
-	plain [packetSize + 100]byte
-	enc   [packetSize + 200]byte
-	sent  uint64 // packets written, for tests
+	hdr  rtp.Header
+	exts [4]rtp.Extension
+	// pkt holds the packet as marshalled, then as encrypted in place:
+	// one buffer per subscriber instead of two, half the memory a
+	// fan-out walks through (70 subscribers' buffers do not stay in
+	// cache).
+	pkt  [packetSize + 200]byte
+	sent uint64 // packets written, for tests
 }
 
 // sent is the number of packets written directly.
@@ -265,15 +268,15 @@ func (o *directOut) write(h *rtp.Header, payload []byte) (int, error) {
 	b := o.buf
 	o.ctxMu.Lock()
 	defer o.ctxMu.Unlock()
-	n, err := h.MarshalTo(b.plain[:])
+	n, err := h.MarshalTo(b.pkt[:])
 	if err != nil {
 		return 0, err
 	}
-	if n+len(payload) > len(b.plain) {
+	if n+len(payload)+srtpRoom > len(b.pkt) {
 		return 0, errDirectTooLarge
 	}
-	n += copy(b.plain[n:], payload)
-	enc, err := o.ctx.EncryptRTP(b.enc[:0], b.plain[:n], &b.hdr)
+	n += copy(b.pkt[n:], payload)
+	enc, err := o.ctx.EncryptRTP(b.pkt[:0], b.pkt[:n], &b.hdr) // in place
 	if err != nil {
 		return 0, err
 	}
@@ -283,6 +286,10 @@ func (o *directOut) write(h *rtp.Header, payload []byte) (int, error) {
 	b.sent++
 	return len(payload), nil
 }
+
+// srtpRoom is what encryption may add to a packet: the authentication
+// tag, a ROC and a master key identifier.
+const srtpRoom = 32
 
 var (
 	errDirectTooLarge = errors.New("media: packet too large for the direct path")

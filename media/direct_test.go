@@ -284,3 +284,59 @@ func connect(t *testing.T, a, b *webrtc.PeerConnection) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkDirectWrite: one 1100-byte packet written to 70 subscribers
+// on the direct write path, each with its own SRTP context and buffer,
+// in one send batch, as a fan-out does; a subscriber's packet per op.
+// Each subscriber's state is cold by the time its turn comes again,
+// as in a large room.
+func BenchmarkDirectWrite(b *testing.B) {
+	const subs = 70
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := newBatchConn(tx)
+	defer conn.Close()
+	go func() { // drain, as a subscriber would
+		buf := make([]byte, 2000)
+		for {
+			if _, _, err := rx.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+		}
+	}()
+	outs := make([]*directOut, subs)
+	for i := range outs {
+		enc, _ := srtpPair(b)
+		buf := &directBuf{}
+		buf.hdr.Extensions = buf.exts[:0]
+		outs[i] = &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: enc, ctxMu: &sync.Mutex{}, buf: buf}
+	}
+	payload := bytes.Repeat([]byte{0xab}, 1100)
+	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 0xdeadbeef}
+	if err := h.SetExtension(3, []byte{1, 2}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		h.SequenceNumber++
+		conn.hold()
+		for _, o := range outs {
+			if _, err := o.write(h, payload); err != nil {
+				b.Fatal(err)
+			}
+			if i++; i == b.N {
+				break
+			}
+		}
+		conn.release()
+	}
+}
