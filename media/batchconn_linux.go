@@ -272,8 +272,8 @@ func steering(n int) []unix.SockFilter {
 		{Code: unix.BPF_MISC | unix.BPF_TAX},                                    // 4: X = A
 		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 20},      // 5: A = ports (no IP options)
 		{Code: unix.BPF_ALU | unix.BPF_XOR | unix.BPF_X},                        // 6: A ^= X
-		{Code: unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K, K: 0x9e3779b1},         // 7: mix
-		{Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 16},                 // 8
+		{Code: unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K, K: 0x9e3779b1},         // 7: Fibonacci hashing: the
+		{Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 24},                 // 8: top byte mixes every bit
 		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: uint32(n)},          // 9: A %= n
 		{Code: unix.BPF_ALU | unix.BPF_ADD | unix.BPF_K, K: 1},                  // 10: A += 1
 		{Code: unix.BPF_RET | unix.BPF_A},                                       // 11: socket A

@@ -297,6 +297,12 @@ func TestReaders(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("one reader on", runtime.GOOS)
 	}
+	for _, readers := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d readers", readers), func(t *testing.T) { testReaders(t, readers) })
+	}
+}
+
+func testReaders(t *testing.T, readers int) {
 	pc, err := listenUDP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +320,6 @@ func TestReaders(t *testing.T) {
 		got[from] = append(got[from], seen{shard, p[0]})
 		mu.Unlock()
 	}
-	const readers = 2
 	if err := c.openReaders(readers); err != nil {
 		t.Fatal(err)
 	}
