@@ -28,20 +28,9 @@ func TestDirectOutWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := newBatchConn(tx)
-	defer conn.Close()
-	buf := &directBuf{}
-	buf.hdr.Extensions = buf.exts[:0]
-	o := &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: enc, ctxMu: &sync.Mutex{}, buf: buf}
+	rx, conn := loopbackPair(t)
+	o := newTestDirectOut(conn, rx, enc)
+	buf := o.buf
 
 	payload := bytes.Repeat([]byte{0xab}, 1100)
 	h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 65534, Timestamp: 1234, SSRC: 0xdeadbeef, Marker: true}
@@ -292,17 +281,7 @@ func connect(t *testing.T, a, b *webrtc.PeerConnection) {
 // as in a large room.
 func BenchmarkDirectWrite(b *testing.B) {
 	const subs = 70
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := newBatchConn(tx)
-	defer conn.Close()
+	rx, conn := loopbackPair(b)
 	go func() { // drain, as a subscriber would
 		buf := make([]byte, 2000)
 		for {
@@ -314,9 +293,7 @@ func BenchmarkDirectWrite(b *testing.B) {
 	outs := make([]*directOut, subs)
 	for i := range outs {
 		enc, _ := srtpPair(b)
-		buf := &directBuf{}
-		buf.hdr.Extensions = buf.exts[:0]
-		outs[i] = &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: enc, ctxMu: &sync.Mutex{}, buf: buf}
+		outs[i] = newTestDirectOut(conn, rx, enc)
 	}
 	payload := bytes.Repeat([]byte{0xab}, 1100)
 	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 0xdeadbeef}
@@ -339,4 +316,29 @@ func BenchmarkDirectWrite(b *testing.B) {
 		}
 		conn.release()
 	}
+}
+
+// loopbackPair returns a subscriber's socket and the SFU's batchConn,
+// both on loopback, closed when the test ends.
+func loopbackPair(tb testing.TB) (*net.UDPConn, *batchConn) {
+	tb.Helper()
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = rx.Close() })
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn := newBatchConn(tx)
+	tb.Cleanup(func() { _ = conn.Close() })
+	return rx, conn
+}
+
+// newTestDirectOut is a direct writer to rx through conn with ctx.
+func newTestDirectOut(conn *batchConn, rx *net.UDPConn, ctx *srtp.Context) *directOut {
+	buf := &directBuf{}
+	buf.hdr.Extensions = buf.exts[:0]
+	return &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: ctx, ctxMu: &sync.Mutex{}, buf: buf}
 }
