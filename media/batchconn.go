@@ -54,10 +54,11 @@ type batchConn struct {
 	// spill takes what they leave to pion's mux, framed with its source
 	// address, and ReadFromAddrPort reads it. Nil spill: pion's mux
 	// reads the socket itself.
-	steered  bool // the group has its steering program
-	shards   []*readShard
-	spill    *packetio.Buffer
-	spillBuf []byte
+	steered      bool // the group has its steering program
+	shards       []*readShard
+	spill        *packetio.Buffer
+	spillBuf     []byte
+	spillDropped atomic.Uint64 // datagrams the full spill buffer lost
 	// testRead, in tests, sees each datagram a shard reads.
 	testRead func(shard int, p []byte, from netip.AddrPort)
 
@@ -244,7 +245,11 @@ func (c *batchConn) readLoop(i int, s *readShard) {
 			a := from.Addr().As16()
 			copy(buf, a[:])
 			binary.BigEndian.PutUint16(buf[16:], from.Port())
-			if _, err := c.spill.Write(buf[:spillHeader+n], nil); err != nil && !errors.Is(err, packetio.ErrFull) {
+			if _, err := c.spill.Write(buf[:spillHeader+n], nil); err != nil {
+				if errors.Is(err, packetio.ErrFull) {
+					c.spillDropped.Add(1) // pion's mux is behind
+					continue
+				}
 				c.release()
 				return // closed
 			}

@@ -368,13 +368,14 @@ func growReceiveBuffer(raw syscall.RawConn) {
 }
 
 // socketDrops is how many datagrams the kernel dropped on the sockets
-// that read (their queues full, most of all), from SO_MEMINFO.
+// that read (their queues full, most of all), from SO_MEMINFO, and the
+// readers dropped because pion's mux was behind.
 func (c *batchConn) socketDrops() uint64 {
 	raws := []syscall.RawConn{c.raw}
 	for _, s := range c.shards[min(1, len(c.shards)):] {
 		raws = append(raws, s.reader.raw)
 	}
-	var total uint64
+	total := c.spillDropped.Load()
 	for _, raw := range raws {
 		_ = raw.Control(func(fd uintptr) {
 			var info [unix.SK_MEMINFO_VARS]uint32

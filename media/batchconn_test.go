@@ -420,3 +420,49 @@ func TestSocketDrops(t *testing.T) {
 		t.Fatalf("%d drops counted of 50 datagrams sent to a full queue", d)
 	}
 }
+
+// TestSpillDrops: what the readers leave to pion's mux while its
+// buffer is full is dropped and counted, and reading goes on.
+func TestSpillDrops(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("one reader on", runtime.GOOS)
+	}
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(pc.(*net.UDPConn))
+	defer c.Close()
+	if err := c.openReaders(2); err != nil {
+		t.Fatal(err)
+	}
+	c.spill.SetLimitSize(30) // one 21-byte datagram, framed
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	for i := range 20 {
+		if _, err := peer.WriteToUDP([]byte{0, 1, byte(i)}, c.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.socketDrops() < 19 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 20 datagrams counted dropped, want 19", c.socketDrops())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	buf := make([]byte, 100)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, _, err := c.ReadFromAddrPort(buf); err != nil || n != 3 || buf[2] != 0 {
+		t.Fatalf("read %v %v, want the first datagram", buf[:n], err)
+	}
+	if _, err := peer.WriteToUDP([]byte{0, 1, 99}, c.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := c.ReadFromAddrPort(buf); err != nil || n != 3 || buf[2] != 99 {
+		t.Fatalf("read %v %v after the drops, want the next datagram", buf[:n], err)
+	}
+}
