@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"sync"
 	"testing"
@@ -81,17 +80,7 @@ func TestDirectOutWrite(t *testing.T) {
 // decryption either way.
 func TestDirectWrites(t *testing.T) {
 	sfu := newTestSFU(t, Params{})
-	room := sfu.NewRoom("r1")
-	defer room.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	alice := newTestClient(t, room, "alice", clientOpts{})
-	bob := newTestClient(t, room, "bob", clientOpts{})
-	alice.publish(ctx, true, true, 3)
-	room.Allow("bob", "alice", true)
-	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
-		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
-	})
+	_, _, bob, _ := aliceToBob(t, sfu, clientOpts{}, 3)
 	dc := sfu.direct.get(bob.peer.sub.ID())
 	if dc == nil {
 		t.Fatal("no direct interceptor on bob's sub connection")

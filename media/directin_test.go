@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -121,17 +120,7 @@ func testDirectReads(t *testing.T, readers int) {
 	if got := len(sfu.batch.shards); readers > 1 && got != readers+1 && runtime.GOOS == "linux" {
 		t.Fatalf("%d sockets read, want %d", got, readers+1)
 	}
-	room := sfu.NewRoom("r1")
-	defer room.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	alice := newTestClient(t, room, "alice", clientOpts{})
-	bob := newTestClient(t, room, "bob", clientOpts{reportInterval: 100 * time.Millisecond})
-	alice.publish(ctx, true, true, 3)
-	room.Allow("bob", "alice", true)
-	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
-		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
-	})
+	_, alice, bob, _ := aliceToBob(t, sfu, clientOpts{reportInterval: 100 * time.Millisecond}, 3)
 	pub := sfu.direct.get(alice.peer.pub.ID())
 	sub := sfu.direct.get(bob.peer.sub.ID())
 	if pub == nil || sub == nil {
@@ -336,15 +325,7 @@ func TestUnwrapRTX(t *testing.T) {
 // the direct read path: the subscriber gets every packet.
 func TestDirectReadsRepair(t *testing.T) {
 	sfu := newTestSFU(t, Params{})
-	room := sfu.NewRoom("r1")
-	defer room.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	alice := newTestClient(t, room, "alice", clientOpts{})
-	bob := newTestClient(t, room, "bob", clientOpts{})
-	_, video := alice.publish(ctx, true, true, 5)
-	room.Allow("bob", "alice", true)
-	waitFor(t, 10*time.Second, "bob receiving alice", func() bool { return bob.packets("alice", "video") > 30 })
+	room, alice, bob, video := aliceToBob(t, sfu, clientOpts{}, 5)
 	pub := sfu.direct.get(alice.peer.pub.ID())
 	waitFor(t, 5*time.Second, "audio, video and video's RTX bound", func() bool {
 		tab := pub.table.Load()

@@ -350,6 +350,29 @@ func (s *source) count() uint32 {
 	return s.sent
 }
 
+// aliceToBob is the media tests' usual pair, in a new room of sfu:
+// alice publishes audio and video (videoRate as publish takes it), bob
+// (with bobOpts) may receive her, and it returns once he receives both.
+// When the test ends the publishing stops and the room closes, before
+// the clients do.
+func aliceToBob(t *testing.T, sfu *SFU, bobOpts clientOpts, videoRate int) (room *Room, alice, bob *testClient, video *source) {
+	t.Helper()
+	room = sfu.NewRoom("r1")
+	ctx, cancel := context.WithCancel(context.Background())
+	alice = newTestClient(t, room, "alice", clientOpts{})
+	bob = newTestClient(t, room, "bob", bobOpts)
+	t.Cleanup(func() { // registered last: runs before the clients close
+		cancel()
+		room.Close()
+	})
+	_, video = alice.publish(ctx, true, true, videoRate)
+	room.Allow("bob", "alice", true)
+	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
+		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
+	})
+	return room, alice, bob, video
+}
+
 // publish adds an audio and/or a video source and negotiates the pub
 // connection.
 func (c *testClient) publish(ctx context.Context, audio, video bool, videoRate int) (a, v *source) {
