@@ -85,7 +85,6 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	growReceiveBuffer(raw)
 	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(c), scratch: newInScratch(), sendFd: -1}
 }
 
@@ -208,7 +207,6 @@ type readShard struct {
 	conn    *net.UDPConn
 	reader  *rawReader
 	scratch *inScratch
-	read    atomic.Uint64 // datagrams read
 }
 
 // readBatch is how many datagrams a reader takes from its socket with
@@ -231,7 +229,6 @@ func (c *batchConn) readLoop(i int, s *readShard) {
 			time.Sleep(time.Millisecond) // an error the next read may not have
 			continue
 		}
-		s.read.Add(uint64(k))
 		c.hold()
 		for j := range k {
 			buf, n, from := b.datagram(j) // buf has room for spillHeader before the datagram

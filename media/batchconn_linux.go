@@ -129,6 +129,7 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
+	growReceiveBuffer(raw) // every socket read gets a deep queue
 	r := &rawReader{raw: raw, local: c.LocalAddr()}
 	r.call = func(fd uintptr) bool {
 		var p unsafe.Pointer
@@ -339,9 +340,7 @@ func (c *batchConn) openReaders(n int) error {
 	c.spillBuf = make([]byte, spillHeader+receiveMTU)
 	c.shards = append(c.shards, &readShard{conn: c.UDPConn, reader: c.reader, scratch: c.scratch})
 	for _, uc := range conns {
-		r := newRawReader(uc)
-		growReceiveBuffer(r.raw)
-		c.shards = append(c.shards, &readShard{conn: uc, reader: r, scratch: newInScratch()})
+		c.shards = append(c.shards, &readShard{conn: uc, reader: newRawReader(uc), scratch: newInScratch()})
 	}
 	for i, s := range c.shards {
 		go c.readLoop(i, s)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"syscall"
 )
 
 // sendBatch holds packets to send; without sendmmsg they leave one by
@@ -64,8 +63,6 @@ func (r *rawReader) readMany(b *recvBatch) (int, error) {
 func (b *recvBatch) datagram(int) ([]byte, int, netip.AddrPort) { return b.buf, b.n, b.from }
 
 func (c *batchConn) socketDrops() uint64 { return 0 }
-
-func growReceiveBuffer(syscall.RawConn) {}
 
 // openReaders does nothing: pion's mux reads the socket itself.
 func (c *batchConn) openReaders(int) error { return nil }
