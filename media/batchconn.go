@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/packetio"
 )
 
@@ -85,7 +86,16 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	return &batchConn{UDPConn: c, raw: raw, reader: newRawReader(c), scratch: newInScratch(), sendFd: -1}
+	bc := &batchConn{UDPConn: c, raw: raw, reader: newRawReader(c), sendFd: -1}
+	bc.scratch = bc.newScratch()
+	return bc
+}
+
+// newScratch is the memory of one reader of c's sockets.
+func (c *batchConn) newScratch() *inScratch {
+	sc := newInScratch()
+	sc.out = newOutbox(c)
+	return sc
 }
 
 // hold opens a batch: writes wait for release (or a full batch). Nil
@@ -186,6 +196,7 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
 			return n, from, err
 		}
+		c.scratch.out.flush()
 	}
 }
 
@@ -247,10 +258,12 @@ func (c *batchConn) readLoop(i int, s *readShard) {
 					c.spillDropped.Add(1) // pion's mux is behind
 					continue
 				}
+				s.scratch.out.flush()
 				c.release()
 				return // closed
 			}
 		}
+		s.scratch.out.flush()
 		c.release()
 	}
 }
@@ -305,8 +318,15 @@ func (c *batchConn) Close() error {
 }
 
 // send writes b with as few sendmmsg calls as the kernel allows, and
-// returns it to the free list. A packet the kernel refuses is skipped.
+// returns it to the free list.
 func (c *batchConn) send(b *sendBatch) {
+	c.transmit(b)
+	c.recycle(b)
+}
+
+// transmit writes b with as few sendmmsg calls as the kernel allows. A
+// packet the kernel refuses is skipped.
+func (c *batchConn) transmit(b *sendBatch) {
 	c.batches.Add(1)
 	c.batched.Add(uint64(b.n))
 	for i := 0; i < b.n; {
@@ -323,7 +343,6 @@ func (c *batchConn) send(b *sendBatch) {
 		}
 		i += k
 	}
-	c.recycle(b)
 }
 
 // recycle empties b and returns it to the free list.
@@ -332,4 +351,39 @@ func (c *batchConn) recycle(b *sendBatch) {
 	c.mu.Lock()
 	c.free = append(c.free, b)
 	c.mu.Unlock()
+}
+
+// outbox is one socket reader's own send batch. The fan-outs a reader
+// runs marshal and encrypt each subscriber's copy straight into its next
+// slot (directOut.writeInto), without a lock and without another copy,
+// and the reader sends it when it is full and once the datagrams of one
+// read are handled (flush). The shared batch behind hold and release
+// takes every other write.
+type outbox struct {
+	c *batchConn
+	b *sendBatch
+	// hdr is the header EncryptRTP parses a packet into.
+	hdr rtp.Header
+}
+
+func newOutbox(c *batchConn) *outbox { return &outbox{c: c, b: newSendBatch()} }
+
+// slot is the memory of the next packet, batchMTU bytes.
+func (o *outbox) slot() []byte { return o.b.mem[o.b.n][:] }
+
+// commit queues the slot's first n bytes for to (IPv4), and sends the
+// batch when it is full.
+func (o *outbox) commit(n int, to netip.AddrPort) {
+	o.b.take(n, to)
+	if o.b.n == batchSize {
+		o.flush()
+	}
+}
+
+// flush sends what the outbox holds.
+func (o *outbox) flush() {
+	if o.b.n > 0 {
+		o.c.transmit(o.b)
+		o.b.n = 0
+	}
 }

@@ -72,8 +72,14 @@ func newSendBatch() *sendBatch {
 
 // add copies p, addressed to to (IPv4), into the next slot.
 func (b *sendBatch) add(p []byte, to netip.AddrPort) {
+	b.take(copy(b.mem[b.n][:], p), to)
+}
+
+// take queues the next slot's first n bytes, written in place, for to
+// (IPv4).
+func (b *sendBatch) take(n int, to netip.AddrPort) {
 	i := b.n
-	b.iovs[i].SetLen(copy(b.mem[i][:], p))
+	b.iovs[i].SetLen(n)
 	b.names[i].Addr = to.Addr().Unmap().As4()
 	setNetPort(&b.names[i].Port, to.Port())
 	b.n++
@@ -340,7 +346,7 @@ func (c *batchConn) openReaders(n int) error {
 	c.spillBuf = make([]byte, spillHeader+receiveMTU)
 	c.shards = append(c.shards, &readShard{conn: c.UDPConn, reader: c.reader, scratch: c.scratch})
 	for _, uc := range conns {
-		c.shards = append(c.shards, &readShard{conn: uc, reader: newRawReader(uc), scratch: newInScratch()})
+		c.shards = append(c.shards, &readShard{conn: uc, reader: newRawReader(uc), scratch: c.newScratch()})
 	}
 	for i, s := range c.shards {
 		go c.readLoop(i, s)

@@ -20,7 +20,12 @@ type sendBatch struct {
 func newSendBatch() *sendBatch { return &sendBatch{} }
 
 func (b *sendBatch) add(p []byte, to netip.AddrPort) {
-	b.size[b.n] = copy(b.mem[b.n][:], p)
+	b.take(copy(b.mem[b.n][:], p), to)
+}
+
+// take queues the next slot's first n bytes, written in place, for to.
+func (b *sendBatch) take(n int, to netip.AddrPort) {
+	b.size[b.n] = n
 	b.to[b.n] = to
 	b.n++
 }

@@ -29,7 +29,6 @@ func TestDirectOutWrite(t *testing.T) {
 	}
 	rx, conn := loopbackPair(t)
 	o := newTestDirectOut(conn, rx, enc)
-	buf := o.buf
 
 	payload := bytes.Repeat([]byte{0xab}, 1100)
 	h := &rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 65534, Timestamp: 1234, SSRC: 0xdeadbeef, Marker: true}
@@ -59,9 +58,6 @@ func TestDirectOutWrite(t *testing.T) {
 			!bytes.Equal(p.GetExtension(3), []byte{1, 2}) {
 			t.Fatalf("packet %d: got %v, wrote %v", i, p.Header, h)
 		}
-	}
-	if buf.sent != 4 {
-		t.Fatalf("sent = %d, want 4", buf.sent)
 	}
 	allocs := testing.AllocsPerRun(200, func() {
 		h.SequenceNumber++
@@ -330,4 +326,88 @@ func newTestDirectOut(conn *batchConn, rx *net.UDPConn, ctx *srtp.Context) *dire
 	buf := &directBuf{}
 	buf.hdr.Extensions = buf.exts[:0]
 	return &directOut{conn: conn, to: rx.LocalAddr().(*net.UDPAddr).AddrPort(), ctx: ctx, ctxMu: &sync.Mutex{}, buf: buf}
+}
+
+// TestWriteInto: a reader's fan-out marshals and encrypts each copy
+// straight into its send batch; what goes on the wire, more packets
+// than one batch holds, decrypts to what was written, stamped with
+// consecutive transport-wide sequence numbers that the subscriber's
+// estimator records, and the write allocates nothing.
+func TestWriteInto(t *testing.T) {
+	key := bytes.Repeat([]byte{3}, 16)
+	salt := bytes.Repeat([]byte{5}, 12)
+	profile := srtp.ProtectionProfileAeadAes128Gcm
+	enc, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, conn := loopbackPair(t)
+	o := newTestDirectOut(conn, rx, enc)
+	ob := newOutbox(conn)
+	const twccID = 5
+	d := &downTrack{conn: &directConn{}, bw: newBandwidth(nil), twccID: twccID}
+	d.conn.out.Store(o)
+	if d.directOut(ob) != o || d.directOut(nil) != nil || d.directOut(newOutbox(newBatchConn(rx))) != nil {
+		t.Fatal("directOut: the connection's path only for a batch of its own socket group")
+	}
+
+	const n = batchSize + 10 // one full batch sent on its own, the rest by flush
+	payload := bytes.Repeat([]byte{0xcd}, 1000)
+	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 0x1234}
+	for i := range n {
+		h.SequenceNumber = uint16(65536 - n/2 + i) // across the rollover
+		h.Extensions = h.Extensions[:0]
+		h.Extension = false
+		if err := d.writeInto(o, ob, h, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ob.b.n != n-batchSize {
+		t.Fatalf("the outbox holds %d packets, want %d (a full batch goes at once)", ob.b.n, n-batchSize)
+	}
+	ob.flush()
+	got := make([]byte, 2000)
+	var plain []byte
+	for i := range n {
+		_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, _, err := rx.ReadFromUDP(got)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if plain, err = dec.DecryptRTP(plain[:0], got[:k], nil); err != nil {
+			t.Fatalf("packet %d: subscriber cannot decrypt: %v", i, err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(plain); err != nil {
+			t.Fatal(err)
+		}
+		ext := p.GetExtension(twccID)
+		if p.SequenceNumber != uint16(65536-n/2+i) || !bytes.Equal(p.Payload, payload) || len(ext) != 2 || int(ext[0])<<8|int(ext[1]) != i {
+			t.Fatalf("packet %d: seq %d, transport-wide %v, %d payload bytes", i, p.SequenceNumber, ext, len(p.Payload))
+		}
+		if s := d.bw.sent[i]; !s.valid || int(s.seq) != i || s.size < 1000 {
+			t.Fatalf("packet %d: the estimator recorded %+v", i, s)
+		}
+	}
+	if d.conn.sent() != n {
+		t.Fatalf("counted %d direct writes, want %d", d.conn.sent(), n)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		h.SequenceNumber++
+		h.Extensions = h.Extensions[:0]
+		if err := d.writeInto(o, ob, h, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a write into the outbox allocates %.1f times", allocs)
+	}
+	// A packet too large for a slot is not written into the outbox.
+	if fitsSlot(h, batchMTU) {
+		t.Fatal("a payload of a whole slot fits")
+	}
 }

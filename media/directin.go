@@ -76,8 +76,8 @@ type inTable struct {
 
 // rtpHandler takes one decrypted packet of a bound stream: raw is the
 // whole packet, h its parsed header. Both are the reader's, reused for
-// the next packet.
-type rtpHandler func(raw []byte, h *rtp.Header, now time.Time)
+// the next packet. out is the reader's send batch, for the fan-out.
+type rtpHandler func(raw []byte, h *rtp.Header, now time.Time, out *outbox)
 
 // inSession is what decrypts a connection's direct reads: its SRTP and
 // SRTCP sessions' remote contexts and the mutexes pion guards them
@@ -95,6 +95,9 @@ type inSession struct {
 type inScratch struct {
 	plain, rtcp []byte
 	h           rtp.Header
+	// out is the reader's own send batch, which the fan-outs of the
+	// packets it reads write into; nil in some tests.
+	out *outbox
 }
 
 func newInScratch() *inScratch {
@@ -234,7 +237,7 @@ func (c *directConn) rtpPacket(s *inSession, enc []byte, sc *inScratch) {
 	if tab := c.table.Load(); tab != nil { // looked up once authentic
 		if handle := tab.routes[sc.h.SSRC]; handle != nil {
 			c.bound.Add(1)
-			handle(out, &sc.h, time.Now())
+			handle(out, &sc.h, time.Now(), sc.out)
 		}
 	}
 }

@@ -220,7 +220,7 @@ func TestRTPPacket(t *testing.T) {
 	enc, dec := srtpPair(t)
 	c := &directConn{}
 	var got []rtp.Packet
-	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time) {
+	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func(raw []byte, h *rtp.Header, _ time.Time, _ *outbox) {
 		var p rtp.Packet
 		if err := p.Unmarshal(append([]byte(nil), raw...)); err != nil {
 			t.Fatal(err)
@@ -263,7 +263,7 @@ func TestRTPPacket(t *testing.T) {
 		packets[i] = seal(0xaa, uint16(200+i))
 	}
 	got = got[:0:cap(got)]
-	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
+	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time, *outbox) {}}})
 	i := 0
 	allocs := testing.AllocsPerRun(100, func() {
 		c.rtpPacket(s, packets[i], sc)
@@ -389,7 +389,7 @@ func BenchmarkDirectRead(b *testing.B) {
 		}
 	}
 	c := &directConn{}
-	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time) {}}})
+	c.table.Store(&inTable{routes: map[uint32]rtpHandler{0xaa: func([]byte, *rtp.Header, time.Time, *outbox) {}}})
 	s := &inSession{rtpCtx: dec, rtpMu: &sync.Mutex{}}
 	sc := newInScratch()
 	b.ReportAllocs()

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -110,6 +111,14 @@ type downTrack struct {
 	// direct is the slot push writes from without queueing (the
 	// publisher's buffer as its payload), under wmu.
 	direct slot
+	// conn is the subscriber connection's direct path (direct.go); nil
+	// in benchmarks. A packet a socket reader forwards to a connection
+	// that writes directly skips pion's writer and the interceptors
+	// (writeInto), stamped here with the transport-wide sequence number
+	// (extension twccID) as the twcc interceptor would have.
+	conn    *directConn
+	twccID  uint8
+	twccBuf [2]byte
 
 	// Retransmission (nack.go). cache is nil for audio.
 	raws     *rawWriters
@@ -203,10 +212,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		d.raw = nil
 		d.rtxSSRC = uint32(ctx.SSRCRetransmission())
 		d.rtxPT = rtxPayloadType(ctx.CodecParameters(), c.PayloadType)
-		d.levelExtID = 0
+		d.levelExtID, d.twccID = 0, 0
 		for _, e := range ctx.HeaderExtensions() {
 			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
 				d.levelExtID = uint8(e.ID)
+			}
+			if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 256 {
+				d.twccID = uint8(e.ID)
 			}
 		}
 		d.wmu.Unlock()
@@ -234,7 +246,7 @@ func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 // publisher's read loop, never blocks and allocates nothing; the payload
 // is copied. A full queue drops the packet; video then waits for the
 // next keyframe, so the subscriber's decoder resumes on a clean picture.
-func (d *downTrack) push(m *packetMeta, payload []byte) {
+func (d *downTrack) push(m *packetMeta, payload []byte, out *outbox) {
 	if !d.bound.Load() || d.bandwidthPaused.Load() {
 		return
 	}
@@ -291,9 +303,9 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 		d.fillLocked(s, m)
 		s.payload = payload
 		d.qmu.Unlock()
-		d.writeLocked(s)
-		s.payload = nil // the publisher's buffer is reused
-		d.drainLocked() // what another layer queued meanwhile
+		d.writeLocked(s, out)
+		s.payload = nil    // the publisher's buffer is reused
+		d.drainLocked(out) // what another layer queued meanwhile
 		d.wmu.Unlock()
 		return
 	}
@@ -325,7 +337,7 @@ func (d *downTrack) push(m *packetMeta, payload []byte) {
 	// packet, which cost more than the write. Over TCP, or while the
 	// writer goroutine is busy, the writer goroutine takes it.
 	if d.inline.Load() && d.wmu.TryLock() {
-		d.drainLocked()
+		d.drainLocked(out)
 		d.wmu.Unlock()
 		return
 	}
@@ -455,15 +467,16 @@ func (d *downTrack) run() {
 		}
 		d.resendPending()
 		d.wmu.Lock()
-		d.drainLocked()
+		d.drainLocked(nil)
 		d.wmu.Unlock()
 	}
 }
 
-// drainLocked writes the queued packets. Only a holder of wmu takes
-// packets off the queue, so the writer goroutine and an inline write
-// from push never write the same packet. wmu must be held.
-func (d *downTrack) drainLocked() {
+// drainLocked writes the queued packets, into out when not nil. Only a
+// holder of wmu takes packets off the queue, so the writer goroutine
+// and an inline write from push never write the same packet. wmu must
+// be held.
+func (d *downTrack) drainLocked(out *outbox) {
 	for !d.stopped.Load() {
 		d.qmu.Lock()
 		if d.count == 0 {
@@ -475,7 +488,7 @@ func (d *downTrack) drainLocked() {
 		live := !d.paused && s.epoch == d.epoch
 		d.qmu.Unlock()
 		if live {
-			d.writeLocked(s)
+			d.writeLocked(s, out)
 		}
 		d.qmu.Lock()
 		d.head = (d.head + 1) % len(d.ring)
@@ -491,9 +504,11 @@ func (d *downTrack) drainLocked() {
 	}
 }
 
-// writeLocked rewrites one packet for this subscriber and writes it. wmu
-// must be held.
-func (d *downTrack) writeLocked(s *slot) {
+// writeLocked rewrites one packet for this subscriber and writes it:
+// into out, the send batch of the socket reader running the fan-out,
+// when the connection writes directly, else through pion. wmu must be
+// held.
+func (d *downTrack) writeLocked(s *slot, out *outbox) {
 	if d.writer == nil || !d.bound.Load() {
 		return
 	}
@@ -518,7 +533,13 @@ func (d *downTrack) writeLocked(s *slot) {
 		d.levelBuf[0] = s.meta.level
 		_ = h.SetExtension(d.levelExtID, d.levelBuf[:])
 	}
-	if _, err := d.writer.WriteRTP(h, s.payload); err == nil {
+	var err error
+	if o := d.directOut(out); o != nil && fitsSlot(h, len(s.payload)+8) {
+		err = d.writeInto(o, out, h, s.payload)
+	} else {
+		_, err = d.writer.WriteRTP(h, s.payload)
+	}
+	if err == nil {
 		d.sent.Add(1)
 		d.sentBytes.Add(uint64(len(s.payload)))
 		d.noteClock()
@@ -529,6 +550,37 @@ func (d *downTrack) writeLocked(s *slot) {
 			d.rememberLocked(seq, ts, s.meta.marker, &s.meta)
 		}
 	}
+}
+
+// directOut returns the subscriber connection's direct path when a
+// socket reader's send batch (out) may take the packet: the connection
+// writes directly, through out's socket group. Nil: pion's writer.
+func (d *downTrack) directOut(out *outbox) *directOut {
+	if out == nil || d.conn == nil {
+		return nil
+	}
+	if o := d.conn.out.Load(); o != nil && o.conn == out.c {
+		return o
+	}
+	return nil
+}
+
+// writeInto stamps the transport-wide sequence number, as the twcc
+// interceptor does on pion's path (the +4 is the extension's room), and
+// writes the packet into the reader's send batch.
+func (d *downTrack) writeInto(o *directOut, out *outbox, h *rtp.Header, payload []byte) error {
+	if d.twccID != 0 && d.bw != nil {
+		seq := d.bw.sentPacket(h.MarshalSize() + 4 + len(payload))
+		binary.BigEndian.PutUint16(d.twccBuf[:], seq)
+		if err := h.SetExtension(d.twccID, d.twccBuf[:]); err != nil {
+			return err
+		}
+	}
+	if err := o.writeInto(out, h, payload); err != nil {
+		return err
+	}
+	d.conn.written.Add(1)
+	return nil
 }
 
 // stop ends forwarding to this subscriber: nothing is queued or written

@@ -97,7 +97,7 @@ func BenchmarkForward(b *testing.B) {
 				for range n {
 					seq++
 					raw[2], raw[3] = byte(seq>>8), byte(seq)
-					up.handle(up.layer(0), raw, now)
+					up.handle(up.layer(0), raw, now, nil)
 				}
 			}
 			var sent uint64
@@ -159,7 +159,7 @@ func TestForwardAllocs(t *testing.T) {
 		for range 16 {
 			seq++
 			raw[2], raw[3] = byte(seq>>8), byte(seq)
-			up.handle(up.layer(0), raw, now)
+			up.handle(up.layer(0), raw, now, nil)
 		}
 		sent += 16
 		for _, s := range sinks {
@@ -214,7 +214,7 @@ func BenchmarkForwardPion(b *testing.B) {
 		for range n {
 			seq++
 			raw[2], raw[3] = byte(seq>>8), byte(seq)
-			up.handle(up.layer(0), raw, time.Now())
+			up.handle(up.layer(0), raw, time.Now(), nil)
 		}
 		sent += uint64(n)
 		for _, d := range downs {
@@ -255,7 +255,7 @@ func TestInlineQueueUnused(t *testing.T) {
 	n := 3 * len(d.ring)
 	for seq := range uint16(n) {
 		raw[2], raw[3] = byte(seq>>8), byte(seq)
-		up.handle(up.layer(0), raw, now)
+		up.handle(up.layer(0), raw, now, nil)
 	}
 	if got := sink.packets.Load(); got != uint64(n) {
 		t.Fatalf("%d of %d packets written", got, n)

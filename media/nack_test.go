@@ -78,7 +78,7 @@ func TestRTCPLoopWakes(t *testing.T) {
 	raw := benchPacket(t)
 	send := func(seq uint16) {
 		raw[2], raw[3] = byte(seq>>8), byte(seq)
-		up.handle(up.layer(0), raw, time.Now())
+		up.handle(up.layer(0), raw, time.Now(), nil)
 	}
 
 	seq := uint16(100)

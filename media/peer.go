@@ -297,17 +297,17 @@ func (p *Peer) bindDirect(up *upTrack, l *layer, remote *webrtc.TrackRemote, rec
 	} else if hasRTX(receiver) {
 		return
 	}
-	if !sfu.direct.bindRTP(id, ssrc, func(raw []byte, h *rtp.Header, now time.Time) {
+	if !sfu.direct.bindRTP(id, ssrc, func(raw []byte, h *rtp.Header, now time.Time, out *outbox) {
 		record(h, now)
-		up.receive(l, raw, now)
+		up.receive(l, raw, now, out)
 	}) {
 		return
 	}
 	pt := uint8(remote.PayloadType())
-	if rtxSSRC != 0 && !sfu.direct.bindRTP(id, rtxSSRC, func(raw []byte, h *rtp.Header, now time.Time) {
+	if rtxSSRC != 0 && !sfu.direct.bindRTP(id, rtxSSRC, func(raw []byte, h *rtp.Header, now time.Time, out *outbox) {
 		recordRTX(h, now)
 		if repaired, ok := unwrapRTX(raw, ssrc, pt); ok {
-			up.receive(l, repaired, now)
+			up.receive(l, repaired, now, out)
 		}
 	}) {
 		sfu.direct.unbindRTP(id, ssrc)
@@ -381,6 +381,7 @@ func (p *Peer) subscribeLocked(up *upTrack) {
 	}
 	d := newDownTrack(up, p.id, p.room.sfu.raws, p.log.With("track", up.id))
 	d.bw = p.bw
+	d.conn = p.room.sfu.direct.get(p.sub.ID())
 	d.inline.Store(p.subUDP)
 	sender, err := p.sub.AddTrack(d)
 	if err != nil {

@@ -241,22 +241,24 @@ func (u *upTrack) forward(l *layer) {
 			}
 			return
 		}
-		u.receive(l, buf[:n], time.Now())
+		u.receive(l, buf[:n], time.Now(), nil)
 	}
 }
 
 // receive hands one packet of layer l to handle. The layer's read loop
-// and the direct read path may both call it.
-func (u *upTrack) receive(l *layer, raw []byte, now time.Time) {
+// and the direct read path, with its reader's send batch, may both call
+// it.
+func (u *upTrack) receive(l *layer, raw []byte, now time.Time, out *outbox) {
 	l.hmu.Lock()
-	u.handle(l, raw, now)
+	u.handle(l, raw, now, out)
 	l.hmu.Unlock()
 }
 
 // handle is the per-packet hot path: parse once, note the audio level,
 // and queue the packet for every allowed subscriber. It allocates
-// nothing.
-func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
+// nothing. out, when not nil, is the send batch of the socket reader
+// running it.
+func (u *upTrack) handle(l *layer, raw []byte, now time.Time, out *outbox) {
 	pkt := &l.pkt
 	if err := pkt.Unmarshal(raw); err != nil {
 		return
@@ -301,7 +303,7 @@ func (u *upTrack) handle(l *layer, raw []byte, now time.Time) {
 	u.out.hold()
 	u.mu.RLock()
 	for _, d := range u.downs {
-		d.push(&m, payload)
+		d.push(&m, payload, out)
 	}
 	u.mu.RUnlock()
 	u.out.release()
