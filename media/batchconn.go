@@ -362,8 +362,10 @@ func (c *batchConn) recycle(b *sendBatch) {
 type outbox struct {
 	c *batchConn
 	b *sendBatch
-	// hdr is the header EncryptRTP parses a packet into.
+	// hdr is the header EncryptRTP parses a packet into, iv a sealed
+	// packet's nonce.
 	hdr rtp.Header
+	iv  [12]byte
 }
 
 func newOutbox(c *batchConn) *outbox { return &outbox{c: c, b: newSendBatch()} }

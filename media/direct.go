@@ -135,6 +135,7 @@ type directConn struct {
 	toOK     bool
 	ctx      *srtp.Context
 	ctxMu    *sync.Mutex
+	seal     *rtpSealer   // nil: pion's EncryptRTP
 	buf      *directBuf   // written under ctxMu
 	failed   bool         // srtpContextOf failed: pion's path for good
 	inFailed bool         // srtpBuffersOf failed: pion's read path for good
@@ -148,7 +149,10 @@ type directOut struct {
 	to    netip.AddrPort
 	ctx   *srtp.Context
 	ctxMu *sync.Mutex // pion's lock for ctx; also guards buf
-	buf   *directBuf
+	// seal encrypts with ctx's key without pion's bookkeeping (seal.go);
+	// nil when ctx is not one it can stand in for.
+	seal *rtpSealer
+	buf  *directBuf
 }
 
 // directBuf is the memory a connection's direct writes marshal and
@@ -161,6 +165,7 @@ type directBuf struct {
 	// fan-out walks through (70 subscribers' buffers do not stay in
 	// cache).
 	pkt [packetSize + 200]byte
+	iv  [12]byte // sealWrite's nonce
 }
 
 // sent is the number of packets written directly.
@@ -174,7 +179,7 @@ func (c *directConn) updateLocked() {
 		c.out.Store(nil) // for ctx, resolve tries again once SRTP runs
 		return
 	}
-	c.out.Store(&directOut{conn: c.factory.out, to: c.to, ctx: c.ctx, ctxMu: c.ctxMu, buf: c.buf})
+	c.out.Store(&directOut{conn: c.factory.out, to: c.to, ctx: c.ctx, ctxMu: c.ctxMu, seal: c.seal, buf: c.buf})
 }
 
 // resolve finds pion's SRTP context for the connection once its SRTP
@@ -201,6 +206,9 @@ func (c *directConn) resolve() *directOut {
 		return nil
 	}
 	c.ctx, c.ctxMu = ctx, mu
+	if c.seal, err = sealerOf(ctx); err != nil {
+		c.factory.log.Debug("subscriber packets encrypted by pion's SRTP context", "err", err)
+	}
 	c.buf = &directBuf{}
 	c.buf.hdr.Extensions = c.buf.exts[:0]
 	c.updateLocked()
@@ -304,6 +312,47 @@ func (o *directOut) writeInto(ob *outbox, h *rtp.Header, payload []byte) error {
 	return nil
 }
 
+// sealInto marshals and seals one packet of a downTrack (which knows
+// its rollover counter) into the next slot of a socket reader's send
+// batch. It takes no lock: the sealer has no per-packet state.
+func (o *directOut) sealInto(ob *outbox, h *rtp.Header, payload []byte, roc uint32) error {
+	slot := ob.slot()
+	hl, err := h.MarshalTo(slot)
+	if err != nil {
+		return err
+	}
+	n := hl + copy(slot[hl:], payload)
+	enc := o.seal.seal(slot, h, hl, n, roc, &ob.iv)
+	if enc == nil {
+		return errNotSealed
+	}
+	ob.commit(len(enc), o.to)
+	return nil
+}
+
+// sealWrite seals one packet of a downTrack into the connection's
+// buffer and hands it to the shared send batch, for writes made off the
+// socket's readers.
+func (o *directOut) sealWrite(h *rtp.Header, payload []byte, roc uint32) error {
+	b := o.buf
+	o.ctxMu.Lock() // guards buf
+	defer o.ctxMu.Unlock()
+	hl, err := h.MarshalTo(b.pkt[:])
+	if err != nil {
+		return err
+	}
+	if hl+len(payload)+srtpRoom > len(b.pkt) {
+		return errDirectTooLarge
+	}
+	n := hl + copy(b.pkt[hl:], payload)
+	enc := o.seal.seal(b.pkt[:], h, hl, n, roc, &b.iv)
+	if enc == nil {
+		return errNotSealed
+	}
+	_, err = o.conn.WriteToAddrPort(enc, o.to)
+	return err
+}
+
 // fitsSlot reports whether a packet of this header and payload size,
 // encrypted, fits in a send batch's slot.
 func fitsSlot(h *rtp.Header, payload int) bool {
@@ -316,6 +365,7 @@ const srtpRoom = 32
 
 var (
 	errDirectTooLarge = errors.New("media: packet too large for the direct path")
+	errNotSealed      = errors.New("media: a cryptex packet with CSRCs is not sealed without pion")
 	errSRTPNotStarted = errors.New("media: SRTP session not started")
 	errSRTPInternals  = errors.New("media: pion's SRTP session has an unexpected shape")
 )

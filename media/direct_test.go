@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -82,6 +83,9 @@ func TestDirectWrites(t *testing.T) {
 		t.Fatal("no direct interceptor on bob's sub connection")
 	}
 	waitFor(t, 5*time.Second, "direct writes", func() bool { return dc.sent() > 20 })
+	if o := dc.out.Load(); o == nil || o.seal == nil {
+		t.Fatal("the negotiated SRTP context (AES-GCM) is not sealed without pion")
+	}
 
 	// Not direct: pion writes, with the same SRTP context.
 	sfu.direct.setPair(bob.peer.sub.ID(), nil)
@@ -329,11 +333,25 @@ func newTestDirectOut(conn *batchConn, rx *net.UDPConn, ctx *srtp.Context) *dire
 }
 
 // TestWriteInto: a reader's fan-out marshals and encrypts each copy
-// straight into its send batch; what goes on the wire, more packets
-// than one batch holds, decrypts to what was written, stamped with
-// consecutive transport-wide sequence numbers that the subscriber's
-// estimator records, and the write allocates nothing.
+// straight into its send batch, sealed without pion or (another
+// profile) with pion's context; off the readers, a sealed copy goes
+// through the shared batch. What goes on the wire, more packets than
+// one batch holds and across the sequence number's rollover, decrypts
+// to what was written, stamped with consecutive transport-wide sequence
+// numbers that the subscriber's estimator records; the writes allocate
+// nothing.
 func TestWriteInto(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		for _, reader := range []bool{false, true} {
+			if !sealed && !reader {
+				continue // pion's context off the readers: the interceptors' path
+			}
+			t.Run(fmt.Sprintf("sealed=%v/reader=%v", sealed, reader), func(t *testing.T) { testWriteInto(t, sealed, reader) })
+		}
+	}
+}
+
+func testWriteInto(t *testing.T, sealed, reader bool) {
 	key := bytes.Repeat([]byte{3}, 16)
 	salt := bytes.Repeat([]byte{5}, 12)
 	profile := srtp.ProtectionProfileAeadAes128Gcm
@@ -347,12 +365,27 @@ func TestWriteInto(t *testing.T) {
 	}
 	rx, conn := loopbackPair(t)
 	o := newTestDirectOut(conn, rx, enc)
+	if sealed {
+		if o.seal, err = sealerOf(enc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ob := newOutbox(conn)
 	const twccID = 5
 	d := &downTrack{conn: &directConn{}, bw: newBandwidth(nil), twccID: twccID}
 	d.conn.out.Store(o)
-	if d.directOut(ob) != o || d.directOut(nil) != nil || d.directOut(newOutbox(newBatchConn(rx))) != nil {
+	if d.directOut(ob) != o || d.directOut(newOutbox(newBatchConn(rx))) != nil {
 		t.Fatal("directOut: the connection's path only for a batch of its own socket group")
+	}
+	if got := d.directOut(nil); (got == o) != sealed {
+		t.Fatalf("directOut(nil) = %v: off the readers only a sealed copy is written directly", got)
+	}
+	var out *outbox
+	if reader {
+		out = ob
+		conn.hold() // off the readers: the shared batch, held as a fan-out holds it
+	} else {
+		conn.hold()
 	}
 
 	const n = batchSize + 10 // one full batch sent on its own, the rest by flush
@@ -362,14 +395,15 @@ func TestWriteInto(t *testing.T) {
 		h.SequenceNumber = uint16(65536 - n/2 + i) // across the rollover
 		h.Extensions = h.Extensions[:0]
 		h.Extension = false
-		if err := d.writeInto(o, ob, h, payload); err != nil {
+		if err := d.writeInto(o, out, h, payload, d.roc.sent(h.SequenceNumber)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ob.b.n != n-batchSize {
+	if reader && ob.b.n != n-batchSize {
 		t.Fatalf("the outbox holds %d packets, want %d (a full batch goes at once)", ob.b.n, n-batchSize)
 	}
 	ob.flush()
+	conn.release()
 	got := make([]byte, 2000)
 	var plain []byte
 	for i := range n {
@@ -396,12 +430,16 @@ func TestWriteInto(t *testing.T) {
 	if d.conn.sent() != n {
 		t.Fatalf("counted %d direct writes, want %d", d.conn.sent(), n)
 	}
+	if sealed && d.handed != o {
+		t.Fatal("a sealed stream does not remember whose context to hand back to")
+	}
 	allocs := testing.AllocsPerRun(200, func() {
 		h.SequenceNumber++
 		h.Extensions = h.Extensions[:0]
-		if err := d.writeInto(o, ob, h, payload); err != nil {
+		if err := d.writeInto(o, ob, h, payload, d.roc.sent(h.SequenceNumber)); err != nil {
 			t.Fatal(err)
 		}
+		ob.flush()
 	})
 	if allocs != 0 {
 		t.Fatalf("a write into the outbox allocates %.1f times", allocs)

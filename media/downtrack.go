@@ -119,6 +119,12 @@ type downTrack struct {
 	conn    *directConn
 	twccID  uint8
 	twccBuf [2]byte
+	// roc follows the stream's SRTP rollover counter, for packets
+	// sealed without pion (seal.go); handed is the direct output that
+	// last sealed one, whose context must learn the counter before
+	// pion's path encrypts the stream again (handBack).
+	roc    rollover
+	handed *directOut
 
 	// Retransmission (nack.go). cache is nil for audio.
 	raws     *rawWriters
@@ -533,10 +539,12 @@ func (d *downTrack) writeLocked(s *slot, out *outbox) {
 		d.levelBuf[0] = s.meta.level
 		_ = h.SetExtension(d.levelExtID, d.levelBuf[:])
 	}
+	roc := d.roc.sent(seq)
 	var err error
 	if o := d.directOut(out); o != nil && fitsSlot(h, len(s.payload)+8) {
-		err = d.writeInto(o, out, h, s.payload)
+		err = d.writeInto(o, out, h, s.payload, roc)
 	} else {
+		d.handBack()
 		_, err = d.writer.WriteRTP(h, s.payload)
 	}
 	if err == nil {
@@ -552,23 +560,27 @@ func (d *downTrack) writeLocked(s *slot, out *outbox) {
 	}
 }
 
-// directOut returns the subscriber connection's direct path when a
-// socket reader's send batch (out) may take the packet: the connection
-// writes directly, through out's socket group. Nil: pion's writer.
+// directOut returns the subscriber connection's direct path when the
+// downTrack writes to it itself (writeInto): the connection writes
+// directly, and either out, the send batch of the socket reader running
+// the fan-out, belongs to its socket group, or (out nil) the packet can
+// be sealed without pion. Nil: pion's writer, through the interceptors.
 func (d *downTrack) directOut(out *outbox) *directOut {
-	if out == nil || d.conn == nil {
+	if d.conn == nil {
 		return nil
 	}
-	if o := d.conn.out.Load(); o != nil && o.conn == out.c {
-		return o
+	o := d.conn.out.Load()
+	if o == nil || (out != nil && o.conn != out.c) || (out == nil && o.seal == nil) {
+		return nil
 	}
-	return nil
+	return o
 }
 
 // writeInto stamps the transport-wide sequence number, as the twcc
 // interceptor does on pion's path (the +4 is the extension's room), and
-// writes the packet into the reader's send batch.
-func (d *downTrack) writeInto(o *directOut, out *outbox, h *rtp.Header, payload []byte) error {
+// writes the packet, its rollover counter roc, directly: into the
+// reader's send batch out, or through the shared batch when out is nil.
+func (d *downTrack) writeInto(o *directOut, out *outbox, h *rtp.Header, payload []byte, roc uint32) error {
 	if d.twccID != 0 && d.bw != nil {
 		seq := d.bw.sentPacket(h.MarshalSize() + 4 + len(payload))
 		binary.BigEndian.PutUint16(d.twccBuf[:], seq)
@@ -576,11 +588,34 @@ func (d *downTrack) writeInto(o *directOut, out *outbox, h *rtp.Header, payload 
 			return err
 		}
 	}
-	if err := o.writeInto(out, h, payload); err != nil {
+	var err error
+	switch {
+	case o.seal == nil:
+		err = o.writeInto(out, h, payload) // pion's context keeps the counter
+	case out != nil:
+		d.handed = o
+		err = o.sealInto(out, h, payload, roc)
+	default:
+		d.handed = o
+		err = o.sealWrite(h, payload, roc)
+	}
+	if err != nil {
 		return err
 	}
 	d.conn.written.Add(1)
 	return nil
+}
+
+// handBack tells pion's SRTP context the stream's rollover counter
+// before pion's path encrypts the stream again, after packets sealed
+// without it: pion's own state has not seen them. wmu must be held.
+func (d *downTrack) handBack() {
+	if o := d.handed; o != nil {
+		d.handed = nil
+		o.ctxMu.Lock()
+		o.ctx.SetROC(d.ssrc, d.roc.current())
+		o.ctxMu.Unlock()
+	}
 }
 
 // stop ends forwarding to this subscriber: nothing is queued or written

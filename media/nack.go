@@ -248,6 +248,7 @@ func (d *downTrack) resendLocked(seq uint16, now int64) {
 		payload = d.rtxBuf[:2+n]
 	} else {
 		h.SSRC, h.PayloadType, h.SequenceNumber = d.ssrc, d.pt, seq
+		d.handBack() // pion's path encrypts the stream's own SSRC
 	}
 	var err error
 	if d.raw != nil {
