@@ -75,6 +75,11 @@ type bandwidth struct {
 	bytes   atomic.Uint64 // payload bytes sent to the subscriber, all tracks
 	changed func()        // called, without locks held, when the estimate moved
 	now     func() time.Time
+	// What was sent, for transport-wide feedback (bwe.go); beside bytes,
+	// in the one cache line each packet sent touches.
+	smu     sync.Mutex
+	twccSeq uint16
+	sent    []twccSent
 
 	mu           sync.Mutex
 	estimate     float64
@@ -97,11 +102,6 @@ type bandwidth struct {
 	// settleUntil: loss reports until then span a change of the link
 	// (linkChanged) and are not taken as congestion.
 	settleUntil time.Time
-
-	// What was sent, for transport-wide feedback (bwe.go).
-	smu     sync.Mutex
-	twccSeq uint16
-	sent    []twccSent
 }
 
 func newBandwidth(changed func()) *bandwidth {

@@ -150,9 +150,12 @@ type directOut struct {
 	ctx   *srtp.Context
 	ctxMu *sync.Mutex // pion's lock for ctx; also guards buf
 	// seal encrypts with ctx's key without pion's bookkeeping (seal.go);
-	// nil when ctx is not one it can stand in for.
-	seal *rtpSealer
-	buf  *directBuf
+	// nil when ctx is not one it can stand in for. It points to sealer,
+	// a copy in this struct's own cache lines, which a packet's write
+	// has loaded already.
+	seal   *rtpSealer
+	buf    *directBuf
+	sealer rtpSealer
 }
 
 // directBuf is the memory a connection's direct writes marshal and
@@ -179,7 +182,12 @@ func (c *directConn) updateLocked() {
 		c.out.Store(nil) // for ctx, resolve tries again once SRTP runs
 		return
 	}
-	c.out.Store(&directOut{conn: c.factory.out, to: c.to, ctx: c.ctx, ctxMu: c.ctxMu, seal: c.seal, buf: c.buf})
+	o := &directOut{conn: c.factory.out, to: c.to, ctx: c.ctx, ctxMu: c.ctxMu, buf: c.buf}
+	if c.seal != nil {
+		o.sealer = *c.seal
+		o.seal = &o.sealer
+	}
+	c.out.Store(o)
 }
 
 // resolve finds pion's SRTP context for the connection once its SRTP

@@ -68,35 +68,40 @@ type slot struct {
 // header extensions) and writes it to the subscriber's connection. A
 // subscriber whose connection is slow only loses its own packets.
 type downTrack struct {
-	up         *upTrack
-	subscriber string
-	streamID   string
-	log        *slog.Logger
+	// The fields every forwarded packet touches come first, together:
+	// with tens of subscribers a downTrack is never in cache when its
+	// next packet arrives, and each cache line it spans is a miss.
+	// Spread over the struct (between the retransmission buffer and the
+	// counters) they cost twelve lines a packet; here six.
+
+	bound atomic.Bool
+	// bandwidthPaused: the subscriber's bandwidth does not fit this video
+	// (allocate.go); nothing is queued until it is resumed.
+	bandwidthPaused atomic.Bool
+	// inline: the subscriber's connection runs over UDP, so push may
+	// write itself (see push); set by the Peer from the selected ICE pair.
+	inline  atomic.Bool
+	stopped atomic.Bool
 
 	// The queue; the publisher's read loop pushes, run pops.
 	qmu          sync.Mutex
-	ring         []slot
-	head, count  int
-	gap          bool  // packets were dropped since the last queued one
-	waitKeyframe bool  // video: dropping until the next keyframe
-	waitSince    int64 // when waitKeyframe began, unix nanoseconds
+	closed       bool
+	gap          bool // packets were dropped since the last queued one
+	waitKeyframe bool // video: dropping until the next keyframe
 	// strictKeyframe: waitKeyframe has no keyframeWait fallback (after a
 	// pause the subscriber's decoder has nothing to build on).
 	strictKeyframe bool
-	closed         bool
 	// paused: forwarding nothing, the track still negotiated (pause).
 	// epoch counts pauses; run drops what was queued before the latest.
-	paused bool
-	epoch  uint32
+	paused      bool
+	switched    bool // the next queued packet starts the current layer
+	epoch       uint32
+	head, count int
 	// Simulcast: the layer forwarded (-1 before the first), the one to
-	// switch to at its next keyframe, and when that keyframe was last
-	// asked for.
+	// switch to at its next keyframe (and askedAt, below, when that
+	// keyframe was last asked for).
 	current, target int
-	switched        bool // the next queued packet starts the current layer
-	askedAt         int64
-	wake            chan struct{}
-	done            chan struct{}
-	stopOnce        sync.Once
+	up              *upTrack
 
 	// The writer; run holds wmu while it writes one packet.
 	wmu        sync.Mutex
@@ -104,29 +109,50 @@ type downTrack struct {
 	ssrc       uint32
 	pt         uint8
 	levelExtID uint8
-	rw         rewriter
-	hdr        rtp.Header
-	exts       [4]rtp.Extension // backing array for hdr.Extensions
+	twccID     uint8
+	twccBuf    [2]byte
 	levelBuf   [1]byte
-	// direct is the slot push writes from without queueing (the
-	// publisher's buffer as its payload), under wmu.
-	direct slot
 	// conn is the subscriber connection's direct path (direct.go); nil
 	// in benchmarks. A packet a socket reader forwards to a connection
 	// that writes directly skips pion's writer and the interceptors
 	// (writeInto), stamped here with the transport-wide sequence number
 	// (extension twccID) as the twcc interceptor would have.
-	conn    *directConn
-	twccID  uint8
-	twccBuf [2]byte
+	conn *directConn
+	bw   *bandwidth // the subscriber's, nil in benchmarks
 	// roc follows the stream's SRTP rollover counter, for packets
 	// sealed without pion (seal.go); handed is the direct output that
 	// last sealed one, whose context must learn the counter before
 	// pion's path encrypts the stream again (handBack).
-	roc    rollover
 	handed *directOut
+	roc    rollover
+	rw     rewriter
+	// Counters, read by SFU.Stats (stats.go). Each is written by this
+	// downTrack's own goroutines or its publisher's read loop, never by
+	// every subscriber's at once, so they cost no shared cache line.
+	sent      atomic.Uint64 // packets written
+	sentBytes atomic.Uint64 // payload bytes written
+	// For sender reports (report.go): the newest packet's timestamp and
+	// arrival (and created, below, when d was created).
+	clock atomic.Uint64
+	cache []sentPacket // retransmission (nack.go); nil for audio
+	// direct is the slot push writes from without queueing (the
+	// publisher's buffer as its payload), under wmu.
+	direct slot
+	hdr    rtp.Header
+	exts   [4]rtp.Extension // backing array for hdr.Extensions
 
-	// Retransmission (nack.go). cache is nil for audio.
+	// The rest.
+	subscriber string
+	streamID   string
+	log        *slog.Logger
+	ring       []slot
+	waitSince  int64 // when waitKeyframe began, unix nanoseconds
+	askedAt    int64
+	wake       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
+
+	// Retransmission (nack.go).
 	raws     *rawWriters
 	senderID string
 	raw      interceptor.RTPWriter
@@ -135,24 +161,11 @@ type downTrack struct {
 	rtxSeq   uint16
 	rtxHdr   rtp.Header
 	rtxBuf   [packetSize + 2]byte
-	cache    []sentPacket
 	nacks    [maxPendingNacks]uint16 // guarded by qmu
 	nnacks   int                     // guarded by qmu
 
-	bound   atomic.Bool
-	stopped atomic.Bool
-	// inline: the subscriber's connection runs over UDP, so push may
-	// write itself (see push); set by the Peer from the selected ICE pair.
-	inline atomic.Bool
-	ssrcA  atomic.Uint32 // ssrc, for the RTCP reader
+	ssrcA atomic.Uint32 // ssrc, for the RTCP reader
 
-	bw *bandwidth // the subscriber's, nil in benchmarks
-
-	// Counters, read by SFU.Stats (stats.go). Each is written by this
-	// downTrack's own goroutines or its publisher's read loop, never by
-	// every subscriber's at once, so they cost no shared cache line.
-	sent       atomic.Uint64 // packets written
-	sentBytes  atomic.Uint64 // payload bytes written
 	dropped    dropCounters  // packets not forwarded, by reason
 	resent     atomic.Uint64 // retransmissions written
 	nackMissed atomic.Uint64 // NACKed packets no longer cached
@@ -163,14 +176,7 @@ type downTrack struct {
 	// are retired into when it stops; nil in benchmarks.
 	stats *statsRegistry
 
-	// bandwidthPaused: the subscriber's bandwidth does not fit this video
-	// (allocate.go); nothing is queued until it is resumed.
-	bandwidthPaused atomic.Bool
-
-	// For sender reports (report.go): when d was created, Unix
-	// nanoseconds, and the newest packet's timestamp and arrival.
-	created int64
-	clock   atomic.Uint64
+	created int64 // Unix nanoseconds
 }
 
 var _ webrtc.TrackLocal = (*downTrack)(nil)
