@@ -269,6 +269,17 @@ func connect(t *testing.T, a, b *webrtc.PeerConnection) {
 // Each subscriber's state is cold by the time its turn comes again,
 // as in a large room.
 func BenchmarkDirectWrite(b *testing.B) {
+	// pion: each copy marshalled into the connection's buffer, encrypted
+	// by pion's context, copied into the shared batch (the path off the
+	// socket's readers, and every path before ef14f98). sealed: each
+	// copy marshalled into the reader's own batch and sealed there with
+	// the stream's rollover counter (ef14f98, ab2662d).
+	for _, mode := range []string{"pion", "sealed"} {
+		b.Run(mode, func(b *testing.B) { benchmarkDirectWrite(b, mode == "sealed") })
+	}
+}
+
+func benchmarkDirectWrite(b *testing.B, sealed bool) {
 	const subs = 70
 	rx, conn := loopbackPair(b)
 	go func() { // drain, as a subscriber would
@@ -280,10 +291,20 @@ func BenchmarkDirectWrite(b *testing.B) {
 		}
 	}()
 	outs := make([]*directOut, subs)
+	rocs := make([]rollover, subs)
 	for i := range outs {
 		enc, _ := srtpPair(b)
 		outs[i] = newTestDirectOut(conn, rx, enc)
+		if sealed {
+			s, err := sealerOf(enc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			outs[i].sealer = *s
+			outs[i].seal = &outs[i].sealer
+		}
 	}
+	ob := newOutbox(conn)
 	payload := bytes.Repeat([]byte{0xab}, 1100)
 	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 0xdeadbeef}
 	if err := h.SetExtension(3, []byte{1, 2}); err != nil {
@@ -295,14 +316,21 @@ func BenchmarkDirectWrite(b *testing.B) {
 	for i := 0; i < b.N; {
 		h.SequenceNumber++
 		conn.hold()
-		for _, o := range outs {
-			if _, err := o.write(h, payload); err != nil {
+		for j, o := range outs {
+			var err error
+			if sealed {
+				err = o.sealInto(ob, h, payload, rocs[j].sent(h.SequenceNumber))
+			} else {
+				_, err = o.write(h, payload)
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 			if i++; i == b.N {
 				break
 			}
 		}
+		ob.flush()
 		conn.release()
 	}
 }
