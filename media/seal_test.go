@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
 )
 
 func testContexts(t *testing.T, profile srtp.ProtectionProfile, opts ...srtp.ContextOption) (enc, dec *srtp.Context) {
@@ -243,5 +245,76 @@ func benchmarkSeal(b *testing.B, subs int, sealed bool) {
 		} else {
 			sealers[j].seal(buf, h, hl, n, rocs[j].sent(h.SequenceNumber), &iv)
 		}
+	}
+}
+
+// TestSealedRolloverAcrossPaths: a real subscriber keeps decrypting a
+// sealed stream whose sequence numbers roll over, and keeps decrypting
+// it when its connection stops being direct (pion's context encrypts,
+// told the rollover counter by the downTrack) and when it is direct
+// again.
+func TestSealedRolloverAcrossPaths(t *testing.T) {
+	sfu := newTestSFU(t, Params{})
+	_, _, bob, _ := aliceToBob(t, sfu, clientOpts{}, 10)
+	subID := bob.peer.sub.ID()
+	dc := sfu.direct.get(subID)
+	waitFor(t, 5*time.Second, "sealed direct writes", func() bool {
+		o := dc.out.Load()
+		return o != nil && o.seal != nil && dc.sent() > 20
+	})
+	var d *downTrack
+	bob.peer.mu.Lock()
+	for up, s := range bob.peer.subs {
+		if up.kind == webrtc.RTPCodecTypeVideo {
+			d = s.down
+		}
+	}
+	bob.peer.mu.Unlock()
+	if d == nil {
+		t.Fatal("bob has no video downTrack")
+	}
+	received := func(more int) {
+		t.Helper()
+		base := bob.packets("alice", "video")
+		waitFor(t, 10*time.Second, fmt.Sprintf("bob receiving %d more", more), func() bool {
+			return bob.packets("alice", "video") >= base+more
+		})
+	}
+	// Move the outgoing sequence numbers to just before the rollover, in
+	// steps the subscriber's SRTP takes as moving forward.
+	for {
+		d.wmu.Lock()
+		left := uint16(65536-100) - d.rw.lastOutSeq
+		step := min(left, 30000)
+		d.rw.seqOffset -= step
+		d.wmu.Unlock()
+		received(10)
+		if step == left {
+			break
+		}
+	}
+	rolled := func() bool {
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		return d.roc.current() == 1
+	}
+	waitFor(t, 10*time.Second, "the stream rolling over", rolled)
+	received(30)
+
+	pion := dc.viaPion.Load()
+	pair, err := bob.peer.sub.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatal("no selected pair", err)
+	}
+	sfu.direct.setPair(subID, nil)
+	received(30)
+	if dc.viaPion.Load() < pion+30 {
+		t.Fatalf("only %d packets through pion", dc.viaPion.Load()-pion)
+	}
+	direct := dc.sent()
+	sfu.direct.setPair(subID, pair)
+	received(30)
+	if dc.sent() < direct+30 {
+		t.Fatalf("only %d packets sealed after the pair was direct again", dc.sent()-direct)
 	}
 }
