@@ -17,17 +17,7 @@ import (
 // subscriber's SRTP context decrypts to the packet written, and
 // allocates nothing.
 func TestDirectOutWrite(t *testing.T) {
-	key := bytes.Repeat([]byte{7}, 16)
-	salt := bytes.Repeat([]byte{9}, 12)
-	profile := srtp.ProtectionProfileAeadAes128Gcm
-	enc, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, dec := srtpPair(t)
 	rx, conn := loopbackPair(t)
 	o := newTestDirectOut(conn, rx, enc)
 
@@ -380,20 +370,11 @@ func TestWriteInto(t *testing.T) {
 }
 
 func testWriteInto(t *testing.T, sealed, reader bool) {
-	key := bytes.Repeat([]byte{3}, 16)
-	salt := bytes.Repeat([]byte{5}, 12)
-	profile := srtp.ProtectionProfileAeadAes128Gcm
-	enc, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, dec := srtpPair(t)
 	rx, conn := loopbackPair(t)
 	o := newTestDirectOut(conn, rx, enc)
 	if sealed {
+		var err error
 		if o.seal, err = sealerOf(enc); err != nil {
 			t.Fatal(err)
 		}

@@ -152,14 +152,7 @@ func testDirectReads(t *testing.T, readers int) {
 	// Bob's RTCP reaches his tracks from the socket's reader:
 	// a keyframe request for alice's video counts on the track sending it.
 	waitFor(t, 5*time.Second, "bob's RTCP on the direct path", func() bool { return sub.rtcpIn.Load() > 3 })
-	var down *downTrack
-	bob.peer.mu.Lock()
-	for up, s := range bob.peer.subs {
-		if up.kind == webrtc.RTPCodecTypeVideo {
-			down = s.down
-		}
-	}
-	bob.peer.mu.Unlock()
+	down := bob.down(webrtc.RTPCodecTypeVideo)
 	plis, rtcpIn := down.plisIn.Load(), sub.rtcpIn.Load()
 	if err := bob.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: bob.got("alice", "video").ssrc}}); err != nil {
 		t.Fatal(err)
@@ -200,16 +193,7 @@ func testDirectReads(t *testing.T, readers int) {
 // replay protection, that share their keys.
 func srtpPair(tb testing.TB) (enc, dec *srtp.Context) {
 	tb.Helper()
-	key, salt := bytes.Repeat([]byte{3}, 16), bytes.Repeat([]byte{5}, 12)
-	profile := srtp.ProtectionProfileAeadAes128Gcm
-	enc, err := srtp.CreateContext(key, salt, profile)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if dec, err = srtp.CreateContext(key, salt, profile, srtp.SRTPReplayProtection(64)); err != nil {
-		tb.Fatal(err)
-	}
-	return enc, dec
+	return testContexts(tb, srtp.ProtectionProfileAeadAes128Gcm, srtp.SRTPReplayProtection(64))
 }
 
 // TestRTPPacket: the direct read path decrypts a bound

@@ -323,6 +323,20 @@ func (c *testClient) got(stream, kind string) *received {
 }
 
 // packets counts what arrived from stream, over all its tracks of kind.
+// down returns the downTrack of a kind the SFU sends c (the last one
+// found, nil if none).
+func (c *testClient) down(kind webrtc.RTPCodecType) *downTrack {
+	var d *downTrack
+	c.peer.mu.Lock()
+	defer c.peer.mu.Unlock()
+	for up, s := range c.peer.subs {
+		if up.kind == kind {
+			d = s.down
+		}
+	}
+	return d
+}
+
 func (c *testClient) packets(stream, kind string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -13,7 +13,9 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-func testContexts(t *testing.T, profile srtp.ProtectionProfile, opts ...srtp.ContextOption) (enc, dec *srtp.Context) {
+// testContexts returns an encrypting and a decrypting context with the
+// same keys.
+func testContexts(t testing.TB, profile srtp.ProtectionProfile, opts ...srtp.ContextOption) (enc, dec *srtp.Context) {
 	t.Helper()
 	keyLen, err := profile.KeyLen()
 	if err != nil {
@@ -262,14 +264,7 @@ func TestSealedRolloverAcrossPaths(t *testing.T) {
 		o := dc.out.Load()
 		return o != nil && o.seal != nil && dc.sent() > 20
 	})
-	var d *downTrack
-	bob.peer.mu.Lock()
-	for up, s := range bob.peer.subs {
-		if up.kind == webrtc.RTPCodecTypeVideo {
-			d = s.down
-		}
-	}
-	bob.peer.mu.Unlock()
+	d := bob.down(webrtc.RTPCodecTypeVideo)
 	if d == nil {
 		t.Fatal("bob has no video downTrack")
 	}
