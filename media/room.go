@@ -92,7 +92,6 @@ func (r *Room) speakerLoop(tick time.Duration) {
 		}
 		r.mu.Lock()
 		samples := map[string]levelSample{}
-		hears := make(map[string][]string, len(r.peers))
 		for id, p := range r.peers {
 			for _, up := range p.ups {
 				if up.levelExtID == 0 {
@@ -105,16 +104,12 @@ func (r *Room) speakerLoop(tick time.Duration) {
 				smp.loud += l
 				samples[id] = smp
 			}
-			var pubs []string
-			for pub := range r.peers {
-				// What id hears now: a mute or a denial (paused tracks)
-				// gives no speaker events either.
-				if r.allowed[[2]string{id, pub}] && !r.audioMuted[pub] {
-					pubs = append(pubs, pub)
-				}
-			}
-			hears[id] = pubs
 		}
+		subs := make([]string, 0, len(r.peers))
+		for id := range r.peers {
+			subs = append(subs, id)
+		}
+		hears := det.hearing(samples, subs, r.hearsLocked)
 		f := r.onSpeaker
 		r.mu.Unlock()
 		events := det.tick(samples, hears)
@@ -125,6 +120,14 @@ func (r *Room) speakerLoop(tick time.Duration) {
 			}
 		}
 	}
+}
+
+// hearsLocked reports whether sub hears pub's audio now, as the active
+// speaker goes: pub is present, sub may receive it, and it is not muted
+// (a denial or a mute gives no speaker events either). mu must be held.
+func (r *Room) hearsLocked(sub, pub string) bool {
+	_, present := r.peers[pub]
+	return present && r.allowed[[2]string{sub, pub}] && !r.audioMuted[pub]
 }
 
 // AddPeer creates the peer for a participant, replacing (and closing) an

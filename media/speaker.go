@@ -55,9 +55,48 @@ func newSpeakerDetector(tick time.Duration) *speakerDetector {
 	}
 }
 
+// hearing is tick's hears for subscribers subs, where hears says
+// whether a subscriber hears a participant now: only of the
+// participants that may be a speaker after this tick of samples (those
+// with samples or a score; anyone else scores 0) and each subscriber's
+// current speaker (which must be seen to be still heard). Asking about
+// every participant for every subscriber cost 4 % of a 74-person
+// room's server, and changes no outcome (TestSpeakerHearing).
+func (s *speakerDetector) hearing(samples map[string]levelSample, subs []string, hears func(sub, pub string) bool) map[string][]string {
+	cands := make([]string, 0, len(samples)+len(s.scores))
+	for id := range samples {
+		cands = append(cands, id)
+	}
+	for id := range s.scores {
+		if _, ok := samples[id]; !ok {
+			cands = append(cands, id)
+		}
+	}
+	out := make(map[string][]string, len(subs))
+	for _, sub := range subs {
+		var pubs []string
+		cur := s.current[sub]
+		for _, pub := range cands {
+			if pub == cur {
+				cur = ""
+			}
+			if hears(sub, pub) {
+				pubs = append(pubs, pub)
+			}
+		}
+		if cur != "" && hears(sub, cur) {
+			pubs = append(pubs, cur)
+		}
+		out[sub] = pubs
+	}
+	return out
+}
+
 // tick folds one tick of samples into the scores, then re-evaluates
 // every subscriber. hears lists, for each present subscriber, the
-// participants it may receive. It returns the changes.
+// participants it may receive: all of them, or at least the candidates
+// among them and its current speaker (nothing else changes the
+// outcome). It returns the changes.
 func (s *speakerDetector) tick(samples map[string]levelSample, hears map[string][]string) []speakerEvent {
 	for id, score := range s.scores {
 		if _, ok := samples[id]; !ok {

@@ -2,8 +2,11 @@ package media
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,5 +164,87 @@ func watchSpeakers(room *Room) func(sub string) string {
 		mu.Lock()
 		defer mu.Unlock()
 		return current[sub]
+	}
+}
+
+// TestSpeakerHearing: telling the detector only about the participants
+// that may be a speaker (and each subscriber's current one) gives, tick
+// after tick, the same events as telling it everything each subscriber
+// hears, as participants come and go, are allowed and denied, mute,
+// speak, fall silent and stop sending audio.
+func TestSpeakerHearing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	const n = 12
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p%02d", i)
+	}
+	present := map[string]bool{}
+	allowed := map[[2]string]bool{}
+	muted := map[string]bool{}
+	audio := map[string]bool{}
+	for _, id := range ids {
+		present[id] = rng.IntN(4) > 0
+		audio[id] = rng.IntN(2) == 0
+		for _, other := range ids {
+			allowed[[2]string{id, other}] = rng.IntN(3) > 0
+		}
+	}
+	hears := func(sub, pub string) bool { return present[pub] && allowed[[2]string{sub, pub}] && !muted[pub] }
+	full, restricted := newSpeakerDetector(speakerTick), newSpeakerDetector(speakerTick)
+	sorted := func(ev []speakerEvent) []speakerEvent {
+		slices.SortFunc(ev, func(a, b speakerEvent) int { return strings.Compare(a.subscriber, b.subscriber) })
+		return ev
+	}
+	changes := 0
+	for tick := range 2000 {
+		id := ids[rng.IntN(n)]
+		switch rng.IntN(10) {
+		case 0:
+			present[id] = !present[id]
+		case 1:
+			muted[id] = !muted[id]
+		case 2:
+			audio[id] = !audio[id]
+		case 3:
+			k := [2]string{id, ids[rng.IntN(n)]}
+			allowed[k] = !allowed[k]
+		}
+		var subs []string
+		samples := map[string]levelSample{}
+		for _, id := range ids {
+			if !present[id] {
+				continue
+			}
+			subs = append(subs, id)
+			if audio[id] {
+				switch rng.IntN(3) {
+				case 0:
+					samples[id] = loud
+				case 1:
+					samples[id] = quiet
+				default:
+					samples[id] = levelSample{}
+				}
+			}
+		}
+		all := map[string][]string{}
+		for _, sub := range subs {
+			all[sub] = []string{}
+			for _, pub := range ids {
+				if hears(sub, pub) {
+					all[sub] = append(all[sub], pub)
+				}
+			}
+		}
+		want := sorted(full.tick(samples, all))
+		got := sorted(restricted.tick(samples, restricted.hearing(samples, subs, hears)))
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("tick %d: events %v, with everything heard %v", tick, got, want)
+		}
+		changes += len(want)
+	}
+	if changes < 100 {
+		t.Fatalf("only %d speaker changes in 2000 ticks: the test shows little", changes)
 	}
 }
