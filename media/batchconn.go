@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/packetio"
 )
 
@@ -192,18 +191,12 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		return c.readSpill(p)
 	}
 	for {
-		n, from, err := c.readOnce(p)
+		n, from, err := c.reader.read(p)
 		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
 			return n, from, err
 		}
 		c.scratch.out.flush()
 	}
-}
-
-// readOnce reads one datagram from the first socket, without
-// allocating.
-func (c *batchConn) readOnce(p []byte) (int, netip.AddrPort, error) {
-	return c.reader.read(p)
 }
 
 // spillHeader is the source address written before each spilled
@@ -355,17 +348,14 @@ func (c *batchConn) recycle(b *sendBatch) {
 
 // outbox is one socket reader's own send batch. The fan-outs a reader
 // runs marshal and encrypt each subscriber's copy straight into its next
-// slot (directOut.writeInto), without a lock and without another copy,
+// slot (directOut.writeStream), without a lock and without another copy,
 // and the reader sends it when it is full and once the datagrams of one
 // read are handled (flush). The shared batch behind hold and release
 // takes every other write.
 type outbox struct {
 	c *batchConn
 	b *sendBatch
-	// hdr is the header EncryptRTP parses a packet into, iv a sealed
-	// packet's nonce.
-	hdr rtp.Header
-	iv  [12]byte
+	cryptScratch
 }
 
 func newOutbox(c *batchConn) *outbox { return &outbox{c: c, b: newSendBatch()} }

@@ -161,14 +161,13 @@ type directOut struct {
 // directBuf is the memory a connection's direct writes marshal and
 // encrypt into, one at a time under the context's lock.
 type directBuf struct {
-	hdr  rtp.Header
-	exts [4]rtp.Extension
+	cryptScratch
+	exts [4]rtp.Extension // backing array for hdr.Extensions
 	// pkt holds the packet as marshalled, then as encrypted in place:
 	// one buffer per subscriber instead of two, half the memory a
 	// fan-out walks through (70 subscribers' buffers do not stay in
 	// cache).
 	pkt [packetSize + 200]byte
-	iv  [12]byte // sealWrite's nonce
 }
 
 // sent is the number of packets written directly.
@@ -271,22 +270,16 @@ func (w *directWriter) Write(h *rtp.Header, payload []byte, a interceptor.Attrib
 	return n, err
 }
 
-// write marshals, encrypts and sends one packet. A UDP write never
-// waits for the subscriber: batchConn copies it into the pending batch
-// or sends it at once.
+// write marshals, encrypts and sends one packet written through the
+// interceptors, with pion's context (such a write does not know the
+// stream's rollover counter). A UDP write never waits for the
+// subscriber: batchConn copies it into the pending batch or sends it at
+// once.
 func (o *directOut) write(h *rtp.Header, payload []byte) (int, error) {
 	b := o.buf
 	o.ctxMu.Lock()
 	defer o.ctxMu.Unlock()
-	n, err := h.MarshalTo(b.pkt[:])
-	if err != nil {
-		return 0, err
-	}
-	if n+len(payload)+srtpRoom > len(b.pkt) {
-		return 0, errDirectTooLarge
-	}
-	n += copy(b.pkt[n:], payload)
-	enc, err := o.ctx.EncryptRTP(b.pkt[:0], b.pkt[:n], &b.hdr) // in place
+	enc, err := o.encrypt(b.pkt[:], h, payload, false, 0, &b.cryptScratch)
 	if err != nil {
 		return 0, err
 	}
@@ -296,69 +289,73 @@ func (o *directOut) write(h *rtp.Header, payload []byte) (int, error) {
 	return len(payload), nil
 }
 
-// writeInto marshals and encrypts one packet straight into the next
-// slot of a socket reader's send batch: the fan-out's copy never passes
-// through the connection's own buffer, nor is it copied again. The
-// packet, with what encryption adds, must fit in a slot (fitsSlot).
-func (o *directOut) writeInto(ob *outbox, h *rtp.Header, payload []byte) error {
-	slot := ob.slot()
-	o.ctxMu.Lock()
-	n, err := h.MarshalTo(slot)
-	var enc []byte
-	if err == nil {
-		n += copy(slot[n:], payload)
-		enc, err = o.ctx.EncryptRTP(slot[:0], slot[:n], &ob.hdr) // in place
+// writeStream writes one packet of a downTrack, whose rollover counter
+// is roc: sealed when the output has a sealer, else with pion's
+// context. With out, the send batch of the socket reader running the
+// fan-out, it is marshalled and encrypted straight into the batch's
+// next slot (it must fit: fitsSlot), never passing through the
+// connection's own buffer nor copied again, and a sealed one takes no
+// lock (the sealer has no per-packet state). Without, it goes through
+// the connection's buffer to the shared send batch.
+func (o *directOut) writeStream(out *outbox, h *rtp.Header, payload []byte, roc uint32) error {
+	sealed := o.seal != nil
+	if out == nil {
+		b := o.buf
+		o.ctxMu.Lock() // guards buf
+		defer o.ctxMu.Unlock()
+		enc, err := o.encrypt(b.pkt[:], h, payload, sealed, roc, &b.cryptScratch)
+		if err != nil {
+			return err
+		}
+		_, err = o.conn.WriteToAddrPort(enc, o.to)
+		return err
 	}
-	o.ctxMu.Unlock()
+	if !sealed {
+		o.ctxMu.Lock() // pion's lock for its context
+		defer o.ctxMu.Unlock()
+	}
+	enc, err := o.encrypt(out.slot(), h, payload, sealed, roc, &out.cryptScratch)
 	if err != nil {
 		return err
 	}
-	if len(enc) > len(slot) || &enc[0] != &slot[0] {
-		return errDirectTooLarge // encryption moved it: not sent
-	}
-	ob.commit(len(enc), o.to)
+	out.commit(len(enc), o.to)
 	return nil
 }
 
-// sealInto marshals and seals one packet of a downTrack (which knows
-// its rollover counter) into the next slot of a socket reader's send
-// batch. It takes no lock: the sealer has no per-packet state.
-func (o *directOut) sealInto(ob *outbox, h *rtp.Header, payload []byte, roc uint32) error {
-	slot := ob.slot()
-	hl, err := h.MarshalTo(slot)
+// encrypt marshals a packet into pkt and encrypts it there, in place:
+// sealed, with its rollover counter roc, or with pion's context, whose
+// lock the caller holds. sc is the caller's scratch memory.
+func (o *directOut) encrypt(pkt []byte, h *rtp.Header, payload []byte, sealed bool, roc uint32, sc *cryptScratch) ([]byte, error) {
+	hl, err := h.MarshalTo(pkt)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	n := hl + copy(slot[hl:], payload)
-	enc := o.seal.seal(slot, h, hl, n, roc, &ob.iv)
-	if enc == nil {
-		return errNotSealed
+	if hl+len(payload)+srtpRoom > len(pkt) {
+		return nil, errDirectTooLarge
 	}
-	ob.commit(len(enc), o.to)
-	return nil
+	n := hl + copy(pkt[hl:], payload)
+	if sealed {
+		enc := o.seal.seal(pkt, h, hl, n, roc, &sc.iv)
+		if enc == nil {
+			return nil, errNotSealed
+		}
+		return enc, nil
+	}
+	enc, err := o.ctx.EncryptRTP(pkt[:0], pkt[:n], &sc.hdr)
+	if err != nil {
+		return nil, err
+	}
+	if &enc[0] != &pkt[0] {
+		return nil, errDirectTooLarge // encryption moved it
+	}
+	return enc, nil
 }
 
-// sealWrite seals one packet of a downTrack into the connection's
-// buffer and hands it to the shared send batch, for writes made off the
-// socket's readers.
-func (o *directOut) sealWrite(h *rtp.Header, payload []byte, roc uint32) error {
-	b := o.buf
-	o.ctxMu.Lock() // guards buf
-	defer o.ctxMu.Unlock()
-	hl, err := h.MarshalTo(b.pkt[:])
-	if err != nil {
-		return err
-	}
-	if hl+len(payload)+srtpRoom > len(b.pkt) {
-		return errDirectTooLarge
-	}
-	n := hl + copy(b.pkt[hl:], payload)
-	enc := o.seal.seal(b.pkt[:], h, hl, n, roc, &b.iv)
-	if enc == nil {
-		return errNotSealed
-	}
-	_, err = o.conn.WriteToAddrPort(enc, o.to)
-	return err
+// cryptScratch is a writer's memory for encrypt: the header pion's
+// EncryptRTP parses a packet into, a sealed packet's nonce.
+type cryptScratch struct {
+	hdr rtp.Header
+	iv  [12]byte
 }
 
 // fitsSlot reports whether a packet of this header and payload size,

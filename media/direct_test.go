@@ -309,7 +309,7 @@ func benchmarkDirectWrite(b *testing.B, sealed bool) {
 		for j, o := range outs {
 			var err error
 			if sealed {
-				err = o.sealInto(ob, h, payload, rocs[j].sent(h.SequenceNumber))
+				err = o.writeStream(ob, h, payload, rocs[j].sent(h.SequenceNumber))
 			} else {
 				_, err = o.write(h, payload)
 			}

@@ -594,18 +594,10 @@ func (d *downTrack) writeInto(o *directOut, out *outbox, h *rtp.Header, payload 
 			return err
 		}
 	}
-	var err error
-	switch {
-	case o.seal == nil:
-		err = o.writeInto(out, h, payload) // pion's context keeps the counter
-	case out != nil:
-		d.handed = o
-		err = o.sealInto(out, h, payload, roc)
-	default:
-		d.handed = o
-		err = o.sealWrite(h, payload, roc)
+	if o.seal != nil {
+		d.handed = o // pion's context does not see the counter move
 	}
-	if err != nil {
+	if err := o.writeStream(out, h, payload, roc); err != nil {
 		return err
 	}
 	d.conn.written.Add(1)
