@@ -232,12 +232,7 @@ func TestBatchConnRead(t *testing.T) {
 // the shared socket's address, every datagram received still reaches
 // the shared socket, and the port stays exclusive to this server.
 func TestSendOnlySocket(t *testing.T) {
-	pc, err := listenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newBatchConn(pc.(*net.UDPConn))
-	defer c.Close()
+	c := newGroupConn(t)
 	if err := c.openSender(); err != nil {
 		if runtime.GOOS == "linux" {
 			t.Fatal(err)
@@ -303,12 +298,7 @@ func TestReaders(t *testing.T) {
 }
 
 func testReaders(t *testing.T, readers int) {
-	pc, err := listenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newBatchConn(pc.(*net.UDPConn))
-	defer c.Close()
+	c := newGroupConn(t)
 	type seen struct {
 		shard int
 		first byte
@@ -393,12 +383,7 @@ func TestSocketDrops(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("no SO_MEMINFO on", runtime.GOOS)
 	}
-	pc, err := listenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newBatchConn(pc.(*net.UDPConn))
-	defer c.Close()
+	c := newGroupConn(t)
 	if d := c.socketDrops(); d != 0 {
 		t.Fatalf("%d drops on a new socket", d)
 	}
@@ -427,12 +412,7 @@ func TestSpillDrops(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("one reader on", runtime.GOOS)
 	}
-	pc, err := listenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newBatchConn(pc.(*net.UDPConn))
-	defer c.Close()
+	c := newGroupConn(t)
 	if err := c.openReaders(2); err != nil {
 		t.Fatal(err)
 	}
@@ -465,4 +445,17 @@ func TestSpillDrops(t *testing.T) {
 	if n, _, err := c.ReadFromAddrPort(buf); err != nil || n != 3 || buf[2] != 99 {
 		t.Fatalf("read %v %v after the drops, want the next datagram", buf[:n], err)
 	}
+}
+
+// newGroupConn is the SFU's batchConn on a loopback socket of its own
+// SO_REUSEPORT group (listenUDP), closed when the test ends.
+func newGroupConn(t *testing.T) *batchConn {
+	t.Helper()
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchConn(pc.(*net.UDPConn))
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
