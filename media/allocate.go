@@ -627,23 +627,20 @@ func (r *Room) noteSpeakers(events []speakerEvent) {
 	}
 }
 
-// allocateLoop re-allocates when the estimate moves and every
-// allocateInterval, and sends the sender reports every reportInterval,
-// until the peer closes.
+// allocateLoop re-allocates when the estimate moves, and every
+// allocateInterval sends the sender reports and re-allocates, until the
+// peer closes.
 func (p *Peer) allocateLoop() {
-	t := time.NewTicker(allocateInterval)
+	t := newGridTicker(min(allocateInterval, reportInterval))
 	defer t.Stop()
-	reports := time.NewTicker(reportInterval)
-	defer reports.Stop()
 	for {
 		select {
 		case <-p.done:
 			return
-		case <-reports.C:
+		case now := <-t.C:
+			t.next(now)
 			p.sendReports()
-			continue
 		case <-p.realloc:
-		case <-t.C:
 		}
 		p.allocate()
 	}

@@ -120,10 +120,11 @@ func (f *feedbackFactory) remove(c *feedbackConn) {
 
 // loop sends the feedback of every connection until none is left.
 func (f *feedbackFactory) loop() {
-	t := time.NewTicker(feedbackInterval)
+	t := newGridTicker(feedbackInterval)
 	defer t.Stop()
 	var conns []*feedbackConn
 	for now := range t.C {
+		t.next(now)
 		f.mu.Lock()
 		if len(f.conns) == 0 {
 			f.running = false

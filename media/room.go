@@ -82,13 +82,14 @@ func (r *Room) OnActiveSpeaker(f func(subscriber, speaker string)) {
 // speakerLoop samples the audio levels every tick until the room closes.
 func (r *Room) speakerLoop(tick time.Duration) {
 	det := newSpeakerDetector(tick)
-	t := time.NewTicker(tick)
+	t := newGridTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.done:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			t.next(now)
 		}
 		r.mu.Lock()
 		samples := map[string]levelSample{}

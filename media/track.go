@@ -331,16 +331,20 @@ func (u *upTrack) requestKeyframe(layer int) {
 //
 // For video it wakes every nackTick only while there is something to
 // follow (packets missing, a keyframe request waiting for its interval),
-// and otherwise once per rateInterval: a ticker every nackTick woke
-// every published video track 50 times a second, loss or not.
+// and otherwise once per rateInterval, on the grid (tick.go): a ticker
+// every nackTick woke every published video track 50 times a second,
+// loss or not.
 func (u *upTrack) rtcpLoop() {
 	var timer *time.Timer
 	var fire <-chan time.Time
 	var next time.Time // when timer fires
+	rate := newGridPhase(rateInterval)
+	lastRate := time.Now()
+	nextRate := lastRate.Add(rate.until(lastRate))
 	if u.kind == webrtc.RTPCodecTypeVideo {
-		timer = time.NewTimer(nackTick)
+		timer = time.NewTimer(time.Until(nextRate))
 		defer timer.Stop()
-		fire, next = timer.C, time.Now().Add(nackTick)
+		fire, next = timer.C, nextRate
 	}
 	// soon makes the timer fire within d.
 	soon := func(now time.Time, d time.Duration) {
@@ -350,7 +354,6 @@ func (u *upTrack) rtcpLoop() {
 		}
 	}
 	var seqs []uint16
-	lastRate := time.Now()
 	for {
 		select {
 		case <-u.done:
@@ -373,20 +376,16 @@ func (u *upTrack) rtcpLoop() {
 					}
 				}
 			}
-			if dt := now.Sub(lastRate); dt >= rateInterval {
-				lastRate = now
-				for i := range maxLayers {
-					if l := u.layer(i); l != nil {
-						measured := float64(l.bytes.Swap(0)) * 8 / dt.Seconds()
-						prev := l.bitrate()
-						if prev > 0 {
-							measured = 0.5*prev + 0.5*measured
-						}
-						l.rate.Store(math.Float64bits(measured))
-					}
+			if !now.Before(nextRate) {
+				nextRate = now.Add(rate.until(now))
+				// The first window, up to the first instant on the
+				// grid, may be short: it is measured with the next.
+				if dt := now.Sub(lastRate); dt >= rateInterval/2 {
+					lastRate = now
+					u.measureRates(dt)
 				}
 			}
-			wait := max(rateInterval-now.Sub(lastRate), time.Millisecond)
+			wait := max(nextRate.Sub(now), time.Millisecond)
 			if u.following() {
 				wait = min(wait, nackTick)
 			}
@@ -402,6 +401,21 @@ func (u *upTrack) rtcpLoop() {
 			if u.following() {
 				soon(now, nackTick)
 			}
+		}
+	}
+}
+
+// measureRates updates the layers' bit rates with what they received in
+// the dt since the last measurement. rtcpLoop only.
+func (u *upTrack) measureRates(dt time.Duration) {
+	for i := range maxLayers {
+		if l := u.layer(i); l != nil {
+			measured := float64(l.bytes.Swap(0)) * 8 / dt.Seconds()
+			prev := l.bitrate()
+			if prev > 0 {
+				measured = 0.5*prev + 0.5*measured
+			}
+			l.rate.Store(math.Float64bits(measured))
 		}
 	}
 }
