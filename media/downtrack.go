@@ -132,9 +132,10 @@ type downTrack struct {
 	sent      atomic.Uint64 // packets written
 	sentBytes atomic.Uint64 // payload bytes written
 	// For sender reports (report.go): the newest packet's timestamp and
-	// arrival (and created, below, when d was created).
-	clock atomic.Uint64
-	cache []sentPacket // retransmission (nack.go); nil for audio
+	// arrival, in microseconds since d was created.
+	clock   atomic.Uint64
+	created int64        // unix nanoseconds
+	cache   []sentPacket // retransmission (nack.go); nil for audio
 	// direct is the slot push writes from without queueing (the
 	// publisher's buffer as its payload), under wmu.
 	direct slot
@@ -175,8 +176,6 @@ type downTrack struct {
 	// stats, when set, is the SFU's registry this downTrack's counters
 	// are retired into when it stops; nil in benchmarks.
 	stats *statsRegistry
-
-	created int64 // Unix nanoseconds
 }
 
 var _ webrtc.TrackLocal = (*downTrack)(nil)
