@@ -73,6 +73,7 @@ func (f *directFactory) get(id string) *directConn {
 func (f *directFactory) attach(pc *webrtc.PeerConnection) {
 	if c := f.get(pc.ID()); c != nil && f.out != nil {
 		c.transport.Store(pc.SCTP().Transport())
+		c.findHeard()
 	}
 }
 
@@ -89,6 +90,7 @@ func (f *directFactory) setPair(id string, pair *webrtc.ICECandidatePair) {
 	c.updateLocked()
 	c.mu.Unlock()
 	f.route(id, to, ok && f.out != nil)
+	c.findHeard()
 }
 
 // directAddr is where a selected pair sends, when it can be written to
@@ -112,6 +114,7 @@ type directConn struct {
 	factory   *directFactory
 	id        string
 	transport atomic.Pointer[webrtc.DTLSTransport]
+	heard     atomic.Pointer[heardMark] // the direct pair's remote candidate (heard.go)
 	out       atomic.Pointer[directOut]
 	written   atomic.Uint64 // packets written directly, for tests (beside out: one cache line)
 	// pending: the pair is direct but the SRTP context is not known

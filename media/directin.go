@@ -34,10 +34,8 @@ import (
 // shape changes, srtpBuffersOf fails, every packet takes pion's path,
 // and TestDirectReads says so.
 //
-// Pion's ICE agent no longer sees media arrive on the pair. It does not
-// need to: it sends a binding request on the selected pair every
-// keepalive interval (two seconds) whatever else is received, and the
-// answers keep the pair alive, as they do for the direct write path.
+// Pion's ICE agent no longer sees media arrive on the pair; deliver
+// tells it the remote was heard (heard.go), as its own path does.
 
 // A published layer's RTP skips pion's SRTP session too. Once the
 // layer's read loop runs (bindRTP), the socket's reader itself decrypts
@@ -98,6 +96,9 @@ type inScratch struct {
 	// out is the reader's own send batch, which the fan-outs of the
 	// packets it reads write into; nil in some tests.
 	out *outbox
+	// now is when the datagrams being delivered were read (zero in
+	// some tests), for the pairs' last hearing (heard.go).
+	now time.Time
 }
 
 func newInScratch() *inScratch {
@@ -269,6 +270,9 @@ func (f *directFactory) deliver(p []byte, from netip.AddrPort, sc *inScratch) bo
 	c := (*m)[from]
 	if c == nil {
 		return false
+	}
+	if h := c.heard.Load(); h != nil && !sc.now.IsZero() {
+		h.heard(sc.now)
 	}
 	in := c.in.Load()
 	if in == nil {

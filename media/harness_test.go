@@ -63,6 +63,9 @@ type clientOpts struct {
 	// pubRTCP, when set, gets the RTCP the SFU sends about what the
 	// client publishes.
 	pubRTCP func([]rtcp.Packet)
+	// keepalive, when set, replaces pion's 2 s between the client's
+	// binding requests on a selected pair.
+	keepalive time.Duration
 }
 
 // received is what a client got from one remote track.
@@ -129,6 +132,9 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetRelayAcceptanceMinWait(100 * time.Millisecond) // browsers do not wait 2 s
+	if o.keepalive > 0 {
+		se.SetICETimeouts(iceDisconnected, iceFailed, o.keepalive)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 

@@ -155,6 +155,7 @@ func New(p Params) (_ *SFU, err error) {
 		se.SetNet(p.Net)
 	}
 	se.SetICEUDPMux(s.udpMux)
+	se.SetICETimeouts(iceDisconnected, iceFailed, consentEvery) // heard.go
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 	if p.TCPAddr != "" {
 		if p.Net != nil {
