@@ -45,6 +45,10 @@ type Params struct {
 	// its own socket, each forwarding what it reads: 0 is one per core
 	// (GOMAXPROCS); 1 leaves the socket to pion's mux's reader.
 	UDPReaders int
+	// AdaptProcs lets the SFU set the process's GOMAXPROCS to one while
+	// the process is not busy, and back to what it was at New when it
+	// is (procs.go). For servers; tests leave it off.
+	AdaptProcs bool
 	// Net replaces the host network, for tests on pion's virtual network
 	// (transport/vnet). It carries UDP only: TCPAddr and TURN need the
 	// host network.
@@ -102,6 +106,7 @@ type SFU struct {
 	stats      *statsRegistry // Stats (stats.go)
 
 	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
 }
 
 // New starts an SFU listening on p.UDPAddr (and p.TCPAddr, and the TURN
@@ -111,7 +116,7 @@ func New(p Params) (_ *SFU, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}, twcc: newTWCCFactory(), stats: newStatsRegistry()}
+	s := &SFU{log: log, iceServers: p.ICEServers, raws: &rawWriters{m: map[string]interceptor.RTPWriter{}}, twcc: newTWCCFactory(), stats: newStatsRegistry(), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -211,6 +216,10 @@ func New(p Params) (_ *SFU, err error) {
 		if err := s.startTURN(p, *p.TURN); err != nil {
 			return nil, err
 		}
+	}
+	if p.AdaptProcs {
+		pol := procsPolicy{full: runtime.GOMAXPROCS(0), shrinkAfter: procsShrinkAfter}
+		go adaptProcs(s.closed, log, pol, procsTick, processCPU, setProcs)
 	}
 	log.Info("media listening", "udp", s.udpConn.LocalAddr().String(), "tcp", s.TCPAddr())
 	return s, nil
@@ -420,6 +429,7 @@ func (s *SFU) ICEServersFor(participant string) []webrtc.ICEServer {
 func (s *SFU) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		close(s.closed)
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())

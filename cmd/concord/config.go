@@ -26,6 +26,7 @@ type Config struct {
 	MediaUDP       string
 	MediaTCP       string
 	MediaReaders   int
+	AdaptiveProcs  bool
 	AdminAddr      string
 	TURNUDP        string
 	TURNTCP        string
@@ -74,6 +75,9 @@ func (c *Config) settings() []setting {
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
 		{"media-readers", "CONCORD_MEDIA_READERS", "goroutines that read and forward media, each on its own socket of the media UDP address (0: one per core)", func(fs *flag.FlagSet, name, usage string) {
 			fs.IntVar(&c.MediaReaders, name, 0, usage)
+		}},
+		{"adaptive-procs", "CONCORD_ADAPTIVE_PROCS", "run Go on one core while the server uses less than a third of one, on all when it needs more: less scheduling work when not busy (false: always all)", func(fs *flag.FlagSet, name, usage string) {
+			fs.BoolVar(&c.AdaptiveProcs, name, true, usage)
 		}},
 		{"admin-addr", "CONCORD_ADMIN_ADDR", "admin address for /metrics and /debug/pprof (keep it private; empty disables it)", str(&c.AdminAddr, "127.0.0.1:9090")},
 		{"media-tcp", "CONCORD_MEDIA_TCP", "the one TCP address for ICE over TCP, the fallback when UDP is blocked (empty disables it)", str(&c.MediaTCP, "127.0.0.1:7881")},

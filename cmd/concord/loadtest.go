@@ -89,6 +89,7 @@ type ltConfig struct {
 	DatabaseURL   string        `json:"-"`
 	ServerLog     string        `json:"-"`
 	ServerReaders int           `json:"-"`
+	ServerProcs   bool          `json:"serverAdaptiveProcs"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
 	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
@@ -227,6 +228,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.BoolVar(&c.Profile, "profile", false, "with --report: CPU profiles of the server (from its admin /debug/pprof) and of the generator over each window, and the server's heap after it")
 	fs.StringVar(&c.ServerLog, "server-log", "error", "log level of a server the load test starts")
 	fs.IntVar(&c.ServerReaders, "server-readers", 0, "media readers of a server the load test starts (0: one per core, its default)")
+	fs.BoolVar(&c.ServerProcs, "server-adaptive-procs", true, "a server the load test starts as a child adapts its GOMAXPROCS to its load, as by default (its --adaptive-procs)")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
@@ -397,9 +399,9 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	case "remote":
 		tgt, err = newRemoteTarget(cfg.URL, cfg.Tokens, cfg.Metrics)
 	case "inprocess":
-		tgt, err = newInprocTarget(ctx, ltServerOpts{cfg.ServerLog, cfg.ServerReaders}, stderr)
+		tgt, err = newInprocTarget(ctx, ltServerOpts{logLevel: cfg.ServerLog, mediaReaders: cfg.ServerReaders}, stderr)
 	default:
-		tgt, err = newChildTarget(ctx, ltServerOpts{cfg.ServerLog, cfg.ServerReaders}, stderr)
+		tgt, err = newChildTarget(ctx, ltServerOpts{logLevel: cfg.ServerLog, mediaReaders: cfg.ServerReaders, adaptiveProcs: cfg.ServerProcs}, stderr)
 	}
 	if err != nil {
 		return nil, err

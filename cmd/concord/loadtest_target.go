@@ -235,6 +235,9 @@ func (mk *ltSessionMaker) Sessions(ctx context.Context, rooms [][]ltSeat) ([][]l
 type ltServerOpts struct {
 	logLevel     string
 	mediaReaders int // 0: the server's default
+	// adaptiveProcs is the server's --adaptive-procs; never for a
+	// server in the generator's own process, whose GOMAXPROCS it sets.
+	adaptiveProcs bool
 }
 
 // ltServerConfig is the configuration of a server the load test starts:
@@ -247,6 +250,7 @@ func ltServerConfig(dataDir string, o ltServerOpts) (Config, error) {
 		"--data-dir", dataDir,
 		"--log-level", o.logLevel,
 		"--media-readers", strconv.Itoa(o.mediaReaders),
+		"--adaptive-procs=" + strconv.FormatBool(o.adaptiveProcs),
 	}
 	// An admin address, once serve has one, must not collide with a
 	// server already running either.
@@ -384,6 +388,7 @@ func runLoadtestChild(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	var o ltServerOpts
 	fs.StringVar(&o.logLevel, "log-level", "error", "server log level")
 	fs.IntVar(&o.mediaReaders, "media-readers", 0, "the server's media readers (0: its default)")
+	fs.BoolVar(&o.adaptiveProcs, "adaptive-procs", true, "the server's --adaptive-procs")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -445,7 +450,8 @@ func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*chi
 	if err != nil {
 		return nil, fmt.Errorf("find the concord executable: %w", err)
 	}
-	cmd := exec.Command(exe, "loadtest", "--internal-child", "--log-level", o.logLevel, "--media-readers", strconv.Itoa(o.mediaReaders))
+	cmd := exec.Command(exe, "loadtest", "--internal-child", "--log-level", o.logLevel, "--media-readers", strconv.Itoa(o.mediaReaders),
+		"--adaptive-procs="+strconv.FormatBool(o.adaptiveProcs))
 	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
 	cmd.Stderr = stderr
 	setChildAttrs(cmd)

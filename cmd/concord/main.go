@@ -254,7 +254,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	mp := media.Params{Logger: m.log, UDPAddr: m.Config.MediaUDP, TCPAddr: m.Config.MediaTCP, UDPReaders: m.Config.MediaReaders, PublicIPs: m.Config.publicIPs()}
+	mp := media.Params{Logger: m.log, UDPAddr: m.Config.MediaUDP, TCPAddr: m.Config.MediaTCP, UDPReaders: m.Config.MediaReaders, AdaptProcs: m.Config.AdaptiveProcs, PublicIPs: m.Config.publicIPs()}
 	if m.Config.TURNUDP != "" || m.Config.TURNTCP != "" {
 		secret, err := turnSecret(m.Config.TURNSecretFile, m.Config.DataDir)
 		if err != nil {

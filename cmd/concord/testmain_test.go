@@ -42,6 +42,9 @@ func testConfig(t *testing.T) Config {
 		"--admin-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 		"--demo",
+		// Not the test binary's GOMAXPROCS (media's TestAdaptProcs
+		// covers the server's default).
+		"--adaptive-procs=false",
 	}, nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
