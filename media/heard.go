@@ -113,11 +113,11 @@ func remoteHeardOf(t *webrtc.ICETransport, to netip.AddrPort) (*heardMark, error
 	if !base.IsValid() || base.Kind() != reflect.Struct {
 		return nil, errICEInternals
 	}
-	f := base.FieldByName("lastReceived")
-	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Int64{}) {
+	at := fieldOf[atomic.Int64](base, "lastReceived")
+	if at == nil {
 		return nil, errICEInternals
 	}
-	return &heardMark{at: (*atomic.Int64)(unsafe.Pointer(f.UnsafeAddr())), remote: remote, ref: &iceRef}, nil
+	return &heardMark{at: at, remote: remote, ref: &iceRef}, nil
 }
 
 // selectedRemote returns the remote candidate of the selected pair of
@@ -126,32 +126,34 @@ func selectedRemote(t *webrtc.ICETransport) (ice.Candidate, error) {
 	if t == nil {
 		return nil, errICEInternals
 	}
-	g := reflect.ValueOf(t).Elem().FieldByName("gatherer")
-	if !g.IsValid() || g.Type() != reflect.TypeOf((*webrtc.ICEGatherer)(nil)) {
+	g := fieldOf[*webrtc.ICEGatherer](reflect.ValueOf(t).Elem(), "gatherer")
+	if g == nil || *g == nil {
 		return nil, errICEInternals
 	}
-	gatherer := *(**webrtc.ICEGatherer)(unsafe.Pointer(g.UnsafeAddr()))
-	if gatherer == nil {
-		return nil, errICEInternals
-	}
-	a := reflect.ValueOf(gatherer).Elem().FieldByName("agent")
-	if !a.IsValid() || a.Type() != reflect.TypeOf((*ice.Agent)(nil)) {
-		return nil, errICEInternals
-	}
-	agent := *(**ice.Agent)(unsafe.Pointer(a.UnsafeAddr()))
-	if agent == nil {
+	a := fieldOf[*ice.Agent](reflect.ValueOf(*g).Elem(), "agent")
+	if a == nil || *a == nil {
 		return nil, errICEInternals
 	}
 	// The agent's own pair: GetSelectedCandidatePair returns copies.
-	f := reflect.ValueOf(agent).Elem().FieldByName("selectedPair")
-	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
+	sp := fieldOf[atomic.Value](reflect.ValueOf(*a).Elem(), "selectedPair")
+	if sp == nil {
 		return nil, errICEInternals
 	}
-	pair, _ := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load().(*ice.CandidatePair)
+	pair, _ := sp.Load().(*ice.CandidatePair)
 	if pair == nil || pair.Remote == nil {
 		return nil, errICEInternals
 	}
 	return pair.Remote, nil
+}
+
+// fieldOf returns a pointer to the (unexported) field name of struct v,
+// which must be addressable, or nil unless the field is a T.
+func fieldOf[T any](v reflect.Value, name string) *T {
+	f := v.FieldByName(name)
+	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
+		return nil
+	}
+	return (*T)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // findHeard looks up the remote candidate of the connection's direct
