@@ -192,7 +192,7 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	}
 	for {
 		n, from, err := c.reader.read(p)
-		c.scratch.now = time.Now()
+		c.scratch.setNow(time.Now())
 		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
 			return n, from, err
 		}
@@ -235,7 +235,7 @@ func (c *batchConn) readLoop(i int, s *readShard) {
 			continue
 		}
 		c.hold()
-		s.scratch.now = time.Now()
+		s.scratch.setNow(time.Now())
 		for j := range k {
 			buf, n, from := b.datagram(j) // buf has room for spillHeader before the datagram
 			p := buf[spillHeader : spillHeader+n]
