@@ -393,11 +393,11 @@ func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) 
 // keeps in the atomic.Value field named session ("srtpSession",
 // "srtcpSession"); errSRTPNotStarted until pion stores it.
 func loadedSession(tv reflect.Value, session string) (any, error) {
-	f := tv.FieldByName(session)
-	if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
+	f := fieldOf[atomic.Value](tv, session)
+	if f == nil {
 		return nil, errSRTPInternals
 	}
-	v := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load()
+	v := f.Load()
 	if v == nil {
 		return nil, errSRTPNotStarted
 	}
@@ -428,15 +428,20 @@ func srtpSessionContext(t *webrtc.DTLSTransport, session, side string) (*srtp.Co
 	if !sv.IsValid() || sv.Kind() != reflect.Struct {
 		return nil, nil, errSRTPInternals
 	}
-	cf := sv.FieldByName(side + "Context")
-	mf := sv.FieldByName(side + "ContextMutex")
-	if !cf.IsValid() || cf.Type() != reflect.TypeOf((*srtp.Context)(nil)) ||
-		!mf.IsValid() || mf.Type() != reflect.TypeOf(sync.Mutex{}) {
+	cf := fieldOf[*srtp.Context](sv, side+"Context")
+	mu := fieldOf[sync.Mutex](sv, side+"ContextMutex")
+	if cf == nil || mu == nil || *cf == nil {
 		return nil, nil, errSRTPInternals
 	}
-	ctx := *(**srtp.Context)(unsafe.Pointer(cf.UnsafeAddr()))
-	if ctx == nil {
-		return nil, nil, errSRTPInternals
+	return *cf, mu, nil
+}
+
+// fieldOf returns a pointer to the (unexported) field name of struct v,
+// which must be addressable, or nil unless the field is a T.
+func fieldOf[T any](v reflect.Value, name string) *T {
+	f := v.FieldByName(name)
+	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
+		return nil
 	}
-	return ctx, (*sync.Mutex)(unsafe.Pointer(mf.UnsafeAddr())), nil
+	return (*T)(unsafe.Pointer(f.UnsafeAddr()))
 }

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -396,11 +395,11 @@ func srtpBuffersOf(t *webrtc.DTLSTransport) (rtpBuf, rtcpBuf *packetio.Buffer, e
 		if !e.IsValid() || e.Kind() != reflect.Pointer || e.Type().Elem().Kind() != reflect.Struct || e.IsNil() {
 			return nil
 		}
-		b := e.Elem().FieldByName("buffer")
-		if !b.IsValid() || b.Type() != reflect.TypeOf((*packetio.Buffer)(nil)) {
+		b := fieldOf[*packetio.Buffer](e.Elem(), "buffer")
+		if b == nil {
 			return nil
 		}
-		return *(**packetio.Buffer)(unsafe.Pointer(b.UnsafeAddr()))
+		return *b
 	}
 	rtpBuf, rtcpBuf = bufferOf("srtpEndpoint"), bufferOf("srtcpEndpoint")
 	if rtpBuf == nil || rtcpBuf == nil {

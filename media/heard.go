@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
@@ -144,16 +143,6 @@ func selectedRemote(t *webrtc.ICETransport) (ice.Candidate, error) {
 		return nil, errICEInternals
 	}
 	return pair.Remote, nil
-}
-
-// fieldOf returns a pointer to the (unexported) field name of struct v,
-// which must be addressable, or nil unless the field is a T.
-func fieldOf[T any](v reflect.Value, name string) *T {
-	f := v.FieldByName(name)
-	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
-		return nil
-	}
-	return (*T)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // findHeard looks up the remote candidate of the connection's direct

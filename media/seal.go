@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
-	"unsafe"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -45,11 +44,11 @@ const sealTag = 16
 // rollover counter carried in packets, or pion's fields not shaped as expected (TestSealerMatchesPion says so).
 func sealerOf(ctx *srtp.Context) (*rtpSealer, error) {
 	v := reflect.ValueOf(ctx).Elem()
-	rcc := v.FieldByName("rccMode")
-	if !rcc.IsValid() || rcc.Type() != reflect.TypeOf(srtp.RCCModeNone) {
+	rcc := fieldOf[srtp.RCCMode](v, "rccMode")
+	if rcc == nil {
 		return nil, errSRTPInternals
 	}
-	if srtp.RCCMode(rcc.Int()) != srtp.RCCModeNone {
+	if *rcc != srtp.RCCModeNone {
 		return nil, fmt.Errorf("media: SRTP rollover counter carriage: not sealed directly")
 	}
 	c := v.FieldByName("cipher")
@@ -64,28 +63,23 @@ func sealerOf(ctx *srtp.Context) (*rtpSealer, error) {
 	if s.Type().Name() != "srtpCipherAeadAesGcm" {
 		return nil, fmt.Errorf("media: SRTP cipher %s: not sealed directly", s.Type().Name())
 	}
-	aeadF := s.FieldByName("srtpCipher")
-	salt := s.FieldByName("srtpSessionSalt")
-	mki := s.FieldByName("mki")
-	encrypted := s.FieldByName("srtpEncrypted")
-	cryptex := s.FieldByName("useCryptex")
-	byteSlice := reflect.TypeOf([]byte(nil))
-	if !aeadF.IsValid() || aeadF.Type() != reflect.TypeOf((*cipher.AEAD)(nil)).Elem() ||
-		!salt.IsValid() || salt.Type() != byteSlice || salt.Len() != 12 ||
-		!mki.IsValid() || mki.Type() != byteSlice ||
-		!encrypted.IsValid() || encrypted.Kind() != reflect.Bool ||
-		!cryptex.IsValid() || cryptex.Kind() != reflect.Bool {
+	aeadF := fieldOf[cipher.AEAD](s, "srtpCipher")
+	salt := fieldOf[[]byte](s, "srtpSessionSalt")
+	mki := fieldOf[[]byte](s, "mki")
+	encrypted := fieldOf[bool](s, "srtpEncrypted")
+	cryptex := fieldOf[bool](s, "useCryptex")
+	if aeadF == nil || salt == nil || len(*salt) != 12 || mki == nil || encrypted == nil || cryptex == nil {
 		return nil, errSRTPInternals
 	}
-	if mki.Len() != 0 || !encrypted.Bool() {
+	if len(*mki) != 0 || !*encrypted {
 		return nil, fmt.Errorf("media: SRTP with a key identifier, or unencrypted: not sealed directly")
 	}
-	aead := *(*cipher.AEAD)(unsafe.Pointer(aeadF.UnsafeAddr()))
+	aead := *aeadF
 	if aead == nil || aead.NonceSize() != 12 || aead.Overhead() != sealTag {
 		return nil, errSRTPInternals
 	}
-	sl := &rtpSealer{aead: aead, cryptex: cryptex.Bool()}
-	copy(sl.salt[:], salt.Bytes())
+	sl := &rtpSealer{aead: aead, cryptex: *cryptex}
+	copy(sl.salt[:], *salt)
 	return sl, nil
 }
 
