@@ -432,7 +432,30 @@ func listenUDP(addr string) (net.PacketConn, error) {
 		_ = probe.Close()
 	}
 	lc := reuseportListener()
-	return lc.ListenPacket(context.Background(), "udp4", addr)
+	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		if raw, err := uc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { _ = probeMTU(int(fd)) })
+		}
+	}
+	return pc, nil
+}
+
+// probeMTU sets a sending socket's datagrams' Don't Fragment bit
+// without the kernel's path-MTU bookkeeping (IP_PMTUDISC_PROBE). By
+// default (IP_PMTUDISC_WANT) the kernel may fragment an unconnected
+// socket's datagrams, so it gives each one an IP identification from
+// its shared, hashed counters (__ip_select_ident, 3 % of the server's
+// CPU in the load test's fan-outs); a datagram that may not be
+// fragmented gets none. WebRTC keeps its packets near 1 200 bytes (pion's
+// DTLS and SCTP, browsers' RTP), under any interface's and path's MTU;
+// the kernel now refuses a datagram larger than the interface's MTU
+// (EMSGSIZE, a dropped packet in a batch) where it fragmented it before.
+func probeMTU(fd int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
 }
 
 // openSender opens the send-only socket beside c; it fails when c was
@@ -459,6 +482,7 @@ func (c *batchConn) openSender() error {
 		_ = unix.Close(fd)
 		return fmt.Errorf("media: send-only socket: %w", err)
 	}
+	_ = probeMTU(fd)
 	if err := unix.Bind(fd, sa); err != nil {
 		_ = unix.Close(fd)
 		return fmt.Errorf("media: send-only socket: bind %v: %w", local, err)
