@@ -56,6 +56,7 @@ type batchConn struct {
 	// reads the socket itself.
 	steered      bool // the group has its steering program
 	shards       []*readShard
+	rtcp         *rtcpReader // the RTCP socket's (batchconn_linux.go)
 	spill        *packetio.Buffer
 	spillBuf     []byte
 	spillDropped atomic.Uint64 // datagrams the full spill buffer lost
@@ -212,6 +213,9 @@ type readShard struct {
 	conn    *net.UDPConn
 	reader  *rawReader
 	scratch *inScratch
+	// reads counts the reads that returned datagrams, polls the RTCP
+	// reader's polls (whatever they returned); for tests.
+	reads, polls atomic.Uint64
 }
 
 // readBatch is how many datagrams a reader takes from its socket with
@@ -228,39 +232,61 @@ func (c *batchConn) readLoop(i int, s *readShard) {
 	for {
 		k, err := s.reader.readMany(b)
 		if err != nil {
-			if c.closed.Load() || errors.Is(err, net.ErrClosed) {
+			if c.readEnded(err) {
 				return
 			}
-			time.Sleep(time.Millisecond) // an error the next read may not have
 			continue
 		}
-		c.hold()
-		s.scratch.setNow(time.Now())
-		for j := range k {
-			buf, n, from := b.datagram(j) // buf has room for spillHeader before the datagram
-			p := buf[spillHeader : spillHeader+n]
-			if c.testRead != nil {
-				c.testRead(i, p, from)
-			}
-			if c.in != nil && c.in.deliver(p, from, s.scratch) {
+		if !c.handle(i, s, b, k) {
+			return
+		}
+		c.rideRTCP()
+	}
+}
+
+// readEnded reports whether a reader's error is the socket's close; any
+// other error it waits a moment after, since the next read may not have
+// it.
+func (c *batchConn) readEnded(err error) bool {
+	if c.closed.Load() || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	time.Sleep(time.Millisecond)
+	return false
+}
+
+// handle delivers the k datagrams of b that shard i read, and sends
+// what their handling wrote. It reports false when pion's mux is
+// closed.
+func (c *batchConn) handle(i int, s *readShard, b *recvBatch, k int) bool {
+	s.reads.Add(1)
+	c.hold()
+	s.scratch.setNow(time.Now())
+	for j := range k {
+		buf, n, from := b.datagram(j) // buf has room for spillHeader before the datagram
+		p := buf[spillHeader : spillHeader+n]
+		if c.testRead != nil {
+			c.testRead(i, p, from)
+		}
+		if c.in != nil && c.in.deliver(p, from, s.scratch) {
+			continue
+		}
+		a := from.Addr().As16()
+		copy(buf, a[:])
+		binary.BigEndian.PutUint16(buf[16:], from.Port())
+		if _, err := c.spill.Write(buf[:spillHeader+n], nil); err != nil {
+			if errors.Is(err, packetio.ErrFull) {
+				c.spillDropped.Add(1) // pion's mux is behind
 				continue
 			}
-			a := from.Addr().As16()
-			copy(buf, a[:])
-			binary.BigEndian.PutUint16(buf[16:], from.Port())
-			if _, err := c.spill.Write(buf[:spillHeader+n], nil); err != nil {
-				if errors.Is(err, packetio.ErrFull) {
-					c.spillDropped.Add(1) // pion's mux is behind
-					continue
-				}
-				s.scratch.out.flush()
-				c.release()
-				return // closed
-			}
+			s.scratch.out.flush()
+			c.release()
+			return false // closed
 		}
-		s.scratch.out.flush()
-		c.release()
 	}
+	s.scratch.out.flush()
+	c.release()
+	return true
 }
 
 // readSpill returns the next datagram a reader left to pion's mux.
@@ -306,6 +332,7 @@ func (c *batchConn) Close() error {
 	for _, s := range c.shards[min(1, len(c.shards)):] {
 		_ = s.conn.Close()
 	}
+	c.closeRTCP()
 	if c.spill != nil {
 		_ = c.spill.Close()
 	}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/pion/transport/v5/packetio"
@@ -135,7 +138,7 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	growReceiveBuffer(raw) // every socket read gets a deep queue
+	_ = raw.Control(func(fd uintptr) { growReceiveBuffer(int(fd)) }) // every socket read gets a deep queue
 	r := &rawReader{raw: raw, local: c.LocalAddr()}
 	r.call = func(fd uintptr) bool {
 		var p unsafe.Pointer
@@ -247,15 +250,36 @@ func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 // (directin.go): one core's worth of forwarding per node, and STUN and
 // DTLS wait behind it. With more, openReaders opens n more sockets in
 // the SO_REUSEPORT group, each read and forwarded from by its own
-// goroutine; a classic BPF program on the group steers each RTP or
-// RTCP datagram to one of them by a hash of its source address and
-// ports, so that one remote's packets always meet the same reader, in
-// order, and everything else (STUN, DTLS) to the first socket, whose
-// reader only passes it on: the control plane never waits for media.
-// What the readers do not take goes to pion's mux through the spill
-// buffer, which ReadFromAddrPort then reads instead of the socket.
+// goroutine; a classic BPF program on the group steers each RTP
+// datagram to one of them by a hash of its source address and ports,
+// so that one remote's packets always meet the same reader, in order,
+// every RTCP datagram to one more socket, the RTCP reader's (below),
+// and everything else (STUN, DTLS) to the first socket, whose reader
+// only passes it on: the control plane never waits for media. What the
+// readers do not take goes to pion's mux through the spill buffer,
+// which ReadFromAddrPort then reads instead of the socket.
+//
+// RTCP has a reader of its own because it comes at the receivers' pace,
+// not the media's: in one room of 4 publishers and 70 subscribers, the
+// subscribers' reports and transport-wide feedback were about 1 300 of
+// the 1 550 datagrams the server received a second, most arriving
+// alone and waking a reader (a thread leaving epoll_wait: a context
+// switch, and in a virtual machine an expensive one). None of it needs
+// handling within microseconds: a NACK's retransmission, a keyframe
+// request or a report can wait a few milliseconds. So while RTCP comes
+// at rideRate or faster, it rides on wake-ups the server has anyway:
+// each media reader, once it has handled what it read, takes what the
+// RTCP socket holds (rideRTCP), and the RTCP reader itself takes it at
+// each instant of the tickGrid of the wall clock, when the periodic
+// work (tick.go) wakes the process; while media flows, RTCP waits for
+// the next media datagram. When RTCP comes slower (or at an instant
+// no media reader took any), the RTCP reader waits for each datagram
+// and handles it at once, and an idle server does not wake at all.
+//
+// RTCP is RFC 5761's: the second byte (the payload type and marker of
+// RTP) 192-223, which WebRTC's RTP payload types never are.
 
-// maxReaders bounds the sockets openReaders opens.
+// maxReaders bounds the sockets openReaders opens for media.
 const maxReaders = 16
 
 // skfNetOff is SKF_NET_OFF: a classic BPF load at skfNetOff+k reads
@@ -263,28 +287,33 @@ const maxReaders = 16
 const skfNetOff = 0xfff00000 // -0x100000
 
 // steering returns the program that picks a datagram's socket in a
-// group whose first 1+n sockets read: RTP and RTCP (first byte 128-191,
-// RFC 7983) go to one of sockets 1 to n by a hash of the IPv4 source
-// address and ports, the rest to the first. A load past the datagram's
-// end returns 0: the first.
+// group whose first 2+n sockets read: RTP (first byte 128-191, RFC
+// 7983; second byte, the payload type and marker, not 192-223, RFC
+// 5761) goes to one of sockets 1 to n by a hash of the IPv4 source
+// address and ports, RTCP to socket n+1, the rest to the first. A load
+// past the datagram's end returns 0: the first.
 func steering(n int) []unix.SockFilter {
 	if n <= 0 {
 		return []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 	}
 	return []unix.SockFilter{
 		{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 0},                   // 0: A = payload[0]
-		{Code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, K: 128, Jt: 0, Jf: 10}, // 1: < 128: the first
-		{Code: unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K, K: 191, Jt: 9, Jf: 0},  // 2: > 191: the first
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 12},      // 3: A = source address
-		{Code: unix.BPF_MISC | unix.BPF_TAX},                                    // 4: X = A
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 20},      // 5: A = ports (no IP options)
-		{Code: unix.BPF_ALU | unix.BPF_XOR | unix.BPF_X},                        // 6: A ^= X
-		{Code: unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K, K: 0x9e3779b1},         // 7: Fibonacci hashing: the
-		{Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 24},                 // 8: top byte mixes every bit
-		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: uint32(n)},          // 9: A %= n
-		{Code: unix.BPF_ALU | unix.BPF_ADD | unix.BPF_K, K: 1},                  // 10: A += 1
-		{Code: unix.BPF_RET | unix.BPF_A},                                       // 11: socket A
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                 // 12: the first
+		{Code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, K: 128, Jt: 0, Jf: 14}, // 1: < 128: the first
+		{Code: unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K, K: 191, Jt: 13, Jf: 0}, // 2: > 191: the first
+		{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 1},                   // 3: A = payload[1]
+		{Code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, K: 192, Jt: 0, Jf: 2},  // 4: < 192: RTP
+		{Code: unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K, K: 223, Jt: 1, Jf: 0},  // 5: > 223: RTP
+		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(n + 1)},                     // 6: RTCP
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 12},      // 7: A = source address
+		{Code: unix.BPF_MISC | unix.BPF_TAX},                                    // 8: X = A
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfNetOff + 20},      // 9: A = ports (no IP options)
+		{Code: unix.BPF_ALU | unix.BPF_XOR | unix.BPF_X},                        // 10: A ^= X
+		{Code: unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K, K: 0x9e3779b1},         // 11: Fibonacci hashing: the
+		{Code: unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K, K: 24},                 // 12: top byte mixes every bit
+		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: uint32(n)},          // 13: A %= n
+		{Code: unix.BPF_ALU | unix.BPF_ADD | unix.BPF_K, K: 1},                  // 14: A += 1
+		{Code: unix.BPF_RET | unix.BPF_A},                                       // 15: socket A
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                 // 16: the first
 	}
 }
 
@@ -338,9 +367,15 @@ func (c *batchConn) openReaders(n int) error {
 		}
 		conns = append(conns, uc)
 	}
-	if err := c.steer(n); err != nil {
+	r, err := openRTCPReader(c.LocalAddr().(*net.UDPAddr), n+1, c.newScratch())
+	if err != nil {
 		return fail(err)
 	}
+	if err := c.steer(n); err != nil {
+		r.close()
+		return fail(err)
+	}
+	c.rtcp = r
 	c.spill = packetio.NewBuffer()
 	c.spill.SetLimitSize(spillBytes)
 	c.spillBuf = make([]byte, spillHeader+receiveMTU)
@@ -351,7 +386,244 @@ func (c *batchConn) openReaders(n int) error {
 	for i, s := range c.shards {
 		go c.readLoop(i, s)
 	}
+	go c.readRTCP(r)
 	return nil
+}
+
+// rideRate is the RTCP datagrams a second at and above which RTCP
+// rides on the media readers' wake-ups; rideMin is that many a tick.
+const (
+	rideRate = 100
+	rideMin  = rideRate * int(tickGrid) / int(time.Second)
+)
+
+// rtcpReader reads the RTCP socket: its own goroutine (readRTCP), and
+// while RTCP rides, the media readers (rideRTCP). The socket is not in
+// Go's netpoller, whose epoll instance would have each datagram's
+// arrival wake a thread, whether or not a goroutine waits for it: it
+// is in an epoll instance of its own (ep, which is in the netpoller),
+// watched for input only while the RTCP reader waits for a datagram.
+type rtcpReader struct {
+	// fdMu guards fd: held to read while the socket is used (for the
+	// system calls on it), to write to close it; fd is -1 once closed.
+	fdMu sync.RWMutex
+	fd   int
+	ep   *os.File // the epoll instance
+	epRC syscall.RawConn
+	// mu is held by whoever reads the socket and handles what it read,
+	// with b, the shard's scratch, and watching.
+	mu       sync.Mutex
+	b        *recvBatch
+	shard    *readShard // its scratch and counters
+	index    int        // the socket's in its group, for testRead
+	watching bool       // ep watches fd for input
+	read     func(uintptr) bool
+	riding   atomic.Bool
+	taken    atomic.Uint64 // datagrams read, by whichever reader
+}
+
+// openRTCPReader opens the RTCP socket on local, in its SO_REUSEPORT
+// group (whose index-th socket it becomes), and its epoll instance.
+func openRTCPReader(local *net.UDPAddr, index int, scratch *inScratch) (*rtcpReader, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("RTCP socket: %w", err)
+	}
+	r := &rtcpReader{fd: fd, b: newRecvBatch(), shard: &readShard{scratch: scratch}, index: index}
+	sa := &unix.SockaddrInet4{Port: local.Port}
+	if ip4 := local.IP.To4(); ip4 != nil {
+		copy(sa.Addr[:], ip4)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		r.close()
+		return nil, fmt.Errorf("RTCP socket: %w", err)
+	}
+	growReceiveBuffer(fd)
+	if err := unix.Bind(fd, sa); err != nil {
+		r.close()
+		return nil, fmt.Errorf("RTCP socket: bind %v: %w", local, err)
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{})
+		if err == nil {
+			err = unix.SetNonblock(epfd, true)
+		}
+		if err != nil {
+			_ = unix.Close(epfd)
+		}
+	}
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("RTCP socket's epoll: %w", err)
+	}
+	r.ep = os.NewFile(uintptr(epfd), "rtcp-epoll") // non-blocking: in the netpoller
+	if r.epRC, err = r.ep.SyscallConn(); err != nil {
+		r.close()
+		return nil, fmt.Errorf("RTCP socket's epoll: %w", err)
+	}
+	r.read = func(uintptr) bool { return r.b.call(uintptr(r.fd)) }
+	return r, nil
+}
+
+// watch has ep watch the socket for input, or not; mu and fdMu (to
+// read) must be held.
+func (r *rtcpReader) watch(on bool) error {
+	if r.watching == on {
+		return nil
+	}
+	var ev unix.EpollEvent
+	if on {
+		ev.Events = unix.EPOLLIN
+	}
+	var err error
+	if cerr := r.epRC.Control(func(epfd uintptr) { // (not ep.Fd(), which takes ep out of the netpoller)
+		err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_MOD, r.fd, &ev)
+	}); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	r.watching = on
+	return nil
+}
+
+// wait reads the socket, waiting for its first datagram; mu must be
+// held.
+func (r *rtcpReader) wait() (int, error) {
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if err := r.watch(true); err != nil {
+		return 0, err
+	}
+	if err := r.epRC.Read(r.read); err != nil {
+		return 0, err
+	}
+	return r.result()
+}
+
+// try reads what the socket holds, without waiting: 0 when it holds
+// none. mu must be held.
+func (r *rtcpReader) try() (int, error) {
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if r.b.call(uintptr(r.fd)); r.b.errno == unix.EAGAIN {
+		return 0, nil
+	}
+	return r.result()
+}
+
+// result is what the last read returned.
+func (r *rtcpReader) result() (int, error) {
+	if r.b.errno != 0 {
+		return 0, &net.OpError{Op: "read", Net: "udp", Err: r.b.errno}
+	}
+	return int(r.b.n), nil
+}
+
+// close closes the socket and its epoll instance; a waiting read
+// returns net.ErrClosed.
+func (r *rtcpReader) close() {
+	if r.ep != nil {
+		_ = r.ep.Close() // ends a wait, which lets fdMu go
+	}
+	r.fdMu.Lock()
+	if r.fd >= 0 {
+		_ = unix.Close(r.fd)
+		r.fd = -1
+	}
+	r.fdMu.Unlock()
+}
+
+// readRTCP reads the RTCP socket until it closes (see rtcpReader).
+func (c *batchConn) readRTCP(r *rtcpReader) {
+	var since time.Time // the start of the tick the waits' count is of
+	count := 0
+	for {
+		r.mu.Lock()
+		k, err := r.wait()
+		if err != nil {
+			r.mu.Unlock()
+			if c.readEnded(err) {
+				return
+			}
+			continue
+		}
+		open := c.handle(r.index, r.shard, r.b, k)
+		r.mu.Unlock()
+		if !open {
+			return
+		}
+		r.taken.Add(uint64(k))
+		if now := r.shard.scratch.now; now.Sub(since) > tickGrid {
+			since, count = now, 0
+		}
+		if count += k; count < rideMin {
+			continue
+		}
+		// Ride: stop watching, so that arrivals wake no thread.
+		r.mu.Lock()
+		r.fdMu.RLock()
+		err = r.watch(false)
+		r.fdMu.RUnlock()
+		r.mu.Unlock()
+		r.riding.Store(err == nil)
+		for r.riding.Load() {
+			before := r.taken.Load()
+			time.Sleep(gridPhase{period: tickGrid}.until(time.Now()))
+			r.shard.polls.Add(1)
+			if !c.drainRTCP(r, true) {
+				return
+			}
+			if r.taken.Load()-before < uint64(rideMin) {
+				r.riding.Store(false)
+			}
+		}
+		since, count = time.Time{}, 0
+	}
+}
+
+// rideRTCP is a media reader's turn at the RTCP socket once it has
+// handled what it read: while RTCP rides, it takes what the socket
+// holds, unless another reader is at it.
+func (c *batchConn) rideRTCP() {
+	if r := c.rtcp; r != nil && r.riding.Load() {
+		c.drainRTCP(r, false)
+	}
+}
+
+// drainRTCP reads and handles what the RTCP socket holds, without
+// waiting; wait says whether to wait for a reader already at it. It
+// reports false once the socket is closed.
+func (c *batchConn) drainRTCP(r *rtcpReader, wait bool) bool {
+	if wait {
+		r.mu.Lock()
+	} else if !r.mu.TryLock() {
+		return true
+	}
+	defer r.mu.Unlock()
+	for {
+		k, err := r.try()
+		if err != nil {
+			return !c.readEnded(err)
+		}
+		if k > 0 {
+			if !c.handle(r.index, r.shard, r.b, k) {
+				return false
+			}
+			r.taken.Add(uint64(k))
+		}
+		if k < readBatch {
+			return true
+		}
+	}
 }
 
 // receiveBuffer is what the kernel may queue on each reading socket:
@@ -361,15 +633,13 @@ func (c *batchConn) openReaders(n int) error {
 // full-size datagrams) is a few milliseconds of a busy node's media.
 const receiveBuffer = 4 << 20
 
-// growReceiveBuffer raises a socket's receive buffer to receiveBuffer:
+// growReceiveBuffer raises socket fd's receive buffer to receiveBuffer:
 // with SO_RCVBUFFORCE when the process may (root, CAP_NET_ADMIN), else
 // as far as net.core.rmem_max allows.
-func growReceiveBuffer(raw syscall.RawConn) {
-	_ = raw.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
-		}
-	})
+func growReceiveBuffer(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+	}
 }
 
 // socketDrops is how many datagrams the kernel dropped on the sockets
@@ -382,17 +652,28 @@ func (c *batchConn) socketDrops() uint64 {
 	}
 	total := c.spillDropped.Load()
 	for _, raw := range raws {
-		_ = raw.Control(func(fd uintptr) {
-			var info [unix.SK_MEMINFO_VARS]uint32
-			size := uint32(unsafe.Sizeof(info))
-			_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
-				uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
-			if errno == 0 && size > unix.SK_MEMINFO_DROPS*4 {
-				total += uint64(info[unix.SK_MEMINFO_DROPS])
-			}
-		})
+		_ = raw.Control(func(fd uintptr) { total += socketDropped(int(fd)) })
+	}
+	if r := c.rtcp; r != nil {
+		r.fdMu.RLock()
+		if r.fd >= 0 {
+			total += socketDropped(r.fd)
+		}
+		r.fdMu.RUnlock()
 	}
 	return total
+}
+
+// socketDropped is what the kernel dropped on socket fd (SO_MEMINFO).
+func socketDropped(fd int) uint64 {
+	var info [unix.SK_MEMINFO_VARS]uint32
+	size := uint32(unsafe.Sizeof(info))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno == 0 && size > unix.SK_MEMINFO_DROPS*4 {
+		return uint64(info[unix.SK_MEMINFO_DROPS])
+	}
+	return 0
 }
 
 // reuseportListener opens sockets with SO_REUSEPORT.
@@ -501,5 +782,12 @@ func (c *batchConn) closeSender() {
 	c.smu.Unlock()
 	if fd >= 0 {
 		_ = unix.Close(fd)
+	}
+}
+
+// closeRTCP closes the RTCP reader's socket, if there is one.
+func (c *batchConn) closeRTCP() {
+	if c.rtcp != nil {
+		c.rtcp.close()
 	}
 }

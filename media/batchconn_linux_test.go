@@ -1,7 +1,11 @@
 package media
 
 import (
+	"net"
+	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,5 +34,108 @@ func TestSendersDontFragment(t *testing.T) {
 	if shared != unix.IP_PMTUDISC_PROBE || sendOnly != unix.IP_PMTUDISC_PROBE {
 		t.Fatalf("IP_MTU_DISCOVER shared %d, send-only %d; want %d (IP_PMTUDISC_PROBE)",
 			shared, sendOnly, unix.IP_PMTUDISC_PROBE)
+	}
+}
+
+// TestRTCPReader: RTCP that comes at rideRate or faster is taken many
+// datagrams a read, none lost or reordered: at the grid's instants while
+// no media comes, after the media readers' reads while it does; once it
+// stops, the RTCP reader stops polling, and a datagram that comes alone
+// is read at once.
+func TestRTCPReader(t *testing.T) {
+	c := newGroupConn(t)
+	var mu sync.Mutex
+	var seen []byte
+	got := make(chan struct{}, 1000)
+	c.testRead = func(shard int, p []byte, _ netip.AddrPort) {
+		if shard == 3 {
+			mu.Lock()
+			seen = append(seen, p[2])
+			mu.Unlock()
+			got <- struct{}{}
+		}
+	}
+	if err := c.openReaders(2); err != nil {
+		t.Fatal(err)
+	}
+	rtcp := c.rtcp.shard
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	local := c.LocalAddr().(*net.UDPAddr)
+	next := 0
+	send := func() {
+		if _, err := peer.WriteToUDP([]byte{0x81, 205, byte(next)}, local); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	wait := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("an RTCP datagram was not read")
+			}
+		}
+	}
+	inOrder := func() {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for i, b := range seen {
+			if b != byte(i) {
+				t.Fatalf("datagram %d read as %d-th", b, i)
+			}
+		}
+	}
+
+	const burst = 100 // one a millisecond: five a tick of the grid
+	for range burst {
+		send()
+		time.Sleep(time.Millisecond)
+	}
+	wait(burst)
+	inOrder()
+	if r := rtcp.reads.Load(); r > burst/3 {
+		t.Errorf("%d datagrams a millisecond apart took %d reads, want at most %d: not polled", burst, r, burst/3)
+	}
+
+	time.Sleep(3 * tickGrid) // a poll finds nothing, and the polls stop
+	reads, polls := rtcp.reads.Load(), rtcp.polls.Load()
+	time.Sleep(5 * tickGrid)
+	if p := rtcp.polls.Load(); p != polls {
+		t.Errorf("%d polls while no RTCP came", p-polls)
+	}
+	for range 3 { // far apart: each read when it comes, no poll
+		send()
+		wait(1)
+		time.Sleep(tickGrid)
+	}
+	if r, p := rtcp.reads.Load()-reads, rtcp.polls.Load()-polls; r != 3 || p != 0 {
+		t.Errorf("3 lone datagrams took %d reads and %d polls, want 3 and none", r, p)
+	}
+
+	// With media: the media readers take the RTCP between the polls.
+	media, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer media.Close()
+	reads, polls = rtcp.reads.Load(), rtcp.polls.Load()
+	for i := range burst {
+		send()
+		if _, err := media.WriteToUDP([]byte{0x80, 96, byte(i)}, local); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wait(burst)
+	inOrder()
+	if r, p := rtcp.reads.Load()-reads, rtcp.polls.Load()-polls; r < p+burst/10 {
+		t.Errorf("with media, %d RTCP datagrams took %d reads, %d of them polls: the media readers took none", burst, r, p)
 	}
 }

@@ -69,6 +69,12 @@ func (b *recvBatch) datagram(int) ([]byte, int, netip.AddrPort) { return b.buf, 
 
 func (c *batchConn) socketDrops() uint64 { return 0 }
 
+type rtcpReader struct{}
+
+func (c *batchConn) rideRTCP() {}
+
+func (c *batchConn) closeRTCP() {}
+
 // openReaders does nothing: pion's mux reads the socket itself.
 func (c *batchConn) openReaders(int) error { return nil }
 

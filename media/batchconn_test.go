@@ -283,11 +283,11 @@ func TestSendOnlySocket(t *testing.T) {
 	}
 }
 
-// TestReaders: with several readers, each remote's RTP and RTCP always
-// meet the same media reader, the remotes are spread over them, STUN
-// and DTLS go to the first socket, nothing reaches the send-only
-// socket, and what no connection takes reaches pion's mux, with its
-// source address.
+// TestReaders: with several readers, each remote's RTP always meets the
+// same media reader, the remotes are spread over them, RTCP goes to the
+// RTCP reader, STUN and DTLS to the first socket, nothing reaches the
+// send-only socket, and what no connection takes reaches pion's mux,
+// with its source address.
 func TestReaders(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("one reader on", runtime.GOOS)
@@ -300,14 +300,14 @@ func TestReaders(t *testing.T) {
 func testReaders(t *testing.T, readers int) {
 	c := newGroupConn(t)
 	type seen struct {
-		shard int
-		first byte
+		shard         int
+		first, second byte
 	}
 	var mu sync.Mutex
 	got := map[netip.AddrPort][]seen{}
 	c.testRead = func(shard int, p []byte, from netip.AddrPort) {
 		mu.Lock()
-		got[from] = append(got[from], seen{shard, p[0]})
+		got[from] = append(got[from], seen{shard, p[0], p[1]})
 		mu.Unlock()
 	}
 	if err := c.openReaders(readers); err != nil {
@@ -334,6 +334,13 @@ func testReaders(t *testing.T, readers int) {
 				t.Fatal(err)
 			}
 		}
+		for _, typ := range []byte{200, 201, 205, 206} { // SR, RR, RTPFB, PSFB
+			p := fmt.Appendf([]byte{0x81, typ}, "rtcp %d", r)
+			want[string(p)] = from
+			if _, err := peer.WriteToUDP(p, local); err != nil {
+				t.Fatal(err)
+			}
+		}
 		p := fmt.Appendf([]byte{0x00, 0x01}, "stun %d", r)
 		want[string(p)] = from
 		if _, err := peer.WriteToUDP(p, local); err != nil {
@@ -342,7 +349,7 @@ func testReaders(t *testing.T, readers int) {
 	}
 	buf := make([]byte, 2048)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for range remotes * (each + 1) {
+	for range remotes * (each + 5) {
 		n, from, err := c.ReadFromAddrPort(buf)
 		if err != nil {
 			t.Fatalf("read: %v (%d datagrams left)", err, len(want))
@@ -357,18 +364,26 @@ func testReaders(t *testing.T, readers int) {
 	defer mu.Unlock()
 	used := map[int]int{}
 	for from, ss := range got {
-		media := -1
+		media, rtcp := -1, 0
 		for _, s := range ss {
+			isRTCP := s.first >= 128 && s.second >= 192 && s.second <= 223
 			switch {
 			case s.first < 128 && s.shard != 0:
-				t.Errorf("%v: STUN read by media reader %d", from, s.shard)
-			case s.first >= 128 && s.shard == 0:
-				t.Errorf("%v: RTP read by the first socket's reader", from)
+				t.Errorf("%v: STUN read by reader %d", from, s.shard)
+			case isRTCP && s.shard != readers+1:
+				t.Errorf("%v: RTCP type %d read by reader %d, not the RTCP reader %d", from, s.second, s.shard, readers+1)
+			case isRTCP:
+				rtcp++
+			case s.first >= 128 && (s.shard == 0 || s.shard > readers):
+				t.Errorf("%v: RTP read by reader %d, not a media reader", from, s.shard)
 			case s.first >= 128 && media >= 0 && s.shard != media:
 				t.Errorf("%v: RTP read by readers %d and %d", from, media, s.shard)
 			case s.first >= 128:
 				media = s.shard
 			}
+		}
+		if rtcp != 4 {
+			t.Errorf("%v: the readers saw %d of its 4 RTCP datagrams", from, rtcp)
 		}
 		used[media]++
 	}
