@@ -579,7 +579,7 @@ func (c *batchConn) readRTCP(r *rtcpReader) {
 			before := r.taken.Load()
 			time.Sleep(gridPhase{period: tickGrid}.until(time.Now()))
 			r.shard.polls.Add(1)
-			if !c.drainRTCP(r, true) {
+			if !c.drainRTCP(r, true, 0) {
 				return
 			}
 			if r.taken.Load()-before < uint64(rideMin) {
@@ -590,26 +590,32 @@ func (c *batchConn) readRTCP(r *rtcpReader) {
 	}
 }
 
+// rideBatches bounds what a media reader takes of the RTCP socket at a
+// time, so that a flood of RTCP (or of datagrams that look like it)
+// holds its own media up by at most that many reads.
+const rideBatches = 4
+
 // rideRTCP is a media reader's turn at the RTCP socket once it has
 // handled what it read: while RTCP rides, it takes what the socket
-// holds, unless another reader is at it.
+// holds (rideBatches reads at most), unless another reader is at it.
 func (c *batchConn) rideRTCP() {
 	if r := c.rtcp; r != nil && r.riding.Load() {
-		c.drainRTCP(r, false)
+		c.drainRTCP(r, false, rideBatches)
 	}
 }
 
 // drainRTCP reads and handles what the RTCP socket holds, without
-// waiting; wait says whether to wait for a reader already at it. It
-// reports false once the socket is closed.
-func (c *batchConn) drainRTCP(r *rtcpReader, wait bool) bool {
+// waiting, in at most reads reads (0: no bound); wait says whether to
+// wait for a reader already at it. It reports false once the socket is
+// closed.
+func (c *batchConn) drainRTCP(r *rtcpReader, wait bool, reads int) bool {
 	if wait {
 		r.mu.Lock()
 	} else if !r.mu.TryLock() {
 		return true
 	}
 	defer r.mu.Unlock()
-	for {
+	for i := 1; ; i++ {
 		k, err := r.try()
 		if err != nil {
 			return !c.readEnded(err)
@@ -620,7 +626,7 @@ func (c *batchConn) drainRTCP(r *rtcpReader, wait bool) bool {
 			}
 			r.taken.Add(uint64(k))
 		}
-		if k < readBatch {
+		if k < readBatch || i == reads {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/transport/v5/packetio"
 	"golang.org/x/sys/unix"
 )
 
@@ -137,5 +138,46 @@ func TestRTCPReader(t *testing.T) {
 	inOrder()
 	if r, p := rtcp.reads.Load()-reads, rtcp.polls.Load()-polls; r < p+burst/10 {
 		t.Errorf("with media, %d RTCP datagrams took %d reads, %d of them polls: the media readers took none", burst, r, p)
+	}
+}
+
+// TestRTCPRideBound: a media reader takes at most rideBatches reads of
+// the RTCP socket at a time, however much waits there, and the RTCP
+// reader's own turn takes it all.
+func TestRTCPRideBound(t *testing.T) {
+	c := newGroupConn(t)
+	c.spill = packetio.NewBuffer() // what no connection takes goes there
+	r, err := openRTCPReader(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, 1, c.newScratch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	sa, err := unix.Getsockname(r.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	const flood = 200
+	for i := range flood {
+		if _, err := peer.WriteToUDP([]byte{0x81, 201, byte(i)}, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.drainRTCP(r, false, rideBatches) {
+		t.Fatal("closed")
+	}
+	if reads, taken := r.shard.reads.Load(), r.taken.Load(); reads != rideBatches || taken != rideBatches*readBatch {
+		t.Fatalf("a ride took %d datagrams in %d reads, want %d in %d", taken, reads, rideBatches*readBatch, rideBatches)
+	}
+	if !c.drainRTCP(r, true, 0) {
+		t.Fatal("closed")
+	}
+	if taken := r.taken.Load(); taken != flood {
+		t.Fatalf("the RTCP reader's turn left %d of %d datagrams", flood-taken, flood)
 	}
 }
