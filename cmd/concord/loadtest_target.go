@@ -408,11 +408,10 @@ func runLoadtestChild(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		return fail(err)
 	}
 	defer m.Close()
-	admin, err := startAdmin("127.0.0.1:0", newAdminHandler(nil), m.log)
-	if err != nil {
-		return fail(err)
+	admin := m.admin // the server's own (ltServerConfig gives it one), with every metric
+	if admin == nil {
+		return fail(errors.New("the server has no admin endpoint"))
 	}
-	defer admin.Close()
 	if err := enc.Encode(childHello{URL: m.BaseURL(), Admin: "http://" + admin.Addr().String(), PID: os.Getpid()}); err != nil {
 		return 1
 	}
