@@ -83,12 +83,22 @@ const (
 	usageUnder
 )
 
-// twccSent is one stamped packet.
+// twccSent is one stamped packet, in 8 bytes: the ring's slot for each
+// packet sent is a cache miss (a subscriber's ring is not in cache
+// when its next packet comes), and 8 slots share a line.
 type twccSent struct {
-	valid bool
-	seq   uint16
-	size  int32
-	at    int64 // unix nanoseconds
+	seq  uint16
+	size uint16 // bytes; 0: an empty slot
+	at   uint32 // Unix microseconds, modulo 2^32 (sentAt)
+}
+
+// sentAt is when s was sent, in Unix nanoseconds truncated to the
+// microsecond, given now (Unix nanoseconds) within 2^31 microseconds
+// (35 minutes; the ring holds seconds) of it, either way: the wall
+// clock may have stepped back since.
+func (s *twccSent) sentAt(now int64) int64 {
+	nowUs := now / 1000
+	return (nowUs - int64(int32(uint32(nowUs)-s.at))) * 1000
 }
 
 // packetGroup is packets sent within burstTime of the first.
@@ -362,7 +372,7 @@ func (b *bandwidth) sentPacket(size int) uint16 {
 	b.smu.Lock()
 	seq := b.twccSeq
 	b.twccSeq++
-	b.sent[seq%twccHistory] = twccSent{valid: true, seq: seq, size: int32(size), at: at}
+	b.sent[seq%twccHistory] = twccSent{seq: seq, size: uint16(min(size, math.MaxUint16)), at: uint32(at / 1000)}
 	b.smu.Unlock()
 	return seq
 }
@@ -376,10 +386,11 @@ func (b *bandwidth) onTWCC(p []byte) {
 	}
 	e := b.delay
 	old := b.currentLocked()
+	now := b.now().UnixNano()
 	b.smu.Lock()
-	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at) })
+	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at, now) })
 	b.smu.Unlock()
-	e.update(b.now().UnixNano())
+	e.update(now)
 	moved := b.tellLocked(old)
 	b.mu.Unlock()
 	if moved && b.changed != nil {
@@ -403,15 +414,16 @@ func (b *bandwidth) onCompound(compound []byte) {
 }
 
 // ackLocked feeds the arrival of packet seq at time recv (the
-// receiver's clock) to e. smu and mu must be held.
-func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv int64) {
+// receiver's clock) to e; now is the sender's clock, Unix nanoseconds.
+// smu and mu must be held.
+func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv, now int64) {
 	if b.acked && !seqNewer(seq, b.ackedHi) {
 		return // reported already
 	}
 	b.acked, b.ackedHi = true, seq
 	s := &b.sent[seq%twccHistory]
-	if s.valid && s.seq == seq {
-		e.packet(s.at, recv, int(s.size))
+	if s.size != 0 && s.seq == seq {
+		e.packet(s.sentAt(now), recv, int(s.size))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pion/rtcp"
 )
@@ -203,5 +204,26 @@ func TestDelayProbe(t *testing.T) {
 	s.b.setWant(3_000_000)
 	if e := s.delayEstimate(); e >= 3_000_000 {
 		t.Fatal("probed again right after a failure")
+	}
+}
+
+// TestTWCCSentTime: a sent packet's time, kept in 32 bits of
+// microseconds, comes back as the Unix nanoseconds it was sent at,
+// truncated to the microsecond, across the 32 bits' wrap, and when the
+// wall clock stepped back after it was sent.
+func TestTWCCSentTime(t *testing.T) {
+	for _, at := range []int64{
+		1_700_000_000_123_456_789,
+		(1<<32)*1000*400_000 - 5_000, // 5 µs before a wrap of the microseconds' low 32 bits
+	} {
+		s := twccSent{seq: 1, size: 1200, at: uint32(at / 1000)}
+		for _, later := range []int64{0, 999, 250_000_000, 10 * 60 * 1e9, -1e9, -20 * 60 * 1e9} {
+			if got, want := s.sentAt(at+later), at/1000*1000; got != want {
+				t.Errorf("sent at %d, asked %d ns later: %d, want %d", at, later, got, want)
+			}
+		}
+	}
+	if size := unsafe.Sizeof(twccSent{}); size != 8 {
+		t.Errorf("twccSent is %d bytes, want 8: 8 a cache line", size)
 	}
 }
