@@ -425,24 +425,11 @@ type rtcpReader struct {
 // openRTCPReader opens the RTCP socket on local, in its SO_REUSEPORT
 // group (whose index-th socket it becomes), and its epoll instance.
 func openRTCPReader(local *net.UDPAddr, index int, scratch *inScratch) (*rtcpReader, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := groupSocket(local, growReceiveBuffer)
 	if err != nil {
 		return nil, fmt.Errorf("RTCP socket: %w", err)
 	}
 	r := &rtcpReader{fd: fd, b: newRecvBatch(), shard: &readShard{scratch: scratch}, index: index}
-	sa := &unix.SockaddrInet4{Port: local.Port}
-	if ip4 := local.IP.To4(); ip4 != nil {
-		copy(sa.Addr[:], ip4)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		r.close()
-		return nil, fmt.Errorf("RTCP socket: %w", err)
-	}
-	growReceiveBuffer(fd)
-	if err := unix.Bind(fd, sa); err != nil {
-		r.close()
-		return nil, fmt.Errorf("RTCP socket: bind %v: %w", local, err)
-	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err == nil {
 		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{})
@@ -757,9 +744,23 @@ func (c *batchConn) openSender() error {
 			return err
 		}
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := groupSocket(local, func(fd int) { _ = probeMTU(fd) })
 	if err != nil {
 		return fmt.Errorf("media: send-only socket: %w", err)
+	}
+	c.smu.Lock()
+	c.sendFd = fd
+	c.smu.Unlock()
+	return nil
+}
+
+// groupSocket opens a non-blocking IPv4 UDP socket, outside Go's
+// netpoller, with SO_REUSEPORT, set up by prepare and bound to local:
+// it joins local's group as its last socket.
+func groupSocket(local *net.UDPAddr, prepare func(fd int)) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
 	}
 	sa := &unix.SockaddrInet4{Port: local.Port}
 	if ip4 := local.IP.To4(); ip4 != nil {
@@ -767,17 +768,14 @@ func (c *batchConn) openSender() error {
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 		_ = unix.Close(fd)
-		return fmt.Errorf("media: send-only socket: %w", err)
+		return -1, err
 	}
-	_ = probeMTU(fd)
+	prepare(fd)
 	if err := unix.Bind(fd, sa); err != nil {
 		_ = unix.Close(fd)
-		return fmt.Errorf("media: send-only socket: bind %v: %w", local, err)
+		return -1, fmt.Errorf("bind %v: %w", local, err)
 	}
-	c.smu.Lock()
-	c.sendFd = fd
-	c.smu.Unlock()
-	return nil
+	return fd, nil
 }
 
 // closeSender closes the send-only socket, once no send uses it.
