@@ -213,8 +213,9 @@ type readShard struct {
 	conn    *net.UDPConn
 	reader  *rawReader
 	scratch *inScratch
-	// reads counts the reads that returned datagrams, polls the RTCP
-	// reader's polls (whatever they returned); for tests.
+	// reads counts the reads that returned datagrams; polls a media
+	// reader's recvmmsg calls (whatever they returned) and the RTCP
+	// reader's polls; for tests.
 	reads, polls atomic.Uint64
 }
 
@@ -229,18 +230,18 @@ const readBatch = 16
 // copies of a few packets instead of each packet's own.
 func (c *batchConn) readLoop(i int, s *readShard) {
 	b := newRecvBatch()
-	for {
-		k, err := s.reader.readMany(b)
-		if err != nil {
-			if c.readEnded(err) {
-				return
-			}
-			continue
-		}
+	each := func(k int) bool {
 		if !c.handle(i, s, b, k) {
-			return
+			return false
 		}
 		c.rideRTCP()
+		return true
+	}
+	for {
+		err := s.reader.readEach(b, each, &s.polls)
+		if err == nil || c.readEnded(err) {
+			return // nil: pion's mux is closed
+		}
 	}
 }
 

@@ -183,6 +183,12 @@ type recvBatch struct {
 	n     uintptr
 	errno unix.Errno
 	call  func(fd uintptr) bool
+	// each and loop are readEach's: each handles the n datagrams read,
+	// reporting false to stop; stopped records that it did.
+	each    func(n int) bool
+	loop    func(fd uintptr) bool
+	stopped bool
+	calls   *atomic.Uint64 // counts loop's recvmmsg calls
 }
 
 func newRecvBatch() *recvBatch {
@@ -209,21 +215,56 @@ func newRecvBatch() *recvBatch {
 			}
 		}
 	}
+	b.loop = func(fd uintptr) bool {
+		for {
+			b.calls.Add(1)
+			if !b.call(fd) {
+				return false // nothing there: wait until readable
+			}
+			if b.errno != 0 {
+				return true
+			}
+			if !b.each(int(b.n)) {
+				b.stopped = true
+				return true
+			}
+			if b.n < readBatch {
+				// The socket was empty when recvmmsg returned: wait
+				// rather than ask again. A datagram that arrived since
+				// has left the poller's readiness set, which waiting
+				// consumes at once.
+				return false
+			}
+		}
+	}
 	return b
 }
 
-// readMany reads what the socket holds, up to readBatch datagrams,
-// waiting for the first; it allocates nothing.
-func (r *rawReader) readMany(b *recvBatch) (int, error) {
+// readEach reads the socket until each reports false (nil is returned)
+// or a read fails. After a read that left the socket empty it waits for
+// the next datagram without asking the socket again: on a quiet socket
+// every wake-up takes one recvmmsg instead of two (the second returning
+// EAGAIN). That needs one RawConn.Read across the reads, since each
+// Read starts by clearing the poller's readiness, and a datagram
+// that came in while the last ones were handled would then wait for the
+// next to arrive.
+// calls counts the recvmmsg calls.
+func (r *rawReader) readEach(b *recvBatch, each func(n int) bool, calls *atomic.Uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.raw.Read(b.call); err != nil {
-		return 0, err
+	b.each, b.calls, b.stopped = each, calls, false
+	defer func() { b.each, b.calls = nil, nil }()
+	for {
+		if err := r.raw.Read(b.loop); err != nil {
+			return err
+		}
+		if b.stopped {
+			return nil
+		}
+		if b.errno != 0 {
+			return &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: b.errno}
+		}
 	}
-	if b.errno != 0 {
-		return 0, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: b.errno}
-	}
-	return int(b.n), nil
 }
 
 // datagram returns the j-th datagram read: its buffer (the datagram at

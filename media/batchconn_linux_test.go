@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -195,5 +196,76 @@ func TestRTCPRideBound(t *testing.T) {
 	}
 	if taken := r.taken.Load(); taken != flood {
 		t.Fatalf("the RTCP reader's turn left %d of %d datagrams", flood-taken, flood)
+	}
+}
+
+// TestReaderWaitsAfterEmpty: a media reader whose recvmmsg left its
+// socket empty waits for the next datagram instead of asking the socket
+// again (one recvmmsg per wake-up on a quiet socket), and a datagram
+// that arrives while the reader handles the last one is still read at
+// once, not when a later one comes.
+func TestReaderWaitsAfterEmpty(t *testing.T) {
+	c := newGroupConn(t)
+	handled := make(chan string, 64)
+	hold := make(chan struct{})
+	c.testRead = func(_ int, p []byte, _ netip.AddrPort) {
+		handled <- string(p[2:])
+		if string(p[2:]) == "hold" {
+			<-hold
+		}
+	}
+	if err := c.openReaders(2); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	local := c.LocalAddr().(*net.UDPAddr)
+	send := func(s string) {
+		t.Helper()
+		if _, err := peer.WriteToUDP(append([]byte{0x80, 96}, s...), local); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-handled:
+			if got != want {
+				t.Fatalf("handled %q, want %q", got, want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%q not handled", want)
+		}
+	}
+	calls := func() uint64 {
+		var n uint64
+		for _, s := range c.shards {
+			n += s.polls.Load()
+		}
+		return n
+	}
+
+	// A datagram that arrives while the reader is busy with another.
+	send("hold")
+	next("hold")
+	send("while held")
+	time.Sleep(50 * time.Millisecond) // in the socket before the reader's next call
+	close(hold)
+	next("while held")
+
+	// Lone datagrams: one call each.
+	time.Sleep(50 * time.Millisecond)
+	before := calls()
+	const lone = 20
+	for i := range lone {
+		send(fmt.Sprint("lone ", i))
+		next(fmt.Sprint("lone ", i))
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := calls() - before; n > lone+2 {
+		t.Errorf("%d lone datagrams took %d recvmmsg calls, want one each", lone, n)
 	}
 }

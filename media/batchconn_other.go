@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 )
 
 // sendBatch holds packets to send; without sendmmsg they leave one by
@@ -56,13 +57,20 @@ type recvBatch struct {
 
 func newRecvBatch() *recvBatch { return &recvBatch{buf: make([]byte, spillHeader+receiveMTU)} }
 
-func (r *rawReader) readMany(b *recvBatch) (int, error) {
-	n, from, err := r.c.ReadFromUDPAddrPort(b.buf[spillHeader:])
-	if err != nil {
-		return 0, err
+// readEach reads datagrams one by one, handing each to each, until each
+// reports false (nil is returned) or a read fails.
+func (r *rawReader) readEach(b *recvBatch, each func(n int) bool, calls *atomic.Uint64) error {
+	for {
+		calls.Add(1)
+		n, from, err := r.c.ReadFromUDPAddrPort(b.buf[spillHeader:])
+		if err != nil {
+			return err
+		}
+		b.n, b.from = n, from
+		if !each(1) {
+			return nil
+		}
 	}
-	b.n, b.from = n, from
-	return 1, nil
 }
 
 func (b *recvBatch) datagram(int) ([]byte, int, netip.AddrPort) { return b.buf, b.n, b.from }
