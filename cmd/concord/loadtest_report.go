@@ -69,6 +69,10 @@ type ltMachine struct {
 	GoVersion     string `json:"goVersion"`
 	OS            string `json:"os"`
 	Arch          string `json:"arch"`
+	// LoopbackDatagramMicros is the CPU time per datagram sent and
+	// received over loopback in one process (loopbackCost): how fast
+	// this machine's kernel is, for comparing runs across machines.
+	LoopbackDatagramMicros float64 `json:"loopbackDatagramMicros,omitempty"`
 }
 
 // ltStep is one measurement window at one room count.
@@ -203,11 +207,13 @@ type ltStreamResult struct {
 
 func (r *loadRun) newResult() *ltResult {
 	model, mem := machineInfo()
+	loopback, _ := loopbackCost()
 	return &ltResult{
 		Started: time.Now().UTC().Truncate(time.Second),
-		Machine: ltMachine{CPUs: runtime.NumCPU(), CPUModel: model, MemTotalBytes: mem, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH},
-		Config:  r.cfg,
-		Server:  r.info,
+		Machine: ltMachine{CPUs: runtime.NumCPU(), CPUModel: model, MemTotalBytes: mem, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+			LoopbackDatagramMicros: loopback},
+		Config: r.cfg,
+		Server: r.info,
 	}
 }
 
@@ -223,7 +229,11 @@ func mb(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
 func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	cfg := res.Config
 	fmt.Fprintf(w, "Concord load test, %s\n", res.Started.Format(time.RFC3339))
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %.1f GB; %s %s/%s\n", res.Machine.CPUs, res.Machine.CPUModel, float64(res.Machine.MemTotalBytes)/(1<<30), res.Machine.GoVersion, res.Machine.OS, res.Machine.Arch)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %.1f GB; %s %s/%s", res.Machine.CPUs, res.Machine.CPUModel, float64(res.Machine.MemTotalBytes)/(1<<30), res.Machine.GoVersion, res.Machine.OS, res.Machine.Arch)
+	if us := res.Machine.LoopbackDatagramMicros; us > 0 {
+		fmt.Fprintf(w, "; %.1f µs of CPU per loopback datagram", us)
+	}
+	fmt.Fprintln(w)
 	srv := res.Server.Mode + " " + res.Server.URL
 	if res.Server.PID != 0 {
 		srv += fmt.Sprintf(" (pid %d)", res.Server.PID)

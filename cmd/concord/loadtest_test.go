@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -688,4 +689,23 @@ func TestLoadtestH264(t *testing.T) {
 	if want := "H.264 500 kbit/s at 30 fps, no simulcast"; !strings.Contains(out.String(), want) {
 		t.Errorf("the table has no %q:\n%s", want, out.String())
 	}
+}
+
+// TestLoopbackCost: the calibration every report carries measures the
+// machine's CPU time per loopback datagram, sent and received, where the
+// process's CPU time is known.
+func TestLoopbackCost(t *testing.T) {
+	if _, ok := selfCPUSeconds(); !ok {
+		t.Skip("no process CPU time on", runtime.GOOS)
+	}
+	us, ok := loopbackCost()
+	if !ok {
+		t.Fatal("no figure")
+	}
+	// A datagram's two system calls and network stack take a
+	// microsecond or more on any machine, and less than a millisecond.
+	if us < 0.5 || us > 1000 {
+		t.Errorf("%.2f µs of CPU per loopback datagram", us)
+	}
+	t.Logf("%.2f µs of CPU per loopback datagram", us)
 }
