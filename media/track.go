@@ -14,6 +14,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/concord-odr/concord/media/h264"
 )
 
 // rtpReader is where a layer's packets come from: a *webrtc.TrackRemote
@@ -137,7 +139,7 @@ func keyframeDetector(mime string) func([]byte) bool {
 	case strings.EqualFold(mime, webrtc.MimeTypeVP8):
 		return vp8Keyframe
 	case strings.EqualFold(mime, webrtc.MimeTypeH264):
-		return h264Keyframe
+		return h264.Keyframe
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/concord-odr/concord/media/h264"
 )
 
 const loadtestUsage = `Usage: concord loadtest [flags]
@@ -176,7 +178,7 @@ func (c *ltConfig) isH264() bool { return c.Codec == "h264" }
 func (c *ltConfig) videoFrame(bps int) (bytes, packets int) {
 	bytes = max(bps/8/c.FPS, trailerLen+16)
 	if c.isH264() {
-		return bytes, h264PacketsPerFrame(bytes, maxVideoPayload)
+		return bytes, h264.Packets(bytes, maxVideoPayload)
 	}
 	return bytes, (bytes + maxVideoPayload - 1) / maxVideoPayload
 }

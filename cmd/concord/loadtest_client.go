@@ -25,6 +25,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/concord-odr/concord/cases"
+	"github.com/concord-odr/concord/media/h264"
 )
 
 // Every synthetic packet ends with a trailer the receiving participant
@@ -449,10 +450,10 @@ func (c *ltConfig) videoPayloads(bps int) (key, delta [][]byte, err error) {
 	if !c.isH264() {
 		return vp8Payloads(bytes, packets, true), vp8Payloads(bytes, packets, false), nil
 	}
-	if key, err = h264Payloads(h264KeyframeUnits(bytes), maxVideoPayload); err != nil {
+	if key, err = h264.Packetize(h264KeyframeUnits(bytes), maxVideoPayload); err != nil {
 		return nil, nil, fmt.Errorf("h264 keyframe: %w", err)
 	}
-	if delta, err = h264Payloads(h264DeltaUnits(bytes), maxVideoPayload); err != nil {
+	if delta, err = h264.Packetize(h264DeltaUnits(bytes), maxVideoPayload); err != nil {
 		return nil, nil, fmt.Errorf("h264 frame: %w", err)
 	}
 	return key, delta, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/concord-odr/concord/cases/joinlink"
+	"github.com/concord-odr/concord/media/h264"
 )
 
 // The load test runs its server as a child: "concord loadtest
@@ -540,24 +541,24 @@ func h264Units(t *testing.T, payloads [][]byte) [][]byte {
 // give the unit back.
 func TestLoadtestH264FUA(t *testing.T) {
 	for _, size := range []int{1101, 2083, 5000, 12345} {
-		nal := h264NAL(0x60|h264NALIDR, []byte{0x88, 0x84}, size)
-		payloads, err := h264Payloads([][]byte{nal}, maxVideoPayload)
+		nal := h264NAL(0x60|h264.NALIDR, []byte{0x88, 0x84}, size)
+		payloads, err := h264.Packetize([][]byte{nal}, maxVideoPayload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(payloads) != h264PacketsPerFrame(size, maxVideoPayload) || len(payloads) < 2 {
-			t.Errorf("%d bytes: %d fragments, want %d", size, len(payloads), h264PacketsPerFrame(size, maxVideoPayload))
+		if len(payloads) != h264.Packets(size, maxVideoPayload) || len(payloads) < 2 {
+			t.Errorf("%d bytes: %d fragments, want %d", size, len(payloads), h264.Packets(size, maxVideoPayload))
 		}
 		whole := []byte{0}
 		for i, p := range payloads {
 			if len(p) > maxVideoPayload || len(p) < 2+trailerLen {
 				t.Errorf("%d bytes: fragment %d is %d bytes", size, i, len(p))
 			}
-			if p[0] != 0x60|h264FUA {
+			if p[0] != 0x60|h264.FUA {
 				t.Errorf("%d bytes: fragment %d indicator %#x", size, i, p[0])
 			}
 			start, end := p[1]&0x80 != 0, p[1]&0x40 != 0
-			if start != (i == 0) || end != (i == len(payloads)-1) || p[1]&0x20 != 0 || p[1]&0x1f != h264NALIDR {
+			if start != (i == 0) || end != (i == len(payloads)-1) || p[1]&0x20 != 0 || p[1]&0x1f != h264.NALIDR {
 				t.Errorf("%d bytes: fragment %d of %d header %#x", size, i, len(payloads), p[1])
 			}
 			if start {
@@ -573,8 +574,8 @@ func TestLoadtestH264FUA(t *testing.T) {
 		}
 	}
 	// A unit that fits goes alone, as it is.
-	nal := h264NAL(0x40|h264NALSlice, nil, 500)
-	if p, err := h264Payloads([][]byte{nal}, maxVideoPayload); err != nil || len(p) != 1 || !bytes.Equal(p[0], nal) {
+	nal := h264NAL(0x40|h264.NALSlice, nil, 500)
+	if p, err := h264.Packetize([][]byte{nal}, maxVideoPayload); err != nil || len(p) != 1 || !bytes.Equal(p[0], nal) {
 		t.Errorf("a 500-byte unit: %d payloads, %v", len(p), err)
 	}
 }
@@ -584,12 +585,12 @@ func TestLoadtestH264FUA(t *testing.T) {
 // filling the payload exactly; one too many starts the next packet.
 func TestLoadtestH264STAPA(t *testing.T) {
 	nals := [][]byte{
-		h264NAL(0x60|h264NALSPS, []byte{0x42, 0xe0, 0x1f}, 30),
-		h264NAL(0x60|h264NALPPS, nil, 25),
-		h264NAL(0x40|h264NALSlice, nil, 600),
-		h264NAL(0x40|h264NALSlice, nil, 600), // does not fit with the others
+		h264NAL(0x60|h264.NALSPS, []byte{0x42, 0xe0, 0x1f}, 30),
+		h264NAL(0x60|h264.NALPPS, nil, 25),
+		h264NAL(0x40|h264.NALSlice, nil, 600),
+		h264NAL(0x40|h264.NALSlice, nil, 600), // does not fit with the others
 	}
-	payloads, err := h264Payloads(nals, maxVideoPayload)
+	payloads, err := h264.Packetize(nals, maxVideoPayload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,8 +598,8 @@ func TestLoadtestH264STAPA(t *testing.T) {
 		t.Fatalf("%d payloads, want a STAP-A and a single unit", len(payloads))
 	}
 	p := payloads[0]
-	if p[0] != 0x60|h264STAPA {
-		t.Errorf("STAP-A header %#x, want %#x", p[0], 0x60|h264STAPA)
+	if p[0] != 0x60|h264.STAPA {
+		t.Errorf("STAP-A header %#x, want %#x", p[0], 0x60|h264.STAPA)
 	}
 	off := 1
 	for i, nal := range nals[:3] {
@@ -638,7 +639,7 @@ func TestLoadtestH264Keyframe(t *testing.T) {
 		if len(delta) != packets {
 			t.Errorf("%d kbit/s: a frame of %d bytes is %d packets, want %d", kbps, frameBytes, len(delta), packets)
 		}
-		if first := key[0]; first[0]&0x1f != h264STAPA || first[3]&0x1f != h264NALSPS {
+		if first := key[0]; first[0]&0x1f != h264.STAPA || first[3]&0x1f != h264.NALSPS {
 			t.Errorf("%d kbit/s: the keyframe starts %x, want a STAP-A with the SPS", kbps, first[:4])
 		}
 		for name, frame := range map[string][][]byte{"keyframe": key, "frame": delta} {
@@ -657,13 +658,13 @@ func TestLoadtestH264Keyframe(t *testing.T) {
 		for _, u := range units {
 			types = append(types, u[0]&0x1f)
 		}
-		if !bytes.Equal(types, []byte{h264NALSPS, h264NALPPS, h264NALIDR}) {
+		if !bytes.Equal(types, []byte{h264.NALSPS, h264.NALPPS, h264.NALIDR}) {
 			t.Errorf("%d kbit/s: keyframe units of types %v, want SPS, PPS, IDR", kbps, types)
 		}
 		if len(units) == 3 && len(units[2]) != frameBytes {
 			t.Errorf("%d kbit/s: IDR slice of %d bytes, want %d", kbps, len(units[2]), frameBytes)
 		}
-		if units := h264Units(t, delta); len(units) != 1 || units[0][0] != 0x40|h264NALSlice || len(units[0]) != frameBytes {
+		if units := h264Units(t, delta); len(units) != 1 || units[0][0] != 0x40|h264.NALSlice || len(units[0]) != frameBytes {
 			t.Errorf("%d kbit/s: frame of %d units, want one non-IDR slice of %d bytes", kbps, len(units), frameBytes)
 		}
 	}
