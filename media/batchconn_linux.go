@@ -240,15 +240,14 @@ func newRecvBatch() *recvBatch {
 	return b
 }
 
-// readEach reads the socket until each reports false (nil is returned)
-// or a read fails. After a read that left the socket empty it waits for
+// readEach reads the socket, handing each batch to each, until each
+// reports false (nil is returned) or a read fails; calls counts the
+// recvmmsg calls. After a read that left the socket empty it waits for
 // the next datagram without asking the socket again: on a quiet socket
 // every wake-up takes one recvmmsg instead of two (the second returning
 // EAGAIN). That needs one RawConn.Read across the reads, since each
-// Read starts by clearing the poller's readiness, and a datagram
-// that came in while the last ones were handled would then wait for the
-// next to arrive.
-// calls counts the recvmmsg calls.
+// Read starts by clearing the poller's readiness: a datagram that came
+// in while the last ones were handled would then wait for the next.
 func (r *rawReader) readEach(b *recvBatch, each func(n int) bool, calls *atomic.Uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
