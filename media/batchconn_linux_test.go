@@ -61,11 +61,7 @@ func TestRTCPReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtcp := c.rtcp.shard
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	local := c.LocalAddr().(*net.UDPAddr)
 	next := 0
 	send := func() {
@@ -133,11 +129,7 @@ func TestRTCPReader(t *testing.T) {
 	}
 
 	// With media: the media readers take the RTCP between the polls.
-	media, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer media.Close()
+	media := loopbackUDP(t)
 	reads, polls = rtcp.reads.Load(), rtcp.polls.Load()
 	for i := range groups {
 		for range group {
@@ -174,11 +166,7 @@ func TestRTCPRideBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	const flood = 200
 	for i := range flood {
 		if _, err := peer.WriteToUDP([]byte{0x81, 201, byte(i)}, to); err != nil {
@@ -217,11 +205,7 @@ func TestReaderWaitsAfterEmpty(t *testing.T) {
 	if err := c.openReaders(2); err != nil {
 		t.Fatal(err)
 	}
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	local := c.LocalAddr().(*net.UDPAddr)
 	send := func(s string) {
 		t.Helper()

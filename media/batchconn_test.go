@@ -24,11 +24,7 @@ func TestBatchConn(t *testing.T) {
 	}
 	c := newBatchConn(uc)
 	defer c.Close()
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := loopbackUDP(t)
 	if err := rx.SetReadBuffer(4 << 20); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +123,7 @@ func BenchmarkBatchConnWrite(b *testing.B) {
 	}
 	c := newBatchConn(uc)
 	defer c.Close()
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rx.Close()
+	rx := loopbackUDP(b)
 	go func() { // drain, so the receiver's buffer never fills
 		buf := make([]byte, 2048)
 		for {
@@ -171,11 +163,7 @@ func TestBatchConnRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newBatchConn(uc)
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := loopbackUDP(t)
 	from := tx.LocalAddr().(*net.UDPAddr).AddrPort()
 	to := c.LocalAddr().(*net.UDPAddr)
 	buf := make([]byte, 2048)
@@ -244,11 +232,7 @@ func TestSendOnlySocket(t *testing.T) {
 		t.Fatal("a second server could open the SFU's UDP port")
 	}
 
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	c.hold()
 	for range 10 {
@@ -321,11 +305,7 @@ func testReaders(t *testing.T, readers int) {
 	const remotes, each = 24, 5
 	want := map[string]netip.AddrPort{}
 	for r := range remotes {
-		peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer peer.Close()
+		peer := loopbackUDP(t)
 		from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 		for i := range each {
 			p := fmt.Appendf([]byte{0x80, 96}, "rtp %d %d", r, i)
@@ -405,11 +385,7 @@ func TestSocketDrops(t *testing.T) {
 	if err := c.SetReadBuffer(4096); err != nil { // the kernel's minimum, about two datagrams
 		t.Fatal(err)
 	}
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	p := make([]byte, 1200)
 	for range 50 {
 		if _, err := peer.WriteToUDP(p, c.LocalAddr().(*net.UDPAddr)); err != nil {
@@ -432,11 +408,7 @@ func TestSpillDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.spill.SetLimitSize(30) // one 21-byte datagram, framed
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := loopbackUDP(t)
 	for i := range 20 {
 		if _, err := peer.WriteToUDP([]byte{0, 1, byte(i)}, c.LocalAddr().(*net.UDPAddr)); err != nil {
 			t.Fatal(err)
@@ -473,4 +445,15 @@ func newGroupConn(t *testing.T) *batchConn {
 	c := newBatchConn(pc.(*net.UDPConn))
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// loopbackUDP is a UDP socket on 127.0.0.1, closed when the test ends.
+func loopbackUDP(tb testing.TB) *net.UDPConn {
+	tb.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = uc.Close() })
+	return uc
 }

@@ -329,11 +329,7 @@ func benchmarkDirectWrite(b *testing.B, sealed bool) {
 // both on loopback, closed when the test ends.
 func loopbackPair(tb testing.TB) (*net.UDPConn, *batchConn) {
 	tb.Helper()
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = rx.Close() })
+	rx := loopbackUDP(tb)
 	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		tb.Fatal(err)
