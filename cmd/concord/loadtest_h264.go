@@ -8,10 +8,11 @@ import (
 
 // Synthetic H.264 for --codec h264: constrained baseline, packetization
 // mode 1 (RFC 6184; media/h264 cuts the payloads), as browsers send it.
-// Nothing decodes these frames; what matters is that their RTP payloads have the layout an SFU reads
-// (NAL unit types, STAP-A sizes, FU-A headers), and that the measurement
-// trailer written over the last trailerLen bytes of every packet lands in
-// NAL unit payload bytes, never in a header or a size.
+// Nothing decodes these frames; what matters is that their RTP payloads
+// have the layout an SFU reads (NAL unit types, STAP-A sizes, FU-A
+// headers), and that the measurement trailer written over the last
+// trailerLen bytes of every packet lands in NAL unit payload bytes, never
+// in a header or a size.
 
 // h264Codec is the codec of --codec h264, the one browsers offer first
 // for H.264: constrained baseline 3.1, packetization mode 1.
