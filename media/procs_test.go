@@ -19,17 +19,18 @@ func TestProcsPolicy(t *testing.T) {
 	if n := p.next(0.1, tick); n != 1 {
 		t.Fatalf("after %v idle: %d processors, want 1", procsShrinkAfter, n)
 	}
-	if n := p.next(0.5, tick); n != 1 {
+	between := (shrinkBelow + growAbove) / 2
+	if n := p.next(between, tick); n != 1 {
 		t.Errorf("between the marks: %d processors, want 1 still", n)
 	}
-	if n := p.next(0.7, tick); n != 4 {
+	if n := p.next(growAbove+0.05, tick); n != 4 {
 		t.Errorf("busy: %d processors, want all 4 back at once", n)
 	}
 	// A busier tick in the middle starts the idle count again.
 	for range steps - 1 {
 		p.next(0.1, tick)
 	}
-	p.next(0.5, tick)
+	p.next(between, tick)
 	for i := range steps - 1 {
 		if n := p.next(0.1, tick); n != 4 {
 			t.Fatalf("idle tick %d after a busier one: %d processors, want 4", i, n)

@@ -76,7 +76,7 @@ func (c *Config) settings() []setting {
 		{"media-readers", "CONCORD_MEDIA_READERS", "goroutines that read and forward media, each on its own socket of the media UDP address (0: one per core)", func(fs *flag.FlagSet, name, usage string) {
 			fs.IntVar(&c.MediaReaders, name, 0, usage)
 		}},
-		{"adaptive-procs", "CONCORD_ADAPTIVE_PROCS", "run Go on one core while the server uses less than a third of one, on all when it needs more: less scheduling work when not busy (false: always all)", func(fs *flag.FlagSet, name, usage string) {
+		{"adaptive-procs", "CONCORD_ADAPTIVE_PROCS", "run Go on one core while the server uses less than half of one, on all when it needs more: less scheduling work when not busy (false: always all)", func(fs *flag.FlagSet, name, usage string) {
 			fs.BoolVar(&c.AdaptiveProcs, name, true, usage)
 		}},
 		{"admin-addr", "CONCORD_ADMIN_ADDR", "admin address for /metrics and /debug/pprof (keep it private; empty disables it)", str(&c.AdminAddr, "127.0.0.1:9090")},
