@@ -459,6 +459,7 @@ type rtcpReader struct {
 	watching bool       // ep watches fd for input
 	read     func(uintptr) bool
 	riding   atomic.Bool
+	gate     rideGate      // the media readers' turns
 	taken    atomic.Uint64 // datagrams read, by whichever reader
 }
 
@@ -624,11 +625,32 @@ const rideBatches = 4
 
 // rideRTCP is a media reader's turn at the RTCP socket once it has
 // handled what it read: while RTCP rides, it takes what the socket
-// holds (rideBatches reads at most), unless another reader is at it.
+// holds (rideBatches reads at most), unless another reader is at it or
+// a reader's turn came less than rideGap ago.
 func (c *batchConn) rideRTCP() {
-	if r := c.rtcp; r != nil && r.riding.Load() {
+	if r := c.rtcp; r != nil && r.riding.Load() && r.gate.take(time.Since(rideEpoch)) {
 		c.drainRTCP(r, false, rideBatches)
 	}
+}
+
+// rideGap is the shortest time between two of the media readers' turns
+// at the RTCP socket. With a turn on every wake-up, most found the
+// socket empty: in 35 three-person rooms, 2 200 of the 2 800 tries a
+// second were a recvmmsg that returned EAGAIN. RTCP waits at most this
+// much longer for a reader (feedback comes every 100 ms; a NACK is
+// answered a millisecond later).
+const rideGap = time.Millisecond
+
+// rideEpoch is the start of the monotonic clock rideGate reads.
+var rideEpoch = time.Now()
+
+// rideGate lets one turn through every rideGap, whichever reader asks.
+type rideGate struct{ next atomic.Int64 }
+
+// take reports whether a turn asked for at now (since rideEpoch) may go.
+func (g *rideGate) take(now time.Duration) bool {
+	n := g.next.Load()
+	return int64(now) >= n && g.next.CompareAndSwap(n, int64(now+rideGap))
 }
 
 // drainRTCP reads and handles what the RTCP socket holds, without

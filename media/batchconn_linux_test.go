@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,5 +252,39 @@ func TestReaderWaitsAfterEmpty(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if n := calls() - before; n > lone+2 {
 		t.Errorf("%d lone datagrams took %d recvmmsg calls, want one each", lone, n)
+	}
+}
+
+// TestRideGate: the media readers take a turn at the RTCP socket at
+// most once every rideGap, and of readers asking at once, one goes.
+func TestRideGate(t *testing.T) {
+	var g rideGate
+	start := time.Hour // well after the gate's zero
+	if !g.take(start) {
+		t.Fatal("the first turn was refused")
+	}
+	if g.take(start) || g.take(start+rideGap-1) {
+		t.Fatal("a second turn within rideGap went")
+	}
+	if !g.take(start + rideGap) {
+		t.Fatal("a turn rideGap after the last was refused")
+	}
+	var wg sync.WaitGroup
+	var went atomic.Int32
+	at := start + 3*rideGap
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if g.take(at) {
+					went.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := went.Load(); n != 1 {
+		t.Fatalf("%d turns at one instant, want 1", n)
 	}
 }
