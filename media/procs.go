@@ -110,5 +110,19 @@ func adaptProcs(done <-chan struct{}, log *slog.Logger, pol procsPolicy, tick ti
 	}
 }
 
-// setProcs is adaptProcs' setter outside tests.
-func setProcs(n int) { runtime.GOMAXPROCS(n) }
+// procsSetter is adaptProcs' setter outside tests. Setting GOMAXPROCS
+// turns off the runtime's own updates of it, which follow the
+// container's CPU limit (a limit raised or lowered while the server
+// runs); so going back to all the processors, full, hands the setting
+// back to the runtime instead (SetDefaultGOMAXPROCS), unless the
+// operator fixed GOMAXPROCS in the environment (fixed), which the
+// runtime's default would ignore.
+func procsSetter(full int, fixed bool) func(int) {
+	return func(n int) {
+		if n >= full && !fixed {
+			runtime.SetDefaultGOMAXPROCS()
+			return
+		}
+		runtime.GOMAXPROCS(n)
+	}
+}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,5 +86,32 @@ func TestAdaptProcs(t *testing.T) {
 	<-ended
 	if s := sets(); len(s) != 4 || s[3] != 2 {
 		t.Errorf("processors set %v, want [1 2 1 2]: all back when the SFU closes", s)
+	}
+}
+
+// TestProcsSetterHandsBack: going back to all processors hands
+// GOMAXPROCS back to the runtime's default, which follows the
+// container's CPU limit (and may have moved since the count at start),
+// unless the environment fixed it; one processor is set as asked.
+func TestProcsSetterHandsBack(t *testing.T) {
+	was := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(was)
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	start := def + 2 // the count at start, before the limit moved
+	set := procsSetter(start, false)
+	set(1)
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("shrunk: %d processors, want 1", n)
+	}
+	set(start)
+	if n := runtime.GOMAXPROCS(0); n != def {
+		t.Fatalf("back to all: %d processors, want the runtime's default now, %d", n, def)
+	}
+	fixed := procsSetter(start, true)
+	fixed(1)
+	fixed(start)
+	if n := runtime.GOMAXPROCS(0); n != start {
+		t.Fatalf("fixed by the environment: %d processors, want %d as set", n, start)
 	}
 }

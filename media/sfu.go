@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -218,8 +219,10 @@ func New(p Params) (_ *SFU, err error) {
 		}
 	}
 	if p.AdaptProcs {
-		pol := procsPolicy{full: runtime.GOMAXPROCS(0), shrinkAfter: procsShrinkAfter}
-		go adaptProcs(s.closed, log, pol, procsTick, processCPU, setProcs)
+		full := runtime.GOMAXPROCS(0)
+		_, fixed := os.LookupEnv("GOMAXPROCS")
+		pol := procsPolicy{full: full, shrinkAfter: procsShrinkAfter}
+		go adaptProcs(s.closed, log, pol, procsTick, processCPU, procsSetter(full, fixed))
 	}
 	log.Info("media listening", "udp", s.udpConn.LocalAddr().String(), "tcp", s.TCPAddr())
 	return s, nil
