@@ -389,6 +389,16 @@ func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) 
 	return srtpSessionContext(t, "srtpSession", "local")
 }
 
+// RemoteSRTPContext returns the context that decrypts what a DTLS
+// transport's SRTP session receives, with the mutex pion guards it
+// with, reached as srtpContextOf reaches the local one; an error until
+// pion has started the session (after the DTLS handshake) or if pion's
+// internals changed shape. The load generator's subscribers decrypt with
+// it on their own receive path; pion's own reads share its state.
+func RemoteSRTPContext(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
+	return srtpSessionContext(t, "srtpSession", "remote")
+}
+
 // loadedSession returns the session a DTLS transport (tv, its struct)
 // keeps in the atomic.Value field named session ("srtpSession",
 // "srtcpSession"); errSRTPNotStarted until pion stores it.

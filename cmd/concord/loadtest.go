@@ -92,6 +92,7 @@ type ltConfig struct {
 	ServerLog     string        `json:"-"`
 	ServerReaders int           `json:"-"`
 	ServerProcs   bool          `json:"serverAdaptiveProcs"`
+	PionReceive   bool          `json:"pionReceive"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
 	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
@@ -231,6 +232,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.StringVar(&c.ServerLog, "server-log", "error", "log level of a server the load test starts")
 	fs.IntVar(&c.ServerReaders, "server-readers", 0, "media readers of a server the load test starts (0: one per core, its default)")
 	fs.BoolVar(&c.ServerProcs, "server-adaptive-procs", true, "a server the load test starts as a child adapts its GOMAXPROCS to its load, as by default (its --adaptive-procs)")
+	fs.BoolVar(&c.PionReceive, "pion-receive", false, "subscribers receive through pion's whole stack (its read loops, buffers and receive-side interceptors) instead of their own lighter path")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
@@ -417,10 +419,22 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	if r.api, err = newClientAPI(r, r.info.Local); err != nil {
 		return nil, err
 	}
+	r.subAPI = r.api
+	if !cfg.PionReceive {
+		if r.subNet, err = newLtNet(); err != nil {
+			return nil, err
+		}
+		if r.subAPI, err = newSubAPI(r, r.subNet, r.info.Local); err != nil {
+			return nil, err
+		}
+	}
 	res := r.newResult()
 	err = r.drive(res)
 	r.closeAll()
 	res.Errors = r.errorCounts()
+	if r.subNet != nil {
+		res.ReceivePath = &ltReceivePath{OwnPackets: r.ownPackets.Load(), TransportFeedback: r.feedbackSent.Load(), ReceiverReports: r.reportsSent.Load()}
+	}
 	r.mu.Lock()
 	if len(r.videoCodecs) > 0 {
 		res.VideoCodecs = maps.Clone(r.videoCodecs)
@@ -436,9 +450,14 @@ type loadRun struct {
 	tgt    ltTarget
 	info   ltServerInfo
 	base   string
-	api    *webrtc.API
+	api    *webrtc.API // the publishers'
+	subAPI *webrtc.API // the subscribers': api with --pion-receive
+	subNet *ltNet      // their sockets, without --pion-receive
 	stderr io.Writer
 	ctx    context.Context // lives as long as the run
+
+	// What the subscribers' own path took, and the feedback it sent.
+	ownPackets, feedbackSent, reportsSent atomic.Uint64
 
 	mu        sync.Mutex
 	rooms     []*ltRoom

@@ -106,6 +106,8 @@ type ltClient struct {
 	pendingICE map[string][]webrtc.ICECandidateInit
 
 	tracks []*ltPubTrack
+	direct *ltDirect   // the subscriber's own receive path, once open (mu)
+	fb     *ltFeedback // its feedback; nil with --pion-receive
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -174,6 +176,15 @@ func newClientAPI(r *loadRun, loopbackOnly bool) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
+	se := clientSettings(loopbackOnly)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// clientSettings are the synthetic participants' pion settings: UDP over
+// IPv4, no mDNS, silent logs; loopbackOnly keeps ICE on loopback.
+func clientSettings(loopbackOnly bool) webrtc.SettingEngine {
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.DefaultLogLevel = logging.LogLevelDisabled
 	se := webrtc.SettingEngine{}
 	se.LoggerFactory = quiet
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -182,7 +193,7 @@ func newClientAPI(r *loadRun, loopbackOnly bool) (*webrtc.API, error) {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return se
 }
 
 // rtcpCounterFactory counts the NACKs and PLIs the synthetic
@@ -266,15 +277,20 @@ func (c *ltClient) join(ctx context.Context) error {
 	}
 
 	api := c.r.api
-	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if c.sub, err = c.r.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return err
+	}
+	if c.r.subNet != nil {
+		c.fb = newLtFeedback()
+		c.fb.sent = c.r.countFeedback
+		go c.fb.loop(ctx.Done(), c.sub.WriteRTCP)
 	}
 	c.sub.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand != nil {
 			c.send(map[string]any{"type": "candidate", "pc": "sub", "candidate": cand.ToJSON()})
 		}
 	})
-	c.sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go c.receive(tr) })
+	c.sub.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { go c.receive(tr, recv) })
 
 	if c.tok.Publish {
 		if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -586,31 +602,45 @@ func (c *ltClient) setSimulcastExtensions(sender *webrtc.RTPSender, sends []*ltL
 }
 
 // receive reads one forwarded track until it ends, measuring each packet.
-func (c *ltClient) receive(tr *webrtc.TrackRemote) {
+func (c *ltClient) receive(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	rx := &ltReceiver{c: c, video: tr.Kind() == webrtc.RTPCodecTypeVideo}
 	if rx.video {
 		c.r.mu.Lock()
 		c.r.videoCodecs[tr.Codec().MimeType]++
 		c.r.mu.Unlock()
 	}
+	if c.fb != nil {
+		c.fb.setTrack(tr, recv)
+		c.takeTrack(tr, recv, rx)
+	}
 	buf := make([]byte, 1600)
 	for {
+		// Without --pion-receive, only what pion had queued before the
+		// client's own path took the stream.
 		n, _, err := tr.Read(buf)
 		if err != nil {
 			return
 		}
-		rx.packet(buf[:n], time.Now().UnixNano())
+		rx.locked(buf[:n], time.Now().UnixNano())
 	}
 }
 
 // ltReceiver measures the packets of one track forwarded to a subscriber.
 type ltReceiver struct {
+	mu    sync.Mutex // pion's path and the client's own, as one hands over
 	c     *ltClient
 	video bool
 	h     rtp.Header
 	cur   *ltStream // the stream of the newest packet
 	hiSeq uint16    // the newest packet's RTP sequence number
 	seen  bool      // any packet arrived
+}
+
+// locked is packet under rx.mu.
+func (rx *ltReceiver) locked(b []byte, now int64) {
+	rx.mu.Lock()
+	rx.packet(b, now)
+	rx.mu.Unlock()
 }
 
 // packet measures one packet that arrived at now: the trailer names the
@@ -630,6 +660,9 @@ func (rx *ltReceiver) packet(b []byte, now int64) {
 	hl, err := rx.h.Unmarshal(b)
 	if err != nil {
 		return
+	}
+	if c.fb != nil {
+		c.fb.record(&rx.h, now)
 	}
 	end := len(b)
 	if rx.h.Padding && len(b) > hl {

@@ -56,10 +56,20 @@ type ltResult struct {
 	Foreign      uint64           `json:"foreignPackets,omitempty"`
 	Errors       map[string]int   `json:"errors,omitempty"`
 	Streams      []ltStreamResult `json:"streams"` // the last window's streams
+	// ReceivePath counts, over the whole run, what the subscribers'
+	// own receive path took and the feedback they sent themselves (nil
+	// with --pion-receive).
+	ReceivePath *ltReceivePath `json:"receivePath,omitempty"`
 
 	// VideoCodecs counts the video tracks subscribers received, by the
 	// codec the SFU negotiated for them.
 	VideoCodecs map[string]int `json:"videoCodecsReceived,omitempty"`
+}
+
+type ltReceivePath struct {
+	OwnPackets        uint64 `json:"ownPathPackets"`    // RTP taken from the socket
+	TransportFeedback uint64 `json:"transportFeedback"` // transport-wide feedback packets sent
+	ReceiverReports   uint64 `json:"receiverReports"`
 }
 
 type ltMachine struct {
