@@ -172,23 +172,13 @@ type feedbackConn struct {
 	closed     bool
 }
 
-// rxStream is one received stream's reception statistics (RFC 3550
-// appendix A.3 and A.8), guarded by the feedbackConn's mu.
+// rxStream is one received stream's reception statistics, guarded by
+// the feedbackConn's mu.
 type rxStream struct {
-	ssrc      uint32
-	clockRate float64
-	twccID    uint8      // 0: the stream carries no transport-wide number
-	hdr       rtp.Header // the read loop's, outside mu
-
-	started       bool
-	baseSeq       uint32 // extended
-	maxSeq        uint16
-	cycles        uint32 // sequence number wrap-arounds, << 16
-	received      uint32
-	expectedPrior uint32
-	receivedPrior uint32
-	transit       float64 // the last packet's, in clock ticks
-	jitter        float64 // in clock ticks
+	ssrc   uint32
+	twccID uint8      // 0: the stream carries no transport-wide number
+	hdr    rtp.Header // the read loop's, outside mu
+	stats  ReceptionStats
 }
 
 func (c *feedbackConn) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -201,7 +191,7 @@ func (c *feedbackConn) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCP
 // BindRemoteStream records what the stream receives; it runs in the
 // stream's read loop and allocates nothing per packet.
 func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
-	s := &rxStream{ssrc: info.SSRC, clockRate: float64(info.ClockRate)}
+	s := &rxStream{ssrc: info.SSRC, stats: ReceptionStats{ClockRate: float64(info.ClockRate)}}
 	for _, e := range info.RTPHeaderExtensions {
 		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 256 {
 			s.twccID = uint8(e.ID)
@@ -263,50 +253,11 @@ func (c *feedbackConn) record(s *rxStream, h *rtp.Header, now time.Time) {
 			c.rec.Record(s.ssrc, uint16(ext[0])<<8|uint16(ext[1]), arrival.Microseconds())
 		}
 	}
-	seq := h.SequenceNumber
-	if !s.started {
-		s.started = true
-		s.baseSeq, s.maxSeq = uint32(seq), seq
-	} else if d := seq - s.maxSeq; d != 0 && d < 0x8000 {
-		if seq < s.maxSeq {
-			s.cycles += 1 << 16
-		}
-		s.maxSeq = seq
-	}
-	s.received++
-	// Interarrival jitter: the change in transit time, in clock ticks.
-	transit := arrival.Seconds()*s.clockRate - float64(h.Timestamp)
-	if s.received > 1 {
-		d := transit - s.transit
-		if d < 0 {
-			d = -d
-		}
-		s.jitter += (d - s.jitter) / 16
-	}
-	s.transit = transit
+	s.stats.Add(h.SequenceNumber, h.Timestamp, arrival)
 }
 
 // report is s's reception report block, and starts the next interval.
-func (s *rxStream) report() rtcp.ReceptionReport {
-	extMax := s.cycles | uint32(s.maxSeq)
-	expected := extMax - s.baseSeq + 1
-	lost := int64(expected) - int64(s.received)
-	lost = min(max(lost, -0x800000), 0x7fffff) // 24 bits, signed
-	expInterval := expected - s.expectedPrior
-	recInterval := s.received - s.receivedPrior
-	s.expectedPrior, s.receivedPrior = expected, s.received
-	var fraction uint8
-	if expInterval > 0 && expInterval > recInterval {
-		fraction = uint8((uint64(expInterval-recInterval) << 8) / uint64(expInterval))
-	}
-	return rtcp.ReceptionReport{
-		SSRC:               s.ssrc,
-		FractionLost:       fraction,
-		TotalLost:          uint32(lost) & 0xffffff,
-		LastSequenceNumber: extMax,
-		Jitter:             uint32(s.jitter),
-	}
-}
+func (s *rxStream) report() rtcp.ReceptionReport { return s.stats.Report(s.ssrc) }
 
 // collect returns the transport-wide feedback gathered since the last
 // call and, every reportInterval, the receiver reports, with the writer
@@ -326,7 +277,7 @@ func (c *feedbackConn) collect(now time.Time) ([]rtcp.Packet, interceptor.RTCPWr
 		c.lastReport = now
 		rr := &rtcp.ReceiverReport{SSRC: c.ssrc}
 		for _, s := range c.streams {
-			if s.started {
+			if s.stats.Started() {
 				rr.Reports = append(rr.Reports, s.report())
 			}
 		}

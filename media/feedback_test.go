@@ -18,7 +18,7 @@ import (
 func TestReceptionReport(t *testing.T) {
 	start := time.Unix(1000, 0)
 	c := &feedbackConn{start: start}
-	s := &rxStream{ssrc: 7, clockRate: 90000}
+	s := &rxStream{ssrc: 7, stats: ReceptionStats{ClockRate: 90000}}
 	at := start
 	send := func(seq uint16, late time.Duration) {
 		at = at.Add(10 * time.Millisecond)
@@ -246,7 +246,7 @@ func (c *feedbackConn) receivedForTest(ssrc uint32) int {
 	defer c.mu.Unlock()
 	for _, s := range c.streams {
 		if s.ssrc == ssrc {
-			return int(s.received)
+			return int(s.stats.Received())
 		}
 	}
 	return -1

@@ -231,7 +231,7 @@ type ltFeedback struct {
 	rec      *twcc.Recorder
 	twccID   uint8 // the header extension's ID; 0 until known
 	ssrc     uint32
-	streams  map[uint32]*ltRxStats
+	streams  map[uint32]*media.ReceptionStats
 	reportAt time.Time
 	sent     func([]rtcp.Packet) // counts what was sent, or nil
 }
@@ -243,7 +243,7 @@ const (
 
 func newLtFeedback() *ltFeedback {
 	ssrc := rand.Uint32()
-	return &ltFeedback{start: time.Now(), rec: twcc.NewRecorder(ssrc), ssrc: ssrc, streams: map[uint32]*ltRxStats{}}
+	return &ltFeedback{start: time.Now(), rec: twcc.NewRecorder(ssrc), ssrc: ssrc, streams: map[uint32]*media.ReceptionStats{}}
 }
 
 // setTrack learns the transport-wide extension's ID and the stream's
@@ -258,10 +258,10 @@ func (f *ltFeedback) setTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 	}
 	s := f.streams[uint32(tr.SSRC())]
 	if s == nil {
-		s = &ltRxStats{}
+		s = &media.ReceptionStats{}
 		f.streams[uint32(tr.SSRC())] = s
 	}
-	s.clock = float64(tr.Codec().ClockRate)
+	s.ClockRate = float64(tr.Codec().ClockRate)
 }
 
 // record counts packet h, which arrived at now (Unix nanoseconds).
@@ -275,10 +275,10 @@ func (f *ltFeedback) record(h *rtp.Header, now int64) {
 	}
 	s := f.streams[h.SSRC]
 	if s == nil {
-		s = &ltRxStats{}
+		s = &media.ReceptionStats{}
 		f.streams[h.SSRC] = s
 	}
-	s.add(h, now)
+	s.Add(h.SequenceNumber, h.Timestamp, time.Duration(now-f.start.UnixNano()))
 }
 
 // collect returns the feedback due at now.
@@ -290,8 +290,8 @@ func (f *ltFeedback) collect(now time.Time) []rtcp.Packet {
 		f.reportAt = now
 		rr := &rtcp.ReceiverReport{SSRC: f.ssrc}
 		for ssrc, s := range f.streams {
-			if s.started {
-				rr.Reports = append(rr.Reports, s.report(ssrc))
+			if s.Started() {
+				rr.Reports = append(rr.Reports, s.Report(ssrc))
 			}
 			if len(rr.Reports) == 31 {
 				pkts = append(pkts, rr)
@@ -318,60 +318,6 @@ func (f *ltFeedback) loop(done <-chan struct{}, w func([]rtcp.Packet) error) {
 				f.sent(pkts)
 			}
 		}
-	}
-}
-
-// ltRxStats is one received stream's statistics for its receiver
-// reports (RFC 3550 appendix A.3 and A.8).
-type ltRxStats struct {
-	clock                        float64 // Hz; 0 until known: no jitter
-	started                      bool
-	base, cycles                 uint32
-	max                          uint16
-	received, expPrior, recPrior uint32
-	transit, jitter              float64
-}
-
-func (s *ltRxStats) add(h *rtp.Header, now int64) {
-	seq := h.SequenceNumber
-	if !s.started {
-		s.started, s.base, s.max = true, uint32(seq), seq
-	} else if d := seq - s.max; d != 0 && d < 0x8000 {
-		if seq < s.max {
-			s.cycles += 1 << 16
-		}
-		s.max = seq
-	}
-	s.received++
-	if s.clock > 0 {
-		transit := float64(now)/1e9*s.clock - float64(h.Timestamp)
-		if s.received > 1 {
-			d := transit - s.transit
-			if d < 0 {
-				d = -d
-			}
-			s.jitter += (d - s.jitter) / 16
-		}
-		s.transit = transit
-	}
-}
-
-func (s *ltRxStats) report(ssrc uint32) rtcp.ReceptionReport {
-	ext := s.cycles | uint32(s.max)
-	expected := ext - s.base + 1
-	lost := int64(expected) - int64(s.received)
-	expInt, recInt := expected-s.expPrior, s.received-s.recPrior
-	s.expPrior, s.recPrior = expected, s.received
-	var fraction uint8
-	if expInt > 0 && expInt > recInt {
-		fraction = uint8((uint64(expInt-recInt) << 8) / uint64(expInt))
-	}
-	return rtcp.ReceptionReport{
-		SSRC:               ssrc,
-		FractionLost:       fraction,
-		TotalLost:          uint32(max(lost, 0)) & 0xffffff,
-		LastSequenceNumber: ext,
-		Jitter:             uint32(s.jitter),
 	}
 }
 
