@@ -102,6 +102,9 @@ type bandwidth struct {
 	// settleUntil: loss reports until then span a change of the link
 	// (linkChanged) and are not taken as congestion.
 	settleUntil time.Time
+	// queuedAt: the last delay-based cut with the receiver getting less
+	// than queueEvidence of the rate sent (congestedLocked).
+	queuedAt time.Time
 }
 
 func newBandwidth(changed func()) *bandwidth {
@@ -134,12 +137,17 @@ func (b *bandwidth) current() float64 {
 }
 
 // congested reports whether the loss-based controller (or REMB) cut the
-// estimate within the last pauseEvidence. Only then does the allocator
-// pause video that does not fit; otherwise it still chooses simulcast
-// layers by the estimate but pauses nothing. Neither the start-up guess
-// nor the delay-based estimate alone may black out a camera: on a busy
-// host, scheduling jitter looks like a growing queue, and pausing video
-// the link could carry is worse for a mediation than a lower layer.
+// estimate within the last pauseEvidence, or the delay-based one did
+// while the subscriber received less than queueEvidence of what was
+// sent. Only then does the allocator pause video that does not fit;
+// otherwise it still chooses simulcast layers by the estimate but
+// pauses nothing. Neither the start-up guess nor the delay-based
+// estimate alone may black out a camera: on a busy host, scheduling
+// jitter looks like a growing queue, and pausing video the link could
+// carry is worse for a mediation than a lower layer. But waiting for
+// loss reports when a queue grows and the receiver gets half of what is
+// sent let a camera that did not fit fill a deep buffer for two seconds
+// and more, until the buffer dropped the audio as well.
 func (b *bandwidth) congested() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -147,12 +155,19 @@ func (b *bandwidth) congested() bool {
 }
 
 func (b *bandwidth) congestedLocked(now time.Time) bool {
-	return !b.lastDecrease.IsZero() && now.Sub(b.lastDecrease) < pauseEvidence
+	return (!b.lastDecrease.IsZero() && now.Sub(b.lastDecrease) < pauseEvidence) ||
+		(!b.queuedAt.IsZero() && now.Sub(b.queuedAt) < pauseEvidence)
 }
 
-// pauseEvidence is how long a loss-based cut lets the allocator pause
-// video.
+// pauseEvidence is how long a loss-based cut, or a delay-based one with
+// queueEvidence, lets the allocator pause video.
 const pauseEvidence = 30 * time.Second
+
+// queueEvidence: a delay-based cut while the subscriber received (over
+// the last second, by transport-wide feedback) less than this share of
+// the rate sent is congestion. Jitter delays packets but does not take
+// half of them away.
+const queueEvidence = 0.7
 
 func (b *bandwidth) currentLocked() float64 {
 	if b.delay != nil {

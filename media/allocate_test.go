@@ -186,8 +186,10 @@ func TestBandwidth(t *testing.T) {
 }
 
 // TestPauseNeedsLossEvidence: only a loss-based cut in the last
-// pauseEvidence lets the allocator pause video; the start-up guess and
-// a delay-based estimate alone do not.
+// pauseEvidence lets the allocator pause video, or a delay-based one
+// while the subscriber received far less than was sent
+// (TestPauseOnQueueEvidence); the start-up guess and a delay-based
+// estimate alone do not.
 func TestPauseNeedsLossEvidence(t *testing.T) {
 	now := time.Unix(1000, 0)
 	b := newBandwidth(nil)
@@ -212,6 +214,50 @@ func TestPauseNeedsLossEvidence(t *testing.T) {
 	now = now.Add(pauseEvidence + time.Second)
 	if b.congested() {
 		t.Fatalf("a loss cut %v ago still pauses video", pauseEvidence+time.Second)
+	}
+}
+
+// TestPauseOnQueueEvidence: a delay-based cut made while the subscriber
+// received (by transport-wide feedback) under queueEvidence of the rate
+// sent lets the allocator pause video; the same cut with the receiver
+// getting about what was sent (a busy host's jitter) does not, nor does
+// a feedback without a cut.
+func TestPauseOnQueueEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sent      float64 // bit/s
+		cut       bool
+		congested bool
+	}{
+		{"twice what arrived, a cut", 1_200_000, true, true},
+		{"what arrived, a cut", 520_000, true, false},
+		{"twice what arrived, no cut", 1_200_000, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			b := newBandwidth(nil)
+			b.now = func() time.Time { return now }
+			e := newDelayEstimator(startEstimate)
+			b.delay = e
+			b.mu.Lock()
+			b.measureLocked(now)
+			b.mu.Unlock()
+			// A second at tc.sent, of which 500 kbit/s arrived.
+			for i := range 20 {
+				e.addAcked(now.Add(time.Duration(i)*ackedBucket).UnixNano(), 500_000/8/20)
+			}
+			now = now.Add(time.Second)
+			b.bytes.Add(uint64(tc.sent / 8))
+			if tc.cut {
+				e.lastDecrease = now.UnixNano()
+			}
+			b.mu.Lock()
+			b.noteQueueLocked(e, now)
+			b.mu.Unlock()
+			if got := b.congested(); got != tc.congested {
+				t.Errorf("sent %.0f kbit/s, %.0f arrived: congested %v, want %v", tc.sent/1000, e.acked()/1000, got, tc.congested)
+			}
+		})
 	}
 }
 

@@ -365,6 +365,18 @@ func (e *delayEstimator) checkProbe(now int64, acked float64) {
 	}
 }
 
+// noteQueueLocked takes e's update at at: a cut then, made while the
+// subscriber received (over half a second at least) less than
+// queueEvidence of the rate sent, is congestion (congestedLocked). A
+// queue that grows while the receiver gets far less than is sent is the
+// link, not a busy host's jitter. mu must be held.
+func (b *bandwidth) noteQueueLocked(e *delayEstimator, at time.Time) {
+	b.measureLocked(at)
+	if e.lastDecrease == at.UnixNano() && e.slots >= ackedBuckets/2 && b.sendRate > 0 && e.acked() < queueEvidence*b.sendRate {
+		b.queuedAt = at
+	}
+}
+
 // sentPacket stamps the next transport-wide sequence number: it records
 // a packet of size bytes sent now. It allocates nothing.
 func (b *bandwidth) sentPacket(size int) uint16 {
@@ -386,11 +398,13 @@ func (b *bandwidth) onTWCC(p []byte) {
 	}
 	e := b.delay
 	old := b.currentLocked()
-	now := b.now().UnixNano()
+	at := b.now()
+	now := at.UnixNano()
 	b.smu.Lock()
 	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at, now) })
 	b.smu.Unlock()
 	e.update(now)
+	b.noteQueueLocked(e, at)
 	moved := b.tellLocked(old)
 	b.mu.Unlock()
 	if moved && b.changed != nil {
