@@ -275,20 +275,13 @@ func (c *feedbackConn) collect(now time.Time) ([]rtcp.Packet, interceptor.RTCPWr
 	}
 	if now.Sub(c.lastReport) >= reportInterval-feedbackInterval/2 {
 		c.lastReport = now
-		rr := &rtcp.ReceiverReport{SSRC: c.ssrc}
+		var blocks []rtcp.ReceptionReport
 		for _, s := range c.streams {
 			if s.stats.Started() {
-				rr.Reports = append(rr.Reports, s.report())
+				blocks = append(blocks, s.report())
 			}
 		}
-		// 31 report blocks fit one receiver report.
-		for len(rr.Reports) > 31 {
-			pkts = append(pkts, &rtcp.ReceiverReport{SSRC: c.ssrc, Reports: rr.Reports[:31]})
-			rr.Reports = rr.Reports[31:]
-		}
-		if len(rr.Reports) > 0 {
-			pkts = append(pkts, rr)
-		}
+		pkts = ReceiverReports(pkts, c.ssrc, blocks)
 	}
 	return pkts, w
 }

@@ -251,3 +251,32 @@ func (c *feedbackConn) receivedForTest(ssrc uint32) int {
 	}
 	return -1
 }
+
+// TestReceiverReportsSplit: blocks beyond the 31 one receiver report
+// holds go in further reports, in order, each of the same sender.
+func TestReceiverReportsSplit(t *testing.T) {
+	blocks := make([]rtcp.ReceptionReport, 70)
+	for i := range blocks {
+		blocks[i].SSRC = uint32(i)
+	}
+	pkts := ReceiverReports([]rtcp.Packet{&rtcp.PictureLossIndication{}}, 9, blocks)
+	if len(pkts) != 4 {
+		t.Fatalf("%d packets, want the one given and 3 reports", len(pkts))
+	}
+	next := uint32(0)
+	for i, want := range []int{31, 31, 8} {
+		rr, ok := pkts[i+1].(*rtcp.ReceiverReport)
+		if !ok || rr.SSRC != 9 || len(rr.Reports) != want {
+			t.Fatalf("packet %d: %+v, want a report of sender 9 with %d blocks", i+1, pkts[i+1], want)
+		}
+		for _, b := range rr.Reports {
+			if b.SSRC != next {
+				t.Fatalf("block for %d where %d was next", b.SSRC, next)
+			}
+			next++
+		}
+	}
+	if got := ReceiverReports(nil, 9, nil); len(got) != 0 {
+		t.Errorf("no blocks gave %v", got)
+	}
+}

@@ -79,3 +79,16 @@ func (s *ReceptionStats) Report(ssrc uint32) rtcp.ReceptionReport {
 		Jitter:             uint32(s.jitter),
 	}
 }
+
+// ReceiverReports appends to pkts the receiver reports of sender that
+// carry blocks: as many as it takes, since 31 report blocks fit one.
+func ReceiverReports(pkts []rtcp.Packet, sender uint32, blocks []rtcp.ReceptionReport) []rtcp.Packet {
+	for len(blocks) > 31 {
+		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: sender, Reports: blocks[:31]})
+		blocks = blocks[31:]
+	}
+	if len(blocks) > 0 {
+		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: sender, Reports: blocks})
+	}
+	return pkts
+}

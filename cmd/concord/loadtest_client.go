@@ -135,7 +135,8 @@ func (c *ltClient) send(v any) {
 	_ = c.ws.WriteJSON(v)
 }
 
-// newClientAPI builds the pion API the synthetic participants share: the
+// newClientAPI builds the pion API the synthetic participants publish
+// with (and receive with, under --pion-receive; newSubAPI otherwise): the
 // default codecs (Opus, VP8, H.264 in packetization mode 1 with profile
 // 42e01f among others, so subscribers accept either codec the SFU
 // forwards) and interceptors (NACK, RTCP reports, the simulcast header

@@ -134,7 +134,6 @@ type ltDirect struct {
 	ctx    *srtp.Context
 	ctxMu  *sync.Mutex
 	h      rtp.Header // DecryptRTP's, under ctxMu
-	fb     *ltFeedback
 	byssrc atomic.Pointer[map[uint32]*ltReceiver]
 	addMu  sync.Mutex
 }
@@ -214,7 +213,7 @@ func (c *ltClient) openDirect(recv *webrtc.RTPReceiver) *ltDirect {
 	if err != nil {
 		return nil
 	}
-	d := &ltDirect{ctx: ctx, ctxMu: mu, fb: c.fb}
+	d := &ltDirect{ctx: ctx, ctxMu: mu}
 	empty := map[uint32]*ltReceiver{}
 	d.byssrc.Store(&empty)
 	conn.direct.Store(d)
@@ -256,29 +255,31 @@ func (f *ltFeedback) setTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 			f.twccID = uint8(e.ID)
 		}
 	}
-	s := f.streams[uint32(tr.SSRC())]
+	f.stream(uint32(tr.SSRC())).ClockRate = float64(tr.Codec().ClockRate)
+}
+
+// stream returns stream ssrc's statistics, new if none yet. f.mu must
+// be held.
+func (f *ltFeedback) stream(ssrc uint32) *media.ReceptionStats {
+	s := f.streams[ssrc]
 	if s == nil {
 		s = &media.ReceptionStats{}
-		f.streams[uint32(tr.SSRC())] = s
+		f.streams[ssrc] = s
 	}
-	s.ClockRate = float64(tr.Codec().ClockRate)
+	return s
 }
 
 // record counts packet h, which arrived at now (Unix nanoseconds).
 func (f *ltFeedback) record(h *rtp.Header, now int64) {
+	arrival := time.Duration(now - f.start.UnixNano())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.twccID != 0 {
 		if ext := h.GetExtension(f.twccID); len(ext) >= 2 {
-			f.rec.Record(h.SSRC, binary.BigEndian.Uint16(ext), (now-f.start.UnixNano())/1000)
+			f.rec.Record(h.SSRC, binary.BigEndian.Uint16(ext), arrival.Microseconds())
 		}
 	}
-	s := f.streams[h.SSRC]
-	if s == nil {
-		s = &media.ReceptionStats{}
-		f.streams[h.SSRC] = s
-	}
-	s.Add(h.SequenceNumber, h.Timestamp, time.Duration(now-f.start.UnixNano()))
+	f.stream(h.SSRC).Add(h.SequenceNumber, h.Timestamp, arrival)
 }
 
 // collect returns the feedback due at now.
@@ -288,19 +289,13 @@ func (f *ltFeedback) collect(now time.Time) []rtcp.Packet {
 	pkts := f.rec.BuildFeedbackPacket()
 	if now.Sub(f.reportAt) >= reportEvery-feedbackEvery/2 {
 		f.reportAt = now
-		rr := &rtcp.ReceiverReport{SSRC: f.ssrc}
+		var blocks []rtcp.ReceptionReport
 		for ssrc, s := range f.streams {
 			if s.Started() {
-				rr.Reports = append(rr.Reports, s.Report(ssrc))
-			}
-			if len(rr.Reports) == 31 {
-				pkts = append(pkts, rr)
-				rr = &rtcp.ReceiverReport{SSRC: f.ssrc}
+				blocks = append(blocks, s.Report(ssrc))
 			}
 		}
-		if len(rr.Reports) > 0 {
-			pkts = append(pkts, rr)
-		}
+		pkts = media.ReceiverReports(pkts, f.ssrc, blocks)
 	}
 	return pkts
 }
