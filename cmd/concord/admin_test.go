@@ -84,3 +84,26 @@ func TestAdminServer(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 }
+
+// TestScrapeUncompressed: the load test's scrapes must not make the server
+// compress (a gzip writer held in its pool between scrapes counted as
+// memory its participants used).
+func TestScrapeUncompressed(t *testing.T) {
+	h := newAdminHandler(nil)
+	var encodings []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encodings = append(encodings, r.Header.Get("Accept-Encoding"))
+		h.ServeHTTP(w, r)
+		if ce := w.Header().Get("Content-Encoding"); ce != "" {
+			t.Errorf("response Content-Encoding %q", ce)
+		}
+	}))
+	defer srv.Close()
+	s, err := scrapeMetrics(t.Context(), srv.Client(), srv.URL+"/metrics")
+	if err != nil || s.RSSBytes <= 0 {
+		t.Fatalf("scrape: %+v %v", s, err)
+	}
+	if len(encodings) != 1 || encodings[0] != "identity" {
+		t.Fatalf("Accept-Encoding sent: %q", encodings)
+	}
+}
