@@ -477,6 +477,7 @@ type loadRun struct {
 	limiter                                  *rate.Limiter
 	phase                                    atomic.Value // string
 	idleRSS                                  float64
+	idlePrivate                              float64
 
 	progressStop, progressDone chan struct{}
 	progressLine               bool // stderr is a terminal
@@ -566,7 +567,7 @@ func (r *loadRun) drive(res *ltResult) error {
 	r.startProgress()
 	defer r.stopProgress()
 	if s, ok, _ := r.tgt.Stats(r.ctx); ok {
-		r.idleRSS = s.RSSBytes
+		r.idleRSS, r.idlePrivate = s.RSSBytes, s.Private
 		res.IdleRSSBytes = s.RSSBytes
 	}
 	steps := []int{r.cfg.Rooms}
@@ -1070,6 +1071,10 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 		if r.idleRSS > 0 && st.Participants > 0 {
 			sv.IdleRSSBytes = r.idleRSS
 			sv.RSSPerParticipant = (sv.RSSBytes - r.idleRSS) / float64(st.Participants)
+		}
+		if r.idlePrivate > 0 && s1.srv.Private > 0 && st.Participants > 0 {
+			sv.PrivateBytes, sv.IdlePrivateBytes = s1.srv.Private, r.idlePrivate
+			sv.PrivatePerParticipant = (s1.srv.Private - r.idlePrivate) / float64(st.Participants)
 		}
 		for k, v := range s1.srv.Concord {
 			if sv.Metrics == nil {

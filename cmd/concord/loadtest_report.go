@@ -185,17 +185,22 @@ type ltCPU struct {
 }
 
 type ltServerFigures struct {
-	Measured          bool               `json:"measured"`
-	Shared            bool               `json:"sharedWithGenerator,omitempty"`
-	CPUSeconds        float64            `json:"cpuSeconds"`
-	Cores             float64            `json:"cores"`
-	RSSBytes          float64            `json:"rssBytes"`
-	IdleRSSBytes      float64            `json:"idleRssBytes,omitempty"`
-	RSSPerParticipant float64            `json:"rssPerParticipantBytes,omitempty"`
-	Goroutines        float64            `json:"goroutines,omitempty"`
-	MicrosPerPacket   float64            `json:"cpuMicrosPerPacket"`
-	MilliCoresPerMbps float64            `json:"milliCoresPerForwardedMbps"`
-	Metrics           map[string]float64 `json:"metrics,omitempty"` // concord_* deltas over the window
+	Measured          bool    `json:"measured"`
+	Shared            bool    `json:"sharedWithGenerator,omitempty"`
+	CPUSeconds        float64 `json:"cpuSeconds"`
+	Cores             float64 `json:"cores"`
+	RSSBytes          float64 `json:"rssBytes"`
+	IdleRSSBytes      float64 `json:"idleRssBytes,omitempty"`
+	RSSPerParticipant float64 `json:"rssPerParticipantBytes,omitempty"`
+	// The same for anonymous memory alone (Linux servers): without the
+	// binary's own pages, which the first participants bring in once.
+	PrivateBytes          float64            `json:"privateBytes,omitempty"`
+	IdlePrivateBytes      float64            `json:"idlePrivateBytes,omitempty"`
+	PrivatePerParticipant float64            `json:"privatePerParticipantBytes,omitempty"`
+	Goroutines            float64            `json:"goroutines,omitempty"`
+	MicrosPerPacket       float64            `json:"cpuMicrosPerPacket"`
+	MilliCoresPerMbps     float64            `json:"milliCoresPerForwardedMbps"`
+	Metrics               map[string]float64 `json:"metrics,omitempty"` // concord_* deltas over the window
 }
 
 type ltStreamResult struct {
@@ -316,6 +321,9 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 		mem := fmt.Sprintf("RSS %s", mb(sv.RSSBytes))
 		if sv.IdleRSSBytes > 0 {
 			mem += fmt.Sprintf(", idle %s, %s per participant", mb(sv.IdleRSSBytes), mb(sv.RSSPerParticipant))
+			if sv.IdlePrivateBytes > 0 {
+				mem += fmt.Sprintf(" (%s of it private memory, without the binary's pages)", mb(sv.PrivatePerParticipant))
+			}
 		}
 		if sv.Goroutines > 0 {
 			mem += fmt.Sprintf(", %.0f goroutines", sv.Goroutines)

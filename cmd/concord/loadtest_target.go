@@ -43,6 +43,7 @@ type ltToken struct {
 type ltServerStats struct {
 	CPUSeconds float64            // process_cpu_seconds_total
 	RSSBytes   float64            // process_resident_memory_bytes
+	Private    float64            // concord_process_private_resident_bytes (0: not reported)
 	Goroutines float64            // go_goroutines
 	Concord    map[string]float64 // every concord_* series, summed over its labels
 }
@@ -726,6 +727,8 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerSta
 			s.RSSBytes = v
 		case name == "go_goroutines":
 			s.Goroutines = v
+		case name == "concord_process_private_resident_bytes":
+			s.Private = v
 		case strings.HasPrefix(name, "concord_"):
 			s.Concord[name] += v
 		}

@@ -116,6 +116,10 @@ func TestLoadtestChildProcess(t *testing.T) {
 	if res.IdleRSSBytes <= 0 || s.Server.RSSPerParticipant == 0 || !s.Generator.Measured {
 		t.Errorf("idle RSS %v, per participant %v, generator %+v", res.IdleRSSBytes, s.Server.RSSPerParticipant, s.Generator)
 	}
+	if sv := s.Server; runtime.GOOS == "linux" && (sv.IdlePrivateBytes <= 0 || sv.PrivateBytes <= sv.IdlePrivateBytes ||
+		sv.PrivateBytes >= sv.RSSBytes || sv.PrivatePerParticipant <= 0) {
+		t.Errorf("private memory: idle %v, now %v (RSS %v), per participant %v", sv.IdlePrivateBytes, sv.PrivateBytes, sv.RSSBytes, sv.PrivatePerParticipant)
+	}
 	for _, name := range []string{"results.json", "results.txt", "cpu.svg", "loss.svg", "latency.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
