@@ -92,6 +92,7 @@ type ltConfig struct {
 	ServerLog     string        `json:"-"`
 	ServerReaders int           `json:"-"`
 	ServerProcs   bool          `json:"serverAdaptiveProcs"`
+	ServerBinary  string        `json:"serverBinary,omitempty"`
 	PionReceive   bool          `json:"pionReceive"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
@@ -232,6 +233,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.StringVar(&c.ServerLog, "server-log", "error", "log level of a server the load test starts")
 	fs.IntVar(&c.ServerReaders, "server-readers", 0, "media readers of a server the load test starts (0: one per core, its default)")
 	fs.BoolVar(&c.ServerProcs, "server-adaptive-procs", true, "a server the load test starts as a child adapts its GOMAXPROCS to its load, as by default (its --adaptive-procs)")
+	fs.StringVar(&c.ServerBinary, "server-binary", "", "run this concord executable as the server child instead of this one: two builds measured under one generator, on one machine")
 	fs.BoolVar(&c.PionReceive, "pion-receive", false, "subscribers receive through pion's whole stack (its read loops, buffers and receive-side interceptors) instead of their own lighter path")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
@@ -308,6 +310,9 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	}
 	if c.URL == "" && c.Server != "child" && c.Server != "inprocess" {
 		errs = append(errs, errors.New("server must be child or inprocess"))
+	}
+	if c.ServerBinary != "" && (c.URL != "" || c.Server != "child") {
+		errs = append(errs, errors.New("--server-binary needs the child server (no --url, no --server inprocess)"))
 	}
 	if c.URL != "" {
 		c.Server = "remote"
@@ -405,7 +410,7 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	case "inprocess":
 		tgt, err = newInprocTarget(ctx, ltServerOpts{logLevel: cfg.ServerLog, mediaReaders: cfg.ServerReaders}, stderr)
 	default:
-		tgt, err = newChildTarget(ctx, ltServerOpts{logLevel: cfg.ServerLog, mediaReaders: cfg.ServerReaders, adaptiveProcs: cfg.ServerProcs}, stderr)
+		tgt, err = newChildTarget(ctx, ltServerOpts{logLevel: cfg.ServerLog, mediaReaders: cfg.ServerReaders, adaptiveProcs: cfg.ServerProcs, binary: cfg.ServerBinary}, stderr)
 	}
 	if err != nil {
 		return nil, err

@@ -239,6 +239,9 @@ type ltServerOpts struct {
 	// adaptiveProcs is the server's --adaptive-procs; never for a
 	// server in the generator's own process, whose GOMAXPROCS it sets.
 	adaptiveProcs bool
+	// binary, when set, is the concord executable a child server runs
+	// (another build), else this one.
+	binary string
 }
 
 // ltServerConfig is the configuration of a server the load test starts:
@@ -446,12 +449,23 @@ type childTarget struct {
 // newChildTarget runs this executable as "concord loadtest
 // --internal-child", so that the server's CPU and memory are its own.
 func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*childTarget, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find the concord executable: %w", err)
+	exe := o.binary
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find the concord executable: %w", err)
+		}
 	}
-	cmd := exec.Command(exe, "loadtest", "--internal-child", "--log-level", o.logLevel, "--media-readers", strconv.Itoa(o.mediaReaders),
-		"--adaptive-procs="+strconv.FormatBool(o.adaptiveProcs))
+	// Only the settings that differ from the child's defaults, which an
+	// older build (--server-binary) may not know.
+	args := []string{"loadtest", "--internal-child", "--log-level", o.logLevel}
+	if o.mediaReaders != 0 {
+		args = append(args, "--media-readers", strconv.Itoa(o.mediaReaders))
+	}
+	if !o.adaptiveProcs {
+		args = append(args, "--adaptive-procs=false")
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
 	cmd.Stderr = stderr
 	setChildAttrs(cmd)

@@ -102,6 +102,45 @@ func TestLoadtestInProcess(t *testing.T) {
 	}
 }
 
+// TestLoadtestServerBinary runs the child server from another executable
+// (--server-binary, here a script that records its arguments and runs
+// this test binary), passing it only the settings that differ from the
+// child's defaults, which an older build may not know.
+func TestLoadtestServerBinary(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the stand-in server binary is a shell script")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	script := filepath.Join(dir, "concord-other")
+	body := "#!/bin/sh\necho \"$@\" > '" + argsFile + "'\nexec '" + self + "' \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res := runLoadtestJSON(t, "--rooms", "1", "--participants", "2", "--duration", "1s", "--warmup", "200ms",
+		"--server-binary", script, "--server-adaptive-procs=false")
+	checkStep(t, res.Steps[0], 2)
+	b, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatalf("the server binary was not run: %v", err)
+	}
+	if got, want := strings.TrimSpace(string(b)), "loadtest --internal-child --log-level error --adaptive-procs=false"; got != want {
+		t.Errorf("server binary arguments %q, want %q", got, want)
+	}
+	if res.Config.ServerBinary != script {
+		t.Errorf("config records server binary %q", res.Config.ServerBinary)
+	}
+	var out, errb bytes.Buffer
+	if code := runLoadtest([]string{"--server", "inprocess", "--server-binary", script}, nil, &out, &errb); code == 0 ||
+		!strings.Contains(errb.String(), "--server-binary needs the child server") {
+		t.Errorf("--server-binary with an in-process server: exit %d, %s", code, errb.String())
+	}
+}
+
 // TestLoadtestChildProcess runs one room against a server child process
 // whose CPU and memory come from its admin /metrics, with a report.
 func TestLoadtestChildProcess(t *testing.T) {
