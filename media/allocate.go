@@ -95,10 +95,8 @@ type bandwidth struct {
 	lossyAt      time.Time // the last report with loss of lossLow or more
 	// The delay-based estimator (bwe.go), from the first transport-wide
 	// feedback on; the estimate is the lower of the two.
-	delay   *delayEstimator
-	acked   bool    // some feedback was taken
-	ackedHi uint16  // the newest sequence number it reported
-	told    float64 // the estimate changed was last called for (tellLocked)
+	delay *delayEstimator
+	told  float64 // the estimate changed was last called for (tellLocked)
 	// settleUntil: loss reports until then span a change of the link
 	// (linkChanged) and are not taken as congestion.
 	settleUntil time.Time

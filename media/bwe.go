@@ -88,7 +88,7 @@ const (
 // when its next packet comes), and 8 slots share a line.
 type twccSent struct {
 	seq  uint16
-	size uint16 // bytes; 0: an empty slot
+	size uint16 // bytes; 0: an empty slot, or one already reported received
 	at   uint32 // Unix microseconds, modulo 2^32 (sentAt)
 }
 
@@ -429,15 +429,19 @@ func (b *bandwidth) onCompound(compound []byte) {
 
 // ackLocked feeds the arrival of packet seq at time recv (the
 // receiver's clock) to e; now is the sender's clock, Unix nanoseconds.
-// smu and mu must be held.
+// Each packet counts once, the first time a feedback reports it
+// received: its slot is emptied then. A packet reported after newer
+// ones (reordered on the way, or recorded late by a receiver that takes
+// each stream's packets in its own time, as pion's read path does) still
+// counts toward the rate received; the delay detector skips it as
+// reordered. Counting only reports newer than the newest seen, the
+// estimator saw a pion-based receiver get half to two thirds of what it
+// did, and the queue evidence paused its video. smu and mu must be held.
 func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv, now int64) {
-	if b.acked && !seqNewer(seq, b.ackedHi) {
-		return // reported already
-	}
-	b.acked, b.ackedHi = true, seq
 	s := &b.sent[seq%twccHistory]
 	if s.size != 0 && s.seq == seq {
 		e.packet(s.sentAt(now), recv, int(s.size))
+		s.size = 0
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 )
 
@@ -225,5 +226,62 @@ func TestTWCCSentTime(t *testing.T) {
 	}
 	if size := unsafe.Sizeof(twccSent{}); size != 8 {
 		t.Errorf("twccSent is %d bytes, want 8: 8 a cache line", size)
+	}
+}
+
+// TestAckedCountsLateReports: a receiver that records each stream's
+// packets as its reader for that stream gets to them (pion's read path:
+// here the second camera's reader lags the first's by up to 100 ms)
+// reports older sequence numbers after newer ones, and pion's recorder
+// reports a range again when a late packet comes. Every packet must
+// count once toward the rate received: counting only reports newer than
+// the newest seen, the estimator took such a receiver's rate for a half
+// to two thirds of what it got, and the queue evidence paused its video.
+func TestAckedCountsLateReports(t *testing.T) {
+	now := time.Unix(2000, 0)
+	b := newBandwidth(nil)
+	b.now = func() time.Time { return now }
+	rec := twcc.NewRecorder(1)
+	type pkt struct {
+		seq uint16
+		at  int64 // µs, when the stream's reader records it
+	}
+	var lagging []pkt
+	var sentBits float64
+	const steps = 150 // 20 ms each: 3 s
+	for i := 1; i <= steps; i++ {
+		now = now.Add(20 * time.Millisecond)
+		arrive := now.Add(30*time.Millisecond).UnixNano() / 1000
+		a1 := b.sentPacket(1200)
+		b1 := b.sentPacket(1200)
+		a2 := b.sentPacket(1200)
+		b2 := b.sentPacket(1200)
+		if i > steps-50 {
+			sentBits += 4 * 8 * 1200
+		}
+		rec.Record(1, a1, arrive)
+		rec.Record(1, a2, arrive+200)
+		lagging = append(lagging, pkt{b1, arrive + 100}, pkt{b2, arrive + 300})
+		if i%5 == 2 { // the second reader catches up, every 100 ms
+			for _, p := range lagging {
+				rec.Record(1, p.seq, p.at)
+			}
+			lagging = lagging[:0]
+		}
+		if i%5 == 0 { // feedback every 100 ms, 60 ms after that
+			for _, fb := range rec.BuildFeedbackPacket() {
+				raw, err := fb.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.onTWCC(raw)
+			}
+		}
+	}
+	b.mu.Lock()
+	acked := b.delay.acked()
+	b.mu.Unlock()
+	if acked < 0.9*sentBits || acked > 1.1*sentBits {
+		t.Fatalf("rate received from the feedback %.0f bit/s, sent %.0f: every packet reported must count once", acked, sentBits)
 	}
 }
