@@ -95,14 +95,16 @@ type bandwidth struct {
 	lossyAt      time.Time // the last report with loss of lossLow or more
 	// The delay-based estimator (bwe.go), from the first transport-wide
 	// feedback on; the estimate is the lower of the two.
-	delay *delayEstimator
-	told  float64 // the estimate changed was last called for (tellLocked)
+	delay    *delayEstimator
+	arrivals arrivalSpans // the newest packet of each feedback (noteQueueLocked)
+	told     float64      // the estimate changed was last called for (tellLocked)
 	// settleUntil: loss reports until then span a change of the link
 	// (linkChanged) and are not taken as congestion.
 	settleUntil time.Time
 	// queuedAt: the last delay-based cut with the receiver getting less
-	// than queueEvidence of the rate sent (congestedLocked).
-	queuedAt time.Time
+	// than queueEvidence of the rate sent, confirmed (congestedLocked);
+	// suspectAt: such a cut waiting for its confirmation.
+	queuedAt, suspectAt time.Time
 }
 
 func newBandwidth(changed func()) *bandwidth {
@@ -161,10 +163,11 @@ func (b *bandwidth) congestedLocked(now time.Time) bool {
 // queueEvidence, lets the allocator pause video.
 const pauseEvidence = 30 * time.Second
 
-// queueEvidence: a delay-based cut while the subscriber received (over
-// the last second, by transport-wide feedback) less than this share of
-// the rate sent is congestion. Jitter delays packets but does not take
-// half of them away.
+// queueEvidence: a delay-based cut while the link carried (over the last
+// half second to second, by transport-wide feedback) less than this
+// share of the rate sent is congestion (noteQueueLocked). Jitter delays
+// packets but does not stretch a second of them into a second and a
+// half.
 const queueEvidence = 0.7
 
 func (b *bandwidth) currentLocked() float64 {

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"github.com/pion/interceptor/pkg/twcc"
 	"math"
 	"testing"
 	"time"
@@ -225,13 +226,17 @@ func TestPauseNeedsLossEvidence(t *testing.T) {
 func TestPauseOnQueueEvidence(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		sent      float64 // bit/s
+		stretch   float64 // arrival span over send span, the first second
+		after     float64 // and the next half second
 		cut       bool
 		congested bool
 	}{
-		{"twice what arrived, a cut", 1_200_000, true, true},
-		{"what arrived, a cut", 520_000, true, false},
-		{"twice what arrived, no cut", 1_200_000, false, false},
+		{"a queue: sent in a second, arrived in two, and on", 2, 2, true, true},
+		{"sent in a second, arrived in 1.5, and on", 1.5, 1.5, true, true},
+		{"sent in a second, arrived in 1.2", 1.2, 1.2, true, false},
+		{"sent in a second, arrived in two, no cut", 2, 2, false, false},
+		// A receiver that stopped reading, then read what waited.
+		{"a stall: arrived in two, then the backlog at once", 2, 0.3, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Unix(1000, 0)
@@ -239,23 +244,93 @@ func TestPauseOnQueueEvidence(t *testing.T) {
 			b.now = func() time.Time { return now }
 			e := newDelayEstimator(startEstimate)
 			b.delay = e
-			b.mu.Lock()
-			b.measureLocked(now)
-			b.mu.Unlock()
-			// A second at tc.sent, of which 500 kbit/s arrived.
-			for i := range 20 {
-				e.addAcked(now.Add(time.Duration(i)*ackedBucket).UnixNano(), 500_000/8/20)
+			// A feedback every 100 ms of the receiver's clock, its newest
+			// packet sent 100 ms / stretch after the last one's.
+			send, recv := now.UnixNano(), int64(5e9)
+			feedback := func(stretch float64, n int) {
+				for range n {
+					send += int64(100e6 / stretch)
+					recv += 100e6
+					now = now.Add(100 * time.Millisecond)
+					b.arrivals.note(send, recv)
+					b.arrivals.done()
+					b.mu.Lock()
+					b.noteQueueLocked(e, now)
+					b.mu.Unlock()
+				}
 			}
-			now = now.Add(time.Second)
-			b.bytes.Add(uint64(tc.sent / 8))
+			feedback(tc.stretch, 10)
 			if tc.cut {
 				e.lastDecrease = now.UnixNano()
 			}
 			b.mu.Lock()
 			b.noteQueueLocked(e, now)
 			b.mu.Unlock()
+			if b.congested() {
+				t.Fatal("congested at the cut: the stretch needs confirming")
+			}
+			feedback(tc.after, 6)
 			if got := b.congested(); got != tc.congested {
-				t.Errorf("sent %.0f kbit/s, %.0f arrived: congested %v, want %v", tc.sent/1000, e.acked()/1000, got, tc.congested)
+				t.Errorf("congested %v, want %v", got, tc.congested)
+			}
+		})
+	}
+}
+
+// TestQueueEvidenceFromFeedback: through transport-wide feedback built
+// by pion's recorder. Packets that arrive stretched by a queue are
+// evidence; a receiver that reports only one of its two streams (a
+// stream pion's read path does not read yet records nothing) reports
+// half of what was sent, and is not.
+func TestQueueEvidenceFromFeedback(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stretch   float64 // arrival spacing over send spacing
+		reportAll bool
+		queued    bool
+	}{
+		{"a queue: arrivals stretched 1.6 times", 1.6, true, true},
+		{"no queue", 1, true, false},
+		{"no queue, half the packets left out", 1, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(3000, 0)
+			b := newBandwidth(nil)
+			b.now = func() time.Time { return now }
+			rec := twcc.NewRecorder(1)
+			start := now
+			run := func(steps int) {
+				for i := 1; i <= steps; i++ { // two packets every 20 ms
+					now = now.Add(20 * time.Millisecond)
+					arrive := start.Add(time.Duration(float64(now.Sub(start))*tc.stretch)).Add(30*time.Millisecond).UnixNano() / 1000
+					first, second := b.sentPacket(1200), b.sentPacket(1200)
+					b.bytes.Add(2 * 1200)
+					rec.Record(1, first, arrive)
+					if tc.reportAll {
+						rec.Record(1, second, arrive+100)
+					}
+					if i%5 == 0 {
+						for _, fb := range rec.BuildFeedbackPacket() {
+							raw, err := fb.Marshal()
+							if err != nil {
+								t.Fatal(err)
+							}
+							b.onTWCC(raw)
+						}
+					}
+				}
+			}
+			run(100) // 2 s
+			b.mu.Lock()
+			b.delay.lastDecrease = now.UnixNano() // a delay-based cut now
+			b.noteQueueLocked(b.delay, now)
+			b.mu.Unlock()
+			run(30) // 600 ms more: confirmed, or not
+			b.mu.Lock()
+			queued := !b.queuedAt.IsZero()
+			b.mu.Unlock()
+			if queued != tc.queued {
+				t.Errorf("queue evidence %v, want %v", queued, tc.queued)
 			}
 		})
 	}

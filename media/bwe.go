@@ -366,15 +366,93 @@ func (e *delayEstimator) checkProbe(now int64, acked float64) {
 }
 
 // noteQueueLocked takes e's update at at: a cut then, made while the
-// subscriber received (over half a second at least) less than
-// queueEvidence of the rate sent, is congestion (congestedLocked). A
-// queue that grows while the receiver gets far less than is sent is the
-// link, not a busy host's jitter. mu must be held.
+// packets the subscriber reported over the last half second to second
+// arrived over a span longer than 1/queueEvidence of the span they were
+// sent over (the link carried less than queueEvidence of the rate sent:
+// stretched), is congestion (congestedLocked). A queue that grows while
+// the receiver gets far less than is sent is the link, not a busy
+// host's jitter. Span against span, of the newest packet each feedback
+// reported: a receiver that leaves packets out of its feedback (pion's
+// read path records each stream as its reader gets to it, and a stream
+// not read yet, at a connection's start, not at all) reports less than
+// it got, which a rate received against the rate sent took for a queue.
+// And the stretch must still be there queueConfirm later: a receiver
+// that stops reading for a few hundred milliseconds (a phone, or the
+// load generator, short of CPU) stretches its arrivals too, then reads
+// what waited in a burst, and a link's queue does not. mu must be held.
 func (b *bandwidth) noteQueueLocked(e *delayEstimator, at time.Time) {
-	b.measureLocked(at)
-	if e.lastDecrease == at.UnixNano() && e.slots >= ackedBuckets/2 && b.sendRate > 0 && e.acked() < queueEvidence*b.sendRate {
-		b.queuedAt = at
+	switch {
+	case b.suspectAt.IsZero():
+		if e.lastDecrease == at.UnixNano() && b.arrivals.stretched() {
+			b.suspectAt = at
+		}
+	case at.Sub(b.suspectAt) >= queueConfirm || at.Before(b.suspectAt):
+		if b.arrivals.stretched() {
+			b.queuedAt = at
+		}
+		b.suspectAt = time.Time{}
 	}
+}
+
+// queueConfirm: see noteQueueLocked.
+const queueConfirm = 500 * time.Millisecond
+
+// arrivalSpans keeps, for the last feedback packets, the newest packet
+// each reported: when it was sent (the SFU's clock) and when it arrived
+// (the receiver's).
+type arrivalSpans struct {
+	ring [32]sentArrived // about three seconds of feedback
+	n    int             // samples kept, up to len(ring)
+	next int
+	// The newest packet of the feedback being read (ackLocked).
+	cur sentArrived
+}
+
+type sentArrived struct{ send, recv int64 }
+
+// note takes one packet of the feedback being read.
+func (a *arrivalSpans) note(send, recv int64) {
+	if send > a.cur.send {
+		a.cur = sentArrived{send, recv}
+	}
+}
+
+// done ends a feedback packet: its newest packet becomes a sample.
+func (a *arrivalSpans) done() {
+	if a.cur.send == 0 {
+		return
+	}
+	if a.n > 0 {
+		last := a.ring[(a.next+len(a.ring)-1)%len(a.ring)]
+		if a.cur.send <= last.send {
+			a.cur = sentArrived{}
+			return // nothing newer than the last feedback's newest
+		}
+	}
+	a.ring[a.next] = a.cur
+	a.next = (a.next + 1) % len(a.ring)
+	a.n = min(a.n+1, len(a.ring))
+	a.cur = sentArrived{}
+}
+
+// stretched reports whether what arrived over the last half second to
+// second (the receiver's clock) had been sent over less than
+// queueEvidence of that time.
+func (a *arrivalSpans) stretched() bool {
+	if a.n < 2 {
+		return false
+	}
+	newest := a.ring[(a.next+len(a.ring)-1)%len(a.ring)]
+	var from sentArrived
+	for i := 2; i <= a.n; i++ {
+		s := a.ring[(a.next+len(a.ring)-i)%len(a.ring)]
+		if newest.recv-s.recv > int64(time.Second) {
+			break
+		}
+		from = s
+	}
+	sendSpan, recvSpan := newest.send-from.send, newest.recv-from.recv
+	return from.send != 0 && recvSpan >= int64(500*time.Millisecond) && float64(sendSpan) < queueEvidence*float64(recvSpan)
 }
 
 // sentPacket stamps the next transport-wide sequence number: it records
@@ -403,6 +481,7 @@ func (b *bandwidth) onTWCC(p []byte) {
 	b.smu.Lock()
 	twccStatus(p, func(seq uint16, at int64) { b.ackLocked(e, seq, at, now) })
 	b.smu.Unlock()
+	b.arrivals.done()
 	e.update(now)
 	b.noteQueueLocked(e, at)
 	moved := b.tellLocked(old)
@@ -440,7 +519,9 @@ func (b *bandwidth) onCompound(compound []byte) {
 func (b *bandwidth) ackLocked(e *delayEstimator, seq uint16, recv, now int64) {
 	s := &b.sent[seq%twccHistory]
 	if s.size != 0 && s.seq == seq {
-		e.packet(s.sentAt(now), recv, int(s.size))
+		send := s.sentAt(now)
+		e.packet(send, recv, int(s.size))
+		b.arrivals.note(send, recv)
 		s.size = 0
 	}
 }
