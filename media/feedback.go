@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -58,7 +57,7 @@ func (f *feedbackFactory) NewInterceptor(id string) (interceptor.Interceptor, er
 	c := &feedbackConn{
 		factory: f,
 		id:      id,
-		ssrc:    rand.Uint32(),
+		fb:      NewReceiverFeedback(rand.Uint32()),
 		start:   time.Now(),
 	}
 	f.mu.Lock()
@@ -159,17 +158,15 @@ type feedbackConn struct {
 	interceptor.NoOp
 	factory *feedbackFactory
 	id      string    // the PeerConnection's
-	ssrc    uint32    // the SFU's SSRC in this connection's RTCP
 	start   time.Time // arrival times are microseconds since
 	udp     atomic.Bool
 	busy    atomic.Bool // a write of its own is in progress (not UDP)
 
-	mu         sync.Mutex
-	writer     interceptor.RTCPWriter // nil until bound
-	rec        *twcc.Recorder         // nil until a stream carries the extension
-	streams    []*rxStream
-	lastReport time.Time
-	closed     bool
+	mu      sync.Mutex
+	writer  interceptor.RTCPWriter // nil until bound
+	fb      *ReceiverFeedback
+	streams []*rxStream
+	closed  bool
 }
 
 // rxStream is one received stream's reception statistics, guarded by
@@ -203,9 +200,6 @@ func (c *feedbackConn) BindRemoteStream(info *interceptor.StreamInfo, r intercep
 		return r
 	}
 	c.streams = append(c.streams, s)
-	if s.twccID != 0 && c.rec == nil {
-		c.rec = twcc.NewRecorder(c.ssrc)
-	}
 	// Under c.mu, so that a Close cannot come between the check above and
 	// this, and leave c listed for ever (f.mu is never held while c.mu is
 	// taken).
@@ -248,40 +242,27 @@ func (c *feedbackConn) record(s *rxStream, h *rtp.Header, now time.Time) {
 	arrival := now.Sub(c.start)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.twccID != 0 {
-		if ext := h.GetExtension(s.twccID); len(ext) >= 2 {
-			c.rec.Record(s.ssrc, uint16(ext[0])<<8|uint16(ext[1]), arrival.Microseconds())
-		}
-	}
-	s.stats.Add(h.SequenceNumber, h.Timestamp, arrival)
+	c.fb.Record(&s.stats, h, s.twccID, arrival)
 }
-
-// report is s's reception report block, and starts the next interval.
-func (s *rxStream) report() rtcp.ReceptionReport { return s.stats.Report(s.ssrc) }
 
 // collect returns the transport-wide feedback gathered since the last
 // call and, every reportInterval, the receiver reports, with the writer
 // to send them on.
 func (c *feedbackConn) collect(now time.Time) ([]rtcp.Packet, interceptor.RTCPWriter) {
-	var pkts []rtcp.Packet
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.writer
 	if c.closed {
 		return nil, nil
 	}
-	if c.rec != nil {
-		pkts = c.rec.BuildFeedbackPacket()
-	}
-	if now.Sub(c.lastReport) >= reportInterval-feedbackInterval/2 {
-		c.lastReport = now
-		var blocks []rtcp.ReceptionReport
-		for _, s := range c.streams {
-			if s.stats.Started() {
-				blocks = append(blocks, s.report())
-			}
+	return c.fb.Collect(nil, now, c.reported), c.writer
+}
+
+// reported yields the streams to report on, with their statistics.
+// c.mu must be held.
+func (c *feedbackConn) reported(yield func(uint32, *ReceptionStats) bool) {
+	for _, s := range c.streams {
+		if !yield(s.ssrc, &s.stats) {
+			return
 		}
-		pkts = ReceiverReports(pkts, c.ssrc, blocks)
 	}
-	return pkts, w
 }

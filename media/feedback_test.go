@@ -17,7 +17,7 @@ import (
 // packets whose transit time changes.
 func TestReceptionReport(t *testing.T) {
 	start := time.Unix(1000, 0)
-	c := &feedbackConn{start: start}
+	c := &feedbackConn{start: start, fb: NewReceiverFeedback(1)}
 	s := &rxStream{ssrc: 7, stats: ReceptionStats{ClockRate: 90000}}
 	at := start
 	send := func(seq uint16, late time.Duration) {
@@ -33,7 +33,7 @@ func TestReceptionReport(t *testing.T) {
 		}
 		send(seq, 0)
 	}
-	r := s.report()
+	r := s.stats.Report(s.ssrc)
 	if r.LastSequenceNumber != 1<<16|9 || r.TotalLost != 3 || r.FractionLost != 3*256/16 || r.Jitter != 0 {
 		t.Fatalf("first report %+v, want last 1<<16|9, lost 3, fraction 48, jitter 0", r)
 	}
@@ -41,7 +41,7 @@ func TestReceptionReport(t *testing.T) {
 		send(seq, 0)
 	}
 	send(20, 10*time.Millisecond) // 900 ticks late: jitter 900/16
-	r = s.report()
+	r = s.stats.Report(s.ssrc)
 	if r.TotalLost != 3 || r.FractionLost != 0 || r.LastSequenceNumber != 1<<16|20 {
 		t.Fatalf("second report %+v, want lost 3 in total and none in the interval", r)
 	}
@@ -50,7 +50,7 @@ func TestReceptionReport(t *testing.T) {
 	}
 	// A late, reordered packet counts as received but moves nothing back.
 	send(15, 0)
-	if r = s.report(); r.LastSequenceNumber != 1<<16|20 {
+	if r = s.stats.Report(s.ssrc); r.LastSequenceNumber != 1<<16|20 {
 		t.Fatalf("a reordered packet moved the highest sequence number to %d", r.LastSequenceNumber)
 	}
 }
@@ -143,7 +143,7 @@ func TestPublisherFeedback(t *testing.T) {
 // TestFeedbackAllocs: recording a received packet allocates nothing
 // (pion's interceptors allocated attributes and a header per packet).
 func TestFeedbackAllocs(t *testing.T) {
-	c := &feedbackConn{factory: newFeedbackFactory(nil), start: time.Now()}
+	c := &feedbackConn{factory: newFeedbackFactory(nil), start: time.Now(), fb: NewReceiverFeedback(1)}
 	defer c.Close()
 	info := &interceptor.StreamInfo{SSRC: 5, ClockRate: 90000,
 		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}

@@ -1,9 +1,13 @@
 package media
 
 import (
+	"encoding/binary"
+	"iter"
 	"time"
 
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // ReceptionStats are one received RTP stream's statistics for its
@@ -78,6 +82,59 @@ func (s *ReceptionStats) Report(ssrc uint32) rtcp.ReceptionReport {
 		LastSequenceNumber: extMax,
 		Jitter:             uint32(s.jitter),
 	}
+}
+
+// FeedbackInterval is how often a receiver sends transport-wide
+// feedback, as browsers do (libwebrtc: 50-250 ms); receiver reports go
+// every reportInterval.
+const FeedbackInterval = feedbackInterval
+
+// ReceiverFeedback is what a receiver tells a sender of the packets it
+// receives: transport-wide feedback (the format pion's recorder builds)
+// every FeedbackInterval, and a receiver report on each stream every
+// second. The SFU's to each publisher, and the load generator's
+// subscribers' to the SFU. Not safe for concurrent use.
+type ReceiverFeedback struct {
+	ssrc       uint32 // the receiver's, in its RTCP
+	rec        *twcc.Recorder
+	lastReport time.Time
+}
+
+// NewReceiverFeedback returns the feedback of a receiver whose RTCP
+// carries SSRC ssrc.
+func NewReceiverFeedback(ssrc uint32) *ReceiverFeedback {
+	return &ReceiverFeedback{ssrc: ssrc, rec: twcc.NewRecorder(ssrc)}
+}
+
+// Record counts one packet, with header h, of the stream whose
+// statistics are stats, which arrived at arrival (since any fixed
+// start); twccID is the transport-wide sequence number's header
+// extension ID, 0 for a stream without one. It allocates nothing.
+func (f *ReceiverFeedback) Record(stats *ReceptionStats, h *rtp.Header, twccID uint8, arrival time.Duration) {
+	if twccID != 0 {
+		if ext := h.GetExtension(twccID); len(ext) >= 2 {
+			f.rec.Record(h.SSRC, binary.BigEndian.Uint16(ext), arrival.Microseconds())
+		}
+	}
+	stats.Add(h.SequenceNumber, h.Timestamp, arrival)
+}
+
+// Collect appends to pkts the transport-wide feedback gathered since
+// the last call and, once the report interval has passed since the last
+// reports, the receiver reports of streams (SSRC, statistics), as of now.
+func (f *ReceiverFeedback) Collect(pkts []rtcp.Packet, now time.Time, streams iter.Seq2[uint32, *ReceptionStats]) []rtcp.Packet {
+	pkts = append(pkts, f.rec.BuildFeedbackPacket()...)
+	if now.Sub(f.lastReport) < reportInterval-feedbackInterval/2 {
+		return pkts
+	}
+	f.lastReport = now
+	var blocks []rtcp.ReceptionReport
+	for ssrc, s := range streams {
+		if s.Started() {
+			blocks = append(blocks, s.Report(ssrc))
+		}
+	}
+	return ReceiverReports(pkts, f.ssrc, blocks)
 }
 
 // ReceiverReports appends to pkts the receiver reports of sender that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -221,28 +221,21 @@ func (c *ltClient) openDirect(recv *webrtc.RTPReceiver) *ltDirect {
 }
 
 // ltFeedback is what a subscriber reports of what it receives, as a
-// browser does: transport-wide feedback (RFC 8888's predecessor, the
-// draft-holmer format pion's recorder builds) every feedbackEvery, and a
-// receiver report on each stream every reportEvery.
+// browser does, and as the SFU does to its publishers
+// (media.ReceiverFeedback): transport-wide feedback every
+// media.FeedbackInterval, and a receiver report on each stream every
+// second.
 type ltFeedback struct {
-	mu       sync.Mutex
-	start    time.Time
-	rec      *twcc.Recorder
-	twccID   uint8 // the header extension's ID; 0 until known
-	ssrc     uint32
-	streams  map[uint32]*media.ReceptionStats
-	reportAt time.Time
-	sent     func([]rtcp.Packet) // counts what was sent, or nil
+	mu      sync.Mutex
+	start   time.Time
+	fb      *media.ReceiverFeedback
+	twccID  uint8 // the header extension's ID; 0 until known
+	streams map[uint32]*media.ReceptionStats
+	sent    func([]rtcp.Packet) // counts what was sent, or nil
 }
 
-const (
-	feedbackEvery = 100 * time.Millisecond
-	reportEvery   = time.Second
-)
-
 func newLtFeedback() *ltFeedback {
-	ssrc := rand.Uint32()
-	return &ltFeedback{start: time.Now(), rec: twcc.NewRecorder(ssrc), ssrc: ssrc, streams: map[uint32]*media.ReceptionStats{}}
+	return &ltFeedback{start: time.Now(), fb: media.NewReceiverFeedback(rand.Uint32()), streams: map[uint32]*media.ReceptionStats{}}
 }
 
 // setTrack learns the transport-wide extension's ID and the stream's
@@ -274,35 +267,19 @@ func (f *ltFeedback) record(h *rtp.Header, now int64) {
 	arrival := time.Duration(now - f.start.UnixNano())
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.twccID != 0 {
-		if ext := h.GetExtension(f.twccID); len(ext) >= 2 {
-			f.rec.Record(h.SSRC, binary.BigEndian.Uint16(ext), arrival.Microseconds())
-		}
-	}
-	f.stream(h.SSRC).Add(h.SequenceNumber, h.Timestamp, arrival)
+	f.fb.Record(f.stream(h.SSRC), h, f.twccID, arrival)
 }
 
 // collect returns the feedback due at now.
 func (f *ltFeedback) collect(now time.Time) []rtcp.Packet {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pkts := f.rec.BuildFeedbackPacket()
-	if now.Sub(f.reportAt) >= reportEvery-feedbackEvery/2 {
-		f.reportAt = now
-		var blocks []rtcp.ReceptionReport
-		for ssrc, s := range f.streams {
-			if s.Started() {
-				blocks = append(blocks, s.Report(ssrc))
-			}
-		}
-		pkts = media.ReceiverReports(pkts, f.ssrc, blocks)
-	}
-	return pkts
+	return f.fb.Collect(nil, now, maps.All(f.streams))
 }
 
 // loop sends the feedback on w until done closes.
 func (f *ltFeedback) loop(done <-chan struct{}, w func([]rtcp.Packet) error) {
-	t := time.NewTicker(feedbackEvery)
+	t := time.NewTicker(media.FeedbackInterval)
 	defer t.Stop()
 	for {
 		select {
