@@ -446,8 +446,9 @@ type childTarget struct {
 	done  chan error
 }
 
-// newChildTarget runs this executable as "concord loadtest
-// --internal-child", so that the server's CPU and memory are its own.
+// newChildTarget runs this executable (or o.binary, another build) as
+// "concord loadtest --internal-child", so that the server's CPU and
+// memory are its own.
 func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*childTarget, error) {
 	exe := o.binary
 	if exe == "" {
