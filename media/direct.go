@@ -207,7 +207,7 @@ func (c *directConn) resolve() *directOut {
 		return nil
 	}
 	ctx, mu, err := srtpContextOf(t)
-	if errors.Is(err, errSRTPNotStarted) {
+	if errors.Is(err, ErrSRTPNotStarted) {
 		return nil
 	}
 	if err != nil {
@@ -375,9 +375,12 @@ const srtpRoom = 32
 var (
 	errDirectTooLarge = errors.New("media: packet too large for the direct path")
 	errNotSealed      = errors.New("media: a cryptex packet with CSRCs is not sealed without pion")
-	errSRTPNotStarted = errors.New("media: SRTP session not started")
 	errSRTPInternals  = errors.New("media: pion's SRTP session has an unexpected shape")
 )
+
+// ErrSRTPNotStarted is what LocalSRTPContext and RemoteSRTPContext
+// return until pion has started the transport's SRTP session.
+var ErrSRTPNotStarted = errors.New("media: SRTP session not started")
 
 // srtpContextOf returns the local (encrypting) SRTP context of a DTLS
 // transport's SRTP session, with the mutex pion guards it with. Both
@@ -387,6 +390,15 @@ var (
 // before it is used.
 func srtpContextOf(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
 	return srtpSessionContext(t, "srtpSession", "local")
+}
+
+// LocalSRTPContext returns the context that encrypts what a DTLS
+// transport's SRTP session sends, with the mutex pion guards it with
+// (srtpContextOf); ErrSRTPNotStarted until pion has started the session.
+// The load generator's publishers encrypt with it on their own send
+// path; pion's own writes share its state.
+func LocalSRTPContext(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, error) {
+	return srtpContextOf(t)
 }
 
 // RemoteSRTPContext returns the context that decrypts what a DTLS
@@ -401,7 +413,7 @@ func RemoteSRTPContext(t *webrtc.DTLSTransport) (*srtp.Context, *sync.Mutex, err
 
 // loadedSession returns the session a DTLS transport (tv, its struct)
 // keeps in the atomic.Value field named session ("srtpSession",
-// "srtcpSession"); errSRTPNotStarted until pion stores it.
+// "srtcpSession"); ErrSRTPNotStarted until pion stores it.
 func loadedSession(tv reflect.Value, session string) (any, error) {
 	f := fieldOf[atomic.Value](tv, session)
 	if f == nil {
@@ -409,7 +421,7 @@ func loadedSession(tv reflect.Value, session string) (any, error) {
 	}
 	v := f.Load()
 	if v == nil {
-		return nil, errSRTPNotStarted
+		return nil, ErrSRTPNotStarted
 	}
 	return v, nil
 }

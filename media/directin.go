@@ -192,7 +192,7 @@ func (c *directConn) tableLocked() *inTable {
 		s.rtcpCtx, s.rtcpMu, err = srtpSessionContext(t, "srtcpSession", "remote")
 	}
 	if err != nil {
-		if !errors.Is(err, errSRTPNotStarted) {
+		if !errors.Is(err, ErrSRTPNotStarted) {
 			c.inFailed = true
 			c.factory.log.Warn("direct UDP reads disabled: pion's SRTP session is not as expected; reading through pion", "err", err)
 		}
@@ -364,7 +364,7 @@ func (c *directConn) resolveIn() *directIn {
 		return nil
 	}
 	rtpBuf, rtcpBuf, err := srtpBuffersOf(t)
-	if errors.Is(err, errSRTPNotStarted) {
+	if errors.Is(err, ErrSRTPNotStarted) {
 		return nil
 	}
 	c.inPending.Store(false)

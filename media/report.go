@@ -25,8 +25,9 @@ const reportsPerPacket = 40
 // ntpEpochOffset is the seconds from 1900 (NTP's epoch) to 1970.
 const ntpEpochOffset = 2208988800
 
-// ntpTime converts Unix nanoseconds to the 64-bit NTP format.
-func ntpTime(unixNano int64) uint64 {
+// NTPTime converts Unix nanoseconds to the 64-bit NTP format of sender
+// reports.
+func NTPTime(unixNano int64) uint64 {
 	sec := uint64(unixNano/int64(time.Second)) + ntpEpochOffset
 	frac := uint64(unixNano%int64(time.Second)) << 32 / uint64(time.Second)
 	return sec<<32 | frac
@@ -56,7 +57,7 @@ func (d *downTrack) senderReport(now int64) (sr rtcp.SenderReport, ok bool) {
 	ticks := uint32(uint64(elapsed) * uint64(d.up.codec.ClockRate) / 1_000_000)
 	return rtcp.SenderReport{
 		SSRC:        d.ssrcA.Load(),
-		NTPTime:     ntpTime(now),
+		NTPTime:     NTPTime(now),
 		RTPTime:     ts + ticks,
 		PacketCount: uint32(d.sent.Load()),
 		OctetCount:  uint32(d.sentBytes.Load()),

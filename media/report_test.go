@@ -11,11 +11,11 @@ import (
 )
 
 func TestNTPTime(t *testing.T) {
-	if got, want := ntpTime(0), uint64(ntpEpochOffset)<<32; got != want {
-		t.Fatalf("ntpTime(0) = %x, want %x", got, want)
+	if got, want := NTPTime(0), uint64(ntpEpochOffset)<<32; got != want {
+		t.Fatalf("NTPTime(0) = %x, want %x", got, want)
 	}
-	if got, want := ntpTime(int64(1500*time.Millisecond)), uint64(ntpEpochOffset+1)<<32|0x80000000; got != want {
-		t.Fatalf("ntpTime(1.5 s) = %x, want %x", got, want)
+	if got, want := NTPTime(int64(1500*time.Millisecond)), uint64(ntpEpochOffset+1)<<32|0x80000000; got != want {
+		t.Fatalf("NTPTime(1.5 s) = %x, want %x", got, want)
 	}
 }
 

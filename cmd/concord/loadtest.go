@@ -94,6 +94,7 @@ type ltConfig struct {
 	ServerProcs   bool          `json:"serverAdaptiveProcs"`
 	ServerBinary  string        `json:"serverBinary,omitempty"`
 	PionReceive   bool          `json:"pionReceive"`
+	PionSend      bool          `json:"pionSend"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
 	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
@@ -235,6 +236,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.BoolVar(&c.ServerProcs, "server-adaptive-procs", true, "a server the load test starts as a child adapts its GOMAXPROCS to its load, as by default (its --adaptive-procs)")
 	fs.StringVar(&c.ServerBinary, "server-binary", "", "run this concord executable as the server child instead of this one: two builds measured under one generator, on one machine")
 	fs.BoolVar(&c.PionReceive, "pion-receive", false, "subscribers receive through pion's whole stack (its read loops, buffers and receive-side interceptors) instead of their own lighter path")
+	fs.BoolVar(&c.PionSend, "pion-send", false, "publishers send through pion's whole stack (its track writer, send-side interceptors, SRTP session and ICE connection) instead of their own lighter path")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
@@ -424,20 +426,30 @@ func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, 
 	if r.api, err = newClientAPI(r, r.info.Local); err != nil {
 		return nil, err
 	}
-	r.subAPI = r.api
-	if !cfg.PionReceive {
-		if r.subNet, err = newLtNet(); err != nil {
+	r.pubAPI, r.subAPI = r.api, r.api
+	if !cfg.PionReceive || !cfg.PionSend {
+		if r.ownNet, err = newLtNet(); err != nil {
 			return nil, err
 		}
-		if r.subAPI, err = newSubAPI(r, r.subNet, r.info.Local); err != nil {
+		own, err := newOwnAPI(r, r.ownNet, r.info.Local)
+		if err != nil {
 			return nil, err
+		}
+		if !cfg.PionReceive {
+			r.subAPI = own
+		}
+		if !cfg.PionSend {
+			r.pubAPI = own
 		}
 	}
 	res := r.newResult()
 	err = r.drive(res)
 	r.closeAll()
 	res.Errors = r.errorCounts()
-	if r.subNet != nil {
+	if !cfg.PionSend {
+		res.SendPath = r.sendPath()
+	}
+	if !cfg.PionReceive {
 		res.ReceivePath = &ltReceivePath{OwnPackets: r.ownPackets.Load(), TransportFeedback: r.feedbackSent.Load(), ReceiverReports: r.reportsSent.Load()}
 	}
 	r.mu.Lock()
@@ -455,9 +467,10 @@ type loadRun struct {
 	tgt    ltTarget
 	info   ltServerInfo
 	base   string
-	api    *webrtc.API // the publishers'
+	api    *webrtc.API // pion's whole stack, as a browser's
+	pubAPI *webrtc.API // the publishers': api with --pion-send
 	subAPI *webrtc.API // the subscribers': api with --pion-receive
-	subNet *ltNet      // their sockets, without --pion-receive
+	ownNet *ltNet      // the sockets of the own paths (nil with both flags)
 	stderr io.Writer
 	ctx    context.Context // lives as long as the run
 

@@ -67,9 +67,11 @@ type ltPubTrack struct {
 	client *ltClient
 	video  bool
 	local  *webrtc.TrackLocalStaticRTP
-	rid    string // the simulcast layer's RTP stream id; empty without simulcast
-	layer  int    // the simulcast layer's index, 0 the lowest
-	group  uint32 // the publication: the id of its first layer (its own id without simulcast)
+	own    *ownTrack // local on the own send path; nil with --pion-send
+	stream ownStream // its sending state there (under the sender's mu)
+	rid    string    // the simulcast layer's RTP stream id; empty without simulcast
+	layer  int       // the simulcast layer's index, 0 the lowest
+	group  uint32    // the publication: the id of its first layer (its own id without simulcast)
 
 	sent      atomic.Uint64 // packets written while the connection was up
 	sentBytes atomic.Uint64
@@ -106,6 +108,7 @@ type ltClient struct {
 	pendingICE map[string][]webrtc.ICECandidateInit
 
 	tracks []*ltPubTrack
+	snd    *ownSender  // the publisher's own send path; nil with --pion-send
 	direct *ltDirect   // the subscriber's own receive path, once open (mu)
 	fb     *ltFeedback // its feedback; nil with --pion-receive
 	stop   context.CancelFunc
@@ -136,7 +139,8 @@ func (c *ltClient) send(v any) {
 }
 
 // newClientAPI builds the pion API the synthetic participants publish
-// with (and receive with, under --pion-receive; newSubAPI otherwise): the
+// with under --pion-send and receive with under --pion-receive (newOwnAPI
+// otherwise): the
 // default codecs (Opus, VP8, H.264 in packetization mode 1 with profile
 // 42e01f among others, so subscribers accept either codec the SFU
 // forwards) and interceptors (NACK, RTCP reports, the simulcast header
@@ -277,11 +281,11 @@ func (c *ltClient) join(ctx context.Context) error {
 		c.admittedNanos.Store(c.joinedNanos.Load())
 	}
 
-	api := c.r.api
+	api := c.r.pubAPI
 	if c.sub, err = c.r.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return err
 	}
-	if c.r.subNet != nil {
+	if !c.r.cfg.PionReceive {
 		c.fb = newLtFeedback()
 		c.fb.sent = c.r.countFeedback
 		go c.fb.loop(ctx.Done(), c.sub.WriteRTCP)
@@ -305,6 +309,9 @@ func (c *ltClient) join(ctx context.Context) error {
 		c.pub.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 			c.pubUp.Store(s == webrtc.PeerConnectionStateConnected)
 		})
+		if !c.r.cfg.PionSend {
+			c.snd = newOwnSender(c, c.r.ownNet)
+		}
 		if c.r.cfg.Audio {
 			if err := c.addAudio(ctx); err != nil {
 				return err
@@ -340,11 +347,11 @@ func (c *ltClient) addAudio(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audio track: %w", err)
 	}
-	sender, err := c.pub.AddTrack(local)
+	t := c.r.newPubTrack(c, false, local, 0, 0)
+	sender, err := c.pub.AddTrack(c.trackLocal(t))
 	if err != nil {
 		return fmt.Errorf("add audio track: %w", err)
 	}
-	t := c.r.newPubTrack(c, false, local, 0, 0)
 	c.tracks = append(c.tracks, t)
 	go c.readRTCP(t, sender.ReadRTCP)
 	go c.sendAudio(ctx, t)
@@ -375,18 +382,18 @@ func (c *ltClient) addVideo(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("video track: %w", err)
 		}
-		if i == 0 {
-			if sender, err = c.pub.AddTrack(local); err != nil {
-				return fmt.Errorf("add video track: %w", err)
-			}
-		} else if err := sender.AddEncoding(local); err != nil {
-			return fmt.Errorf("add simulcast layer %s: %w", l.rid, err)
-		}
 		var group uint32
 		if i > 0 {
 			group = tracks[0].id
 		}
 		t := c.r.newPubTrack(c, true, local, i, group)
+		if i == 0 {
+			if sender, err = c.pub.AddTrack(c.trackLocal(t)); err != nil {
+				return fmt.Errorf("add video track: %w", err)
+			}
+		} else if err := sender.AddEncoding(c.trackLocal(t)); err != nil {
+			return fmt.Errorf("add simulcast layer %s: %w", l.rid, err)
+		}
 		tracks = append(tracks, t)
 		c.tracks = append(c.tracks, t)
 		if l.rid == "" {
@@ -418,14 +425,51 @@ func (c *ltClient) readRTCP(t *ltPubTrack, read func() ([]rtcp.Packet, intercept
 				}
 			case *rtcp.TransportLayerNack:
 				c.r.nacksRecv.Add(uint64(len(p.Nacks)))
+				if c.snd != nil {
+					c.snd.nack(t, p)
+				}
 			}
 		}
 	}
 }
 
-// write sends one packet and counts it if the connection is up.
+// flush sends what the own send path queued (a frame's packets, one
+// sendmmsg).
+func (c *ltClient) flush() {
+	if c.snd != nil {
+		c.snd.flush()
+	}
+}
+
+// report sends t's sender report on the own send path when one is due
+// (pion's report interceptor sends them otherwise).
+func (c *ltClient) report(t *ltPubTrack) {
+	if c.snd != nil {
+		c.snd.report(t, time.Now())
+	}
+}
+
+// trackLocal returns what t's sender sends: its own track on the own
+// send path, else pion's.
+func (c *ltClient) trackLocal(t *ltPubTrack) webrtc.TrackLocal {
+	if c.snd == nil {
+		return t.local
+	}
+	t.own = &ownTrack{TrackLocalStaticRTP: t.local}
+	if t.video {
+		t.stream.ring = newOwnRing()
+	}
+	return t.own
+}
+
+// write sends one packet, or on the own send path queues it for flush,
+// and counts it if the connection is up.
 func (c *ltClient) write(t *ltPubTrack, pkt *rtp.Packet) {
-	if err := t.local.WriteRTP(pkt); err != nil || !c.pubUp.Load() {
+	if c.snd != nil {
+		if !c.snd.write(t, &pkt.Header, pkt.Payload) || !c.pubUp.Load() {
+			return
+		}
+	} else if err := t.local.WriteRTP(pkt); err != nil || !c.pubUp.Load() {
 		return
 	}
 	t.sent.Add(1)
@@ -456,6 +500,8 @@ func (c *ltClient) sendAudio(ctx context.Context, t *ltPubTrack) {
 		putTrailer(payload, t.id, counter, time.Now().UnixNano())
 		pkt.Payload = payload
 		c.write(t, pkt)
+		c.flush()
+		c.report(t)
 	}
 }
 
@@ -563,6 +609,10 @@ func (c *ltClient) sendVideo(ctx context.Context, sender *webrtc.RTPSender, trac
 				c.write(l.t, &l.pkt)
 			}
 			l.keyframe = false
+		}
+		c.flush()
+		for _, l := range sends {
+			c.report(l.t)
 		}
 	}
 }

@@ -196,7 +196,7 @@ func (c *ltClient) takeTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver, r
 // openDirect finds the subscriber connection's socket and SRTP context;
 // nil if either is not there.
 func (c *ltClient) openDirect(recv *webrtc.RTPReceiver) *ltDirect {
-	n := c.r.subNet
+	n := c.r.ownNet
 	t := recv.Transport()
 	if n == nil || t == nil {
 		return nil
@@ -293,11 +293,11 @@ func (f *ltFeedback) loop(done <-chan struct{}, w func([]rtcp.Packet) error) {
 	}
 }
 
-// newSubAPI builds the subscribers' pion API for their own receive
-// path: the codecs, header extensions and feedback a browser negotiates
-// (as newClientAPI), but none of pion's receive-side interceptors, and
-// the sockets of n.
-func newSubAPI(r *loadRun, n *ltNet, loopbackOnly bool) (*webrtc.API, error) {
+// newOwnAPI builds the pion API of the own receive and send paths
+// (loadtest_send.go): the codecs, header extensions and feedback a
+// browser negotiates (as newClientAPI), none of pion's interceptors but
+// a counter, and the sockets of n.
+func newOwnAPI(r *loadRun, n *ltNet, loopbackOnly bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ type ltResult struct {
 	// own receive path took and the feedback they sent themselves (nil
 	// with --pion-receive).
 	ReceivePath *ltReceivePath `json:"receivePath,omitempty"`
+	// SendPath counts, over the whole run, what the publishers' own send
+	// path sent (nil with --pion-send).
+	SendPath *ltSendPath `json:"sendPath,omitempty"`
 
 	// VideoCodecs counts the video tracks subscribers received, by the
 	// codec the SFU negotiated for them.
@@ -70,6 +73,13 @@ type ltReceivePath struct {
 	OwnPackets        uint64 `json:"ownPathPackets"`    // RTP taken from the socket
 	TransportFeedback uint64 `json:"transportFeedback"` // transport-wide feedback packets sent
 	ReceiverReports   uint64 `json:"receiverReports"`
+}
+
+type ltSendPath struct {
+	OwnPackets    uint64 `json:"ownPathPackets"`  // RTP encrypted and sent by the publishers themselves
+	PionPackets   uint64 `json:"pionPathPackets"` // RTP written through pion's write stream (before the pair was known)
+	Retransmitted uint64 `json:"retransmitted"`   // packets sent again for the server's NACKs
+	SenderReports uint64 `json:"senderReports"`
 }
 
 type ltMachine struct {
