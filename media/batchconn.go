@@ -217,6 +217,34 @@ type readShard struct {
 	// reader's recvmmsg calls (whatever they returned) and the RTCP
 	// reader's polls; for tests.
 	reads, polls atomic.Uint64
+	// delay counts the datagrams' times from arrival to handled
+	// (Stats.ForwardDelay), where the socket stamps their arrival.
+	delay delayCounter
+}
+
+// noteDelays counts, once the k datagrams of b are handled and what they
+// forward sent, the time since each arrived.
+func (s *readShard) noteDelays(b *recvBatch, k int) {
+	var now int64
+	for j := range k {
+		at := b.arrival(j)
+		if at == 0 {
+			continue
+		}
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		s.delay.observe(time.Duration(now - at))
+	}
+}
+
+// forwardDelays sums the readers' delay counts.
+func (c *batchConn) forwardDelays() DelayHistogram {
+	var h DelayHistogram
+	for _, s := range c.shards {
+		s.delay.addTo(&h)
+	}
+	return h
 }
 
 // readBatch is how many datagrams a reader takes from its socket with
@@ -286,6 +314,7 @@ func (c *batchConn) handle(i int, s *readShard, b *recvBatch, k int) bool {
 		}
 	}
 	s.scratch.out.flush()
+	s.noteDelays(b, k)
 	c.release()
 	return true
 }

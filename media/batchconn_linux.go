@@ -138,7 +138,12 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	if err != nil {
 		panic(err) // a *net.UDPConn always has one
 	}
-	_ = raw.Control(func(fd uintptr) { growReceiveBuffer(int(fd)) }) // every socket read gets a deep queue
+	_ = raw.Control(func(fd uintptr) {
+		growReceiveBuffer(int(fd)) // every socket read gets a deep queue
+		// Each datagram's arrival, for Stats.ForwardDelay: recvmmsg
+		// returns it beside the datagram.
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
 	r := &rawReader{raw: raw, local: c.LocalAddr()}
 	r.call = func(fd uintptr) bool {
 		var p unsafe.Pointer
@@ -179,6 +184,10 @@ type recvBatch struct {
 	hdrs  [readBatch]unix.Mmsghdr
 	iovs  [readBatch]unix.Iovec
 	names [readBatch]unix.RawSockaddrAny
+	// ctrl receives each datagram's control message: its arrival time
+	// (SCM_TIMESTAMPNS), on a socket that asked for it. Words, for the
+	// alignment of the header and timespec read from them.
+	ctrl  [readBatch][ctrlWords]uint64
 	bufs  [readBatch][]byte
 	n     uintptr
 	errno unix.Errno
@@ -199,12 +208,14 @@ func newRecvBatch() *recvBatch {
 		b.iovs[i].SetLen(receiveMTU)
 		h := &b.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Control = (*byte)(unsafe.Pointer(&b.ctrl[i][0]))
 		h.Iov = &b.iovs[i]
 		h.SetIovlen(1)
 	}
 	b.call = func(fd uintptr) bool {
 		for i := range b.hdrs {
 			b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
+			b.hdrs[i].Hdr.SetControllen(ctrlWords * 8)
 			b.hdrs[i].Hdr.Flags = 0
 		}
 		for {
@@ -268,6 +279,23 @@ func (r *rawReader) readEach(b *recvBatch, each func(n int) bool, calls *atomic.
 
 // datagram returns the j-th datagram read: its buffer (the datagram at
 // spillHeader), its length and its source.
+// ctrlWords is the size of a datagram's control buffer in 8-byte words:
+// one control message holding a timespec.
+const ctrlWords = 4
+
+// arrival is when datagram j arrived, in Unix nanoseconds, as the kernel
+// stamped it; 0 when the socket does not stamp arrivals.
+func (b *recvBatch) arrival(j int) int64 {
+	if int(b.hdrs[j].Hdr.Controllen) < unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+		return 0
+	}
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&b.ctrl[j][0]))
+	if cm.Level != unix.SOL_SOCKET || cm.Type != unix.SCM_TIMESTAMPNS {
+		return 0
+	}
+	return (*unix.Timespec)(unsafe.Add(unsafe.Pointer(&b.ctrl[j][0]), unix.CmsgLen(0))).Nano()
+}
+
 func (b *recvBatch) datagram(j int) ([]byte, int, netip.AddrPort) {
 	return b.bufs[j], int(b.hdrs[j].Len), sockaddrAddrPort(&b.names[j])
 }

@@ -91,3 +91,7 @@ func listenUDP(addr string) (net.PacketConn, error) { return net.ListenPacket("u
 func (c *batchConn) openSender() error { return errors.ErrUnsupported }
 
 func (c *batchConn) closeSender() {}
+
+// arrival is when datagram j arrived: unknown without Linux's receive
+// timestamps.
+func (b *recvBatch) arrival(int) int64 { return 0 }

@@ -3,6 +3,7 @@ package media
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Stats is a snapshot of what the SFU forwards, for monitoring (the
@@ -48,6 +49,60 @@ type Stats struct {
 	// ReceiveDropped are packets received over a direct UDP pair and
 	// dropped before any track saw them, by reason.
 	ReceiveDropped ReceiveDrops
+	// ForwardDelay is the time from a datagram's arrival at the media
+	// socket (the kernel's receive timestamp) until the reader that took
+	// it had handled it and sent what it forwards: the SFU's own share of
+	// the forwarding latency, its time queued in the socket included.
+	// Linux only; empty elsewhere.
+	ForwardDelay DelayHistogram
+}
+
+// DelayBounds are the upper bounds of a DelayHistogram's buckets.
+var DelayBounds = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond,
+}
+
+// DelayHistogram counts delays: Counts[i] those at most DelayBounds[i]
+// (and above the bound before), the last those above every bound.
+type DelayHistogram struct {
+	Counts [len(DelayBounds) + 1]uint64
+	Sum    time.Duration
+}
+
+// Count is the number of delays counted.
+func (h DelayHistogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// delayCounter is a DelayHistogram that readers add to.
+type delayCounter struct {
+	counts [len(DelayBounds) + 1]atomic.Uint64
+	sum    atomic.Int64
+}
+
+func (d *delayCounter) observe(delay time.Duration) {
+	delay = max(delay, 0) // the wall clock stepped back
+	i := 0
+	for i < len(DelayBounds) && delay > DelayBounds[i] {
+		i++
+	}
+	d.counts[i].Add(1)
+	d.sum.Add(int64(delay))
+}
+
+// addTo adds the counts to h.
+func (d *delayCounter) addTo(h *DelayHistogram) {
+	for i := range d.counts {
+		h.Counts[i] += d.counts[i].Load()
+	}
+	h.Sum += time.Duration(d.sum.Load())
 }
 
 // ReceiveDrops counts received packets dropped on the direct read path
@@ -126,6 +181,9 @@ func (s *SFU) Stats() Stats {
 	st := s.stats.snapshot()
 	if s.direct != nil {
 		st.ReceiveDropped = s.direct.receiveDrops()
+	}
+	if s.batch != nil {
+		st.ForwardDelay = s.batch.forwardDelays()
 	}
 	return st
 }

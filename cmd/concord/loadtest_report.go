@@ -211,6 +211,17 @@ type ltServerFigures struct {
 	MicrosPerPacket       float64            `json:"cpuMicrosPerPacket"`
 	MilliCoresPerMbps     float64            `json:"milliCoresPerForwardedMbps"`
 	Metrics               map[string]float64 `json:"metrics,omitempty"` // concord_* deltas over the window
+	// ForwardDelay is the server's own share of the forwarding latency
+	// over the window: from a datagram's arrival at its media socket until
+	// it had been handled and its fan-out sent (its histogram's
+	// quantiles; nil when the server does not report it).
+	ForwardDelay *ltForwardDelay `json:"forwardDelay,omitempty"`
+}
+
+type ltForwardDelay struct {
+	P50Ms     float64 `json:"p50Ms"`
+	P99Ms     float64 `json:"p99Ms"`
+	Datagrams float64 `json:"datagrams"`
 }
 
 type ltStreamResult struct {
@@ -327,6 +338,9 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	if sv := s.Server; sv.Measured {
 		fmt.Fprintf(tw, "server CPU\t%.2f s in %.1f s = %.2f cores (%.0f%% of the machine)\n", sv.CPUSeconds, s.WindowSeconds, sv.Cores, 100*sv.Cores/float64(max(1, s.MachineCPUs)))
 		fmt.Fprintf(tw, "server CPU per packet\t%.2f µs per packet (in + out)\n", sv.MicrosPerPacket)
+		if d := sv.ForwardDelay; d != nil {
+			fmt.Fprintf(tw, "server forwarding delay\tp50 %.2fms  p99 %.2fms  (its own share: arrival at its socket to sent, %.0f datagrams)\n", d.P50Ms, d.P99Ms, d.Datagrams)
+		}
 		fmt.Fprintf(tw, "server CPU per Mbit/s\t%.2f milli-cores per forwarded Mbit/s\n", sv.MilliCoresPerMbps)
 		mem := fmt.Sprintf("RSS %s", mb(sv.RSSBytes))
 		if sv.IdleRSSBytes > 0 {

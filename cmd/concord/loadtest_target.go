@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +48,10 @@ type ltServerStats struct {
 	Private    float64            // concord_process_private_resident_bytes (0: not reported)
 	Goroutines float64            // go_goroutines
 	Concord    map[string]float64 // every concord_* series, summed over its labels
+	// Delay is the histogram concord_media_forward_delay_seconds: each
+	// bucket's upper bound in seconds (+Inf the last) to its cumulative
+	// count; empty when the server does not report it.
+	Delay map[float64]float64
 }
 
 // ltServerInfo describes the server under test.
@@ -709,7 +715,7 @@ func isLoopbackURL(u string) bool {
 // process and runtime figures, and every concord_* series summed over its
 // labels.
 func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerStats, error) {
-	s := ltServerStats{Concord: map[string]float64{}}
+	s := ltServerStats{Concord: map[string]float64{}, Delay: map[float64]float64{}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return s, err
@@ -735,6 +741,12 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerSta
 		if !ok {
 			continue
 		}
+		if name == forwardDelayMetric+"_bucket" {
+			if le, ok := bucketBound(sc.Text()); ok {
+				s.Delay[le] = v
+			}
+			continue
+		}
 		switch {
 		case name == "process_cpu_seconds_total":
 			s.CPUSeconds = v
@@ -749,6 +761,65 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerSta
 		}
 	}
 	return s, sc.Err()
+}
+
+// forwardDelayMetric is the server's histogram of its own share of the
+// forwarding latency (media.Stats.ForwardDelay).
+const forwardDelayMetric = "concord_media_forward_delay_seconds"
+
+// bucketBound returns the le label of a histogram bucket's sample line.
+func bucketBound(line string) (float64, bool) {
+	_, rest, ok := strings.Cut(line, `le="`)
+	if !ok {
+		return 0, false
+	}
+	le, _, ok := strings.Cut(rest, `"`)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(le, 64) // "+Inf" included
+	return v, err == nil
+}
+
+// delayQuantiles returns the q quantiles, in milliseconds, of what the
+// histogram counted between two scrapes (cumulative counts by upper
+// bound), interpolating within a bucket as Prometheus's
+// histogram_quantile does; a quantile in the last, unbounded bucket is
+// its lower bound. n is the number counted; 0 when nothing was.
+func delayQuantiles(before, after map[float64]float64, qs ...float64) (ms []float64, n float64) {
+	bounds := make([]float64, 0, len(after))
+	for b := range after {
+		bounds = append(bounds, b)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 || !math.IsInf(bounds[len(bounds)-1], 1) {
+		return nil, 0
+	}
+	cum := make([]float64, len(bounds))
+	for i, b := range bounds {
+		cum[i] = after[b] - before[b]
+	}
+	n = cum[len(cum)-1]
+	if n <= 0 {
+		return nil, 0
+	}
+	for _, q := range qs {
+		rank := q * n
+		i := 0
+		for i < len(cum)-1 && cum[i] < rank {
+			i++
+		}
+		lower, below := 0.0, 0.0
+		if i > 0 {
+			lower, below = bounds[i-1], cum[i-1]
+		}
+		v := lower
+		if !math.IsInf(bounds[i], 1) && cum[i] > below {
+			v = lower + (bounds[i]-lower)*(rank-below)/(cum[i]-below)
+		}
+		ms = append(ms, v*1000)
+	}
+	return ms, n
 }
 
 // parseMetricLine splits one sample line: name{labels} value [timestamp].

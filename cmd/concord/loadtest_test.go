@@ -753,3 +753,37 @@ func TestLoopbackCost(t *testing.T) {
 	}
 	t.Logf("%.2f µs of CPU per loopback datagram", us)
 }
+
+// TestDelayQuantiles: quantiles of what a histogram counted between two
+// scrapes, interpolated within a bucket; the unbounded bucket gives its
+// lower bound; nothing counted gives nothing.
+func TestDelayQuantiles(t *testing.T) {
+	inf := math.Inf(1)
+	before := map[float64]float64{0.001: 10, 0.002: 10, 0.004: 10, inf: 10}
+	// Over the window: 50 within 1 ms, 40 in (1, 2] ms, 8 in (2, 4] ms,
+	// 2 above.
+	after := map[float64]float64{0.001: 60, 0.002: 100, 0.004: 108, inf: 110}
+	q, n := delayQuantiles(before, after, 0.5, 0.9, 0.99, 1)
+	if n != 100 {
+		t.Fatalf("counted %v, want 100", n)
+	}
+	want := []float64{1, 2, 4, 4} // p50 at the top of the first bucket; p99 and p100 in the unbounded one
+	for i := range want {
+		if math.Abs(q[i]-want[i]) > 1e-9 {
+			t.Errorf("quantiles %v ms, want %v", q, want)
+			break
+		}
+	}
+	if q, _ := delayQuantiles(before, after, 0.25); math.Abs(q[0]-0.5) > 1e-9 {
+		t.Errorf("p25 %v ms, want 0.5 (halfway into the first bucket)", q[0])
+	}
+	if _, n := delayQuantiles(after, after, 0.5); n != 0 {
+		t.Errorf("nothing counted, but n = %v", n)
+	}
+	if b, ok := bucketBound(`concord_media_forward_delay_seconds_bucket{le="0.00025"} 7`); !ok || b != 0.00025 {
+		t.Errorf("bucket bound %v %v", b, ok)
+	}
+	if b, ok := bucketBound(`concord_media_forward_delay_seconds_bucket{le="+Inf"} 7`); !ok || !math.IsInf(b, 1) {
+		t.Errorf("bucket bound %v %v", b, ok)
+	}
+}

@@ -48,7 +48,7 @@ type mediaCollector struct {
 	rooms, peers, tracks          *prometheus.Desc
 	packets, bytes, retransmitted *prometheus.Desc
 	nacks, plis, dropped          *prometheus.Desc
-	receiveDropped                *prometheus.Desc
+	receiveDropped, forwardDelay  *prometheus.Desc
 }
 
 // newMediaCollector returns the collector of stats, usually an SFU's
@@ -70,6 +70,8 @@ func newMediaCollector(stats func() media.Stats) *mediaCollector {
 		dropped:       desc("dropped_packets_total", "Packets not forwarded or not retransmitted to a subscriber, by reason.", "reason"),
 		receiveDropped: desc("received_dropped_packets_total",
 			"Packets received and dropped before any track saw them: behind (the node is not keeping up: the kernel dropped datagrams on a full media socket, or a session's buffer was full), not_authentic (SRTP authentication failed, or a replay).", "reason"),
+		forwardDelay: desc("forward_delay_seconds",
+			"Time from a datagram's arrival at the media socket (the kernel's timestamp) until the SFU had handled it and sent what it forwards: the node's own share of the forwarding latency, its time queued in the socket included (Linux)."),
 	}
 }
 
@@ -79,7 +81,7 @@ func registerMediaMetrics(reg prometheus.Registerer, sfu *media.SFU) {
 }
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped, c.receiveDropped} {
+	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped, c.receiveDropped, c.forwardDelay} {
 		ch <- d
 	}
 }
@@ -111,4 +113,11 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	st.ReceiveDropped.Each(func(reason string, n uint64) {
 		counter(c.receiveDropped, n, reason)
 	})
+	buckets := make(map[float64]uint64, len(media.DelayBounds))
+	var cumulative uint64
+	for i, b := range media.DelayBounds {
+		cumulative += st.ForwardDelay.Counts[i]
+		buckets[b.Seconds()] = cumulative
+	}
+	ch <- prometheus.MustNewConstHistogram(c.forwardDelay, st.ForwardDelay.Count(), st.ForwardDelay.Sum.Seconds(), buckets)
 }

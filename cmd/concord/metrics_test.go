@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ func TestMediaCollector(t *testing.T) {
 			Retransmitted: 7, NACKsIn: 8, NACKsOut: 4, PLIsIn: 3, KeyframeRequests: 1,
 			Dropped:        media.Drops{QueueFull: 11, KeyframeWait: 12, TooLate: 13, NotCached: 14},
 			ReceiveDropped: media.ReceiveDrops{Behind: 15, NotAuthentic: 16},
+			// 2 within 100 µs, 3 within 1 ms, 1 above 250 ms.
+			ForwardDelay: media.DelayHistogram{Counts: [len(media.DelayBounds) + 1]uint64{0: 2, 3: 3, len(media.DelayBounds): 1}, Sum: 300 * time.Millisecond},
 		}
 	})
 	reg := prometheus.NewPedanticRegistry()
@@ -60,6 +63,12 @@ func TestMediaCollector(t *testing.T) {
 		`concord_media_dropped_packets_total{reason="not_cached"}`:             14,
 		`concord_media_received_dropped_packets_total{reason="behind"}`:        15,
 		`concord_media_received_dropped_packets_total{reason="not_authentic"}`: 16,
+		"concord_media_forward_delay_seconds_sum":                              0.3,
+		"concord_media_forward_delay_seconds_count":                            6,
+	}
+	for le, n := range map[string]float64{"0.0001": 2, "0.00025": 2, "0.0005": 2, "0.001": 5, "0.0025": 5, "0.005": 5,
+		"0.01": 5, "0.025": 5, "0.05": 5, "0.1": 5, "0.25": 5, "+Inf": 6} {
+		want[`concord_media_forward_delay_seconds_bucket{le="`+le+`"}`] = n
 	}
 	for k, v := range want {
 		if got, ok := samples[k]; !ok || got != v {
@@ -71,15 +80,18 @@ func TestMediaCollector(t *testing.T) {
 	}
 	for name, typ := range types {
 		wantType := "counter"
-		if name == "concord_media_rooms" || name == "concord_media_peers" || name == "concord_media_tracks" {
+		switch name {
+		case "concord_media_rooms", "concord_media_peers", "concord_media_tracks":
 			wantType = "gauge"
+		case "concord_media_forward_delay_seconds":
+			wantType = "histogram"
 		}
 		if typ != wantType {
 			t.Errorf("%s is a %s, want a %s", name, typ, wantType)
 		}
 	}
-	if len(types) != 10 {
-		t.Errorf("%d metric families, want 10: %v", len(types), types)
+	if len(types) != 11 {
+		t.Errorf("%d metric families, want 11: %v", len(types), types)
 	}
 }
 
@@ -127,6 +139,14 @@ func TestAdminMediaMetrics(t *testing.T) {
 	}
 	if v := m["concord_media_peers"]; v != 2 {
 		t.Errorf("media peers %v, want 2", v)
+	}
+	// On Linux the media sockets stamp each datagram's arrival: the
+	// SFU's own share of the latency, a few milliseconds at most here.
+	if runtime.GOOS == "linux" {
+		n, sum := m["concord_media_forward_delay_seconds_count"], m["concord_media_forward_delay_seconds_sum"]
+		if n < 10 || !(sum > 0 && sum/n < 0.05) {
+			t.Errorf("forward delay: %v datagrams, %v s in all; want media counted, a mean under 50 ms", n, sum)
+		}
 	}
 	for _, s := range []string{
 		"concord_media_retransmitted_packets_total",
