@@ -437,15 +437,19 @@ func firstKind(cfg *ltConfig) string {
 
 func writeRampTable(w io.Writer, res *ltResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rooms\tparticipants\tserver cores\tgenerator cores\tother cores\tmachine busy\tloss %\tlatency p50\tp99\tjoin p50\tp99\tserver RSS\tµs/packet\tmcores/Mbit/s\t\t")
+	fmt.Fprintln(tw, "rooms\tparticipants\tserver cores\tgenerator cores\tother cores\tmachine busy\tloss %\tlatency p50\tp99\tserver's p99\tjoin p50\tp99\tserver RSS\tµs/packet\tmcores/Mbit/s\t\t")
 	for _, s := range res.Steps {
 		verdict := "held"
 		if !s.Held {
 			verdict = "crossed: " + strings.Join(s.Crossed, ", ")
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.0f%%\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\t%s\n",
+		serverP99 := "-" // the server does not report its share
+		if d := s.Server.ForwardDelay; d != nil {
+			serverP99 = fmtMs(d.P99Ms)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.2f\t%.0f%%\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\t%s\n",
 			s.Rooms, s.Participants, fmtCores(s.Server.Cores, s.Server.Measured), fmtCores(s.Generator.Cores, s.Generator.Measured && !s.Server.Shared),
-			s.OtherCores, 100*s.MachineBusy, s.LossPct, fmtMs(float64(s.Latency.P50)), fmtMs(float64(s.Latency.P99)),
+			s.OtherCores, 100*s.MachineBusy, s.LossPct, fmtMs(float64(s.Latency.P50)), fmtMs(float64(s.Latency.P99)), serverP99,
 			fmtMs(float64(s.Join.P50)), fmtMs(float64(s.Join.P99)), mb(s.Server.RSSBytes), s.Server.MicrosPerPacket, s.Server.MilliCoresPerMbps, verdict)
 	}
 	tw.Flush()

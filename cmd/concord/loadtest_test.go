@@ -159,10 +159,19 @@ func TestLoadtestChildProcess(t *testing.T) {
 		sv.PrivateBytes >= sv.RSSBytes || sv.PrivatePerParticipant <= 0) {
 		t.Errorf("private memory: idle %v, now %v (RSS %v), per participant %v", sv.IdlePrivateBytes, sv.PrivateBytes, sv.RSSBytes, sv.PrivatePerParticipant)
 	}
+	// The server's own share of the latency, from its histogram: every
+	// packet it forwarded counted, under what the clients measured.
+	if d := s.Server.ForwardDelay; runtime.GOOS == "linux" && (d == nil || d.Datagrams < float64(s.Video.Received)/2 ||
+		!(d.P50Ms > 0 && d.P50Ms <= d.P99Ms && d.P99Ms <= 250)) {
+		t.Errorf("server's forwarding delay %+v, with %d video packets received", d, s.Video.Received)
+	}
 	for _, name := range []string{"results.json", "results.txt", "cpu.svg", "loss.svg", "latency.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if name == "results.txt" && runtime.GOOS == "linux" && !strings.Contains(string(b), "server forwarding delay") {
+			t.Errorf("results.txt does not give the server's forwarding delay:\n%s", b)
 		}
 		if strings.HasSuffix(name, ".svg") {
 			if err := xml.Unmarshal(b, new(struct{})); err != nil {
