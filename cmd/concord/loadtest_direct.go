@@ -70,6 +70,7 @@ func (n *ltNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn
 	}
 	lc := &ltConn{UDPConn: u, net: n}
 	lc.port = u.LocalAddr().(*net.UDPAddr).Port
+	lc.rd = newLtReader(lc)
 	n.mu.Lock()
 	n.conns[lc.port] = lc
 	n.mu.Unlock()
@@ -89,11 +90,15 @@ type ltConn struct {
 	net    *ltNet
 	port   int
 	direct atomic.Pointer[ltDirect]
+	rd     *ltReader // batched reads (Linux); nil: through Go's poller
 }
 
 // ReadFromAddrPort reads the next datagram for pion, after handing the
 // SRTP of the streams the client takes to it.
 func (c *ltConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if c.rd != nil {
+		return c.rd.readFrom(b)
+	}
 	for {
 		n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
 		if err != nil {
