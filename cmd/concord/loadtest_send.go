@@ -162,7 +162,7 @@ type ownSender struct {
 	resolved *webrtc.ICECandidatePair // the pair out and viaPion are of
 	viaPion  bool                     // the pair is not one to write to directly: pion's write stream
 	nextTry  time.Time
-	scratch  [ringSlot]byte // an audio packet, as marshalled
+	scratch  [ringSlot]byte // an audio packet or a retransmission, as marshalled
 	rtxHdr   rtp.Header
 	rtxBuf   [ringSlot + 2]byte
 	// The batch being filled: encrypted packets, one sendmmsg.
