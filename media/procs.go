@@ -3,7 +3,6 @@ package media
 import (
 	"log/slog"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -62,15 +61,6 @@ func (p *procsPolicy) next(cores float64, dt time.Duration) int {
 		p.low = 0
 	}
 	return p.cur
-}
-
-// processCPU is the CPU time (user and system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // adaptProcs runs pol every tick until done closes, setting GOMAXPROCS

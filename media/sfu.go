@@ -218,7 +218,7 @@ func New(p Params) (_ *SFU, err error) {
 			return nil, err
 		}
 	}
-	if p.AdaptProcs {
+	if p.AdaptProcs && processCPUKnown {
 		full := runtime.GOMAXPROCS(0)
 		_, fixed := os.LookupEnv("GOMAXPROCS")
 		pol := procsPolicy{full: full, shrinkAfter: procsShrinkAfter}
