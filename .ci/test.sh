@@ -73,6 +73,10 @@ if [ -n "$unformatted" ]; then
 fi
 log "go vet"
 go vet ./...
+# Deployed on Linux, but developers build on macOS and Windows too.
+log "go vet (windows, darwin)"
+GOOS=windows go vet ./...
+GOOS=darwin go vet ./...
 
 # --- Tests. CI=true makes a missing PostgreSQL, Redis or Chromium a failure.
 # The media tests measure packet loss and recovery times over real and
