@@ -175,7 +175,7 @@ func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
 	if r.errno != 0 {
 		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: r.errno}
 	}
-	return int(r.n), sockaddrAddrPort(&r.from), nil
+	return int(r.n), SockaddrAddrPort(&r.from), nil
 }
 
 // recvBatch is what one recvmmsg reads into: up to readBatch datagrams,
@@ -297,11 +297,13 @@ func (b *recvBatch) arrival(j int) int64 {
 }
 
 func (b *recvBatch) datagram(j int) ([]byte, int, netip.AddrPort) {
-	return b.bufs[j], int(b.hdrs[j].Len), sockaddrAddrPort(&b.names[j])
+	return b.bufs[j], int(b.hdrs[j].Len), SockaddrAddrPort(&b.names[j])
 }
 
-// sockaddrAddrPort is a received datagram's source.
-func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
+// SockaddrAddrPort is the source of a datagram recvmmsg or recvfrom
+// returned (the zero AddrPort for a family other than IPv4 and IPv6).
+// The load generator's own readers use it too.
+func SockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 	switch sa.Addr.Family {
 	case unix.AF_INET:
 		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/concord-odr/concord/media"
 )
 
 // ltReadBatch is the most datagrams one recvmmsg takes from an own
@@ -106,20 +108,5 @@ func (r *ltReader) readFrom(b []byte) (int, netip.AddrPort, error) {
 	}
 	j := r.pending[r.next]
 	r.next++
-	return copy(b, r.bufs[j][:r.hdrs[j].Len]), rawAddrPort(&r.names[j]), nil
-}
-
-// rawAddrPort is a received datagram's source address.
-func rawAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
-	switch sa.Addr.Family {
-	case unix.AF_INET:
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		p := (*[2]byte)(unsafe.Pointer(&a.Port))
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(p[0])<<8|uint16(p[1]))
-	case unix.AF_INET6:
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		p := (*[2]byte)(unsafe.Pointer(&a.Port))
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
-	}
-	return netip.AddrPort{}
+	return copy(b, r.bufs[j][:r.hdrs[j].Len]), media.SockaddrAddrPort(&r.names[j]), nil
 }
