@@ -253,33 +253,44 @@ func (s *ownSender) write(t *ltPubTrack, h *rtp.Header, payload []byte) bool {
 	defer s.mu.Unlock()
 	now := time.Now()
 	h.SSRC, h.PayloadType = b.ssrc, b.pt
-	if b.twccID != 0 {
-		s.twseq++
-		binary.BigEndian.PutUint16(s.twbuf[:], s.twseq)
-		if err := h.SetExtension(b.twccID, s.twbuf[:]); err != nil {
-			return false
-		}
-	}
 	st := &t.stream
 	buf := s.scratch[:]
 	if st.ring != nil {
 		buf = st.ring.slot(h.SequenceNumber)
 	}
-	hl := h.MarshalSize()
-	if hl+len(payload) > len(buf) {
+	pkt, hl, ok := s.marshalLocked(b, h, payload, buf)
+	if !ok {
 		return false
 	}
-	if _, err := h.MarshalTo(buf); err != nil {
-		return false
-	}
-	n := hl + copy(buf[hl:], payload)
 	if st.ring != nil {
-		st.ring.keep(h.SequenceNumber, n)
+		st.ring.keep(h.SequenceNumber, len(pkt))
 	}
 	st.packets++
 	st.octets += uint32(len(payload))
 	st.lastTS, st.lastAt = h.Timestamp, now
-	return s.sendLocked(b, h, buf[:n], hl, now)
+	return s.sendLocked(b, h, pkt, hl, now)
+}
+
+// marshalLocked gives h the connection's next transport-wide sequence
+// number (when negotiated) and marshals it and payload into buf; it
+// returns the packet and its header's length, or false when it does not
+// fit.
+func (s *ownSender) marshalLocked(b *ownBinding, h *rtp.Header, payload, buf []byte) ([]byte, int, bool) {
+	if b.twccID != 0 {
+		s.twseq++
+		binary.BigEndian.PutUint16(s.twbuf[:], s.twseq)
+		if err := h.SetExtension(b.twccID, s.twbuf[:]); err != nil {
+			return nil, 0, false
+		}
+	}
+	hl := h.MarshalSize()
+	if hl+len(payload) > len(buf) {
+		return nil, 0, false
+	}
+	if _, err := h.MarshalTo(buf); err != nil {
+		return nil, 0, false
+	}
+	return buf[:hl+copy(buf[hl:], payload)], hl, true
 }
 
 // sendLocked encrypts marshalled packet pkt (header h, hl bytes of it)
@@ -374,23 +385,11 @@ func (s *ownSender) resendLocked(t *ltPubTrack, b *ownBinding, seq uint16, now t
 		binary.BigEndian.PutUint16(s.rtxBuf[:], seq)
 		payload = s.rtxBuf[:2+copy(s.rtxBuf[2:], payload)]
 	}
-	if b.twccID != 0 {
-		s.twseq++
-		binary.BigEndian.PutUint16(s.twbuf[:], s.twseq)
-		if err := h.SetExtension(b.twccID, s.twbuf[:]); err != nil {
-			return false
-		}
-	}
-	pkt := s.scratch[:]
-	hl = h.MarshalSize()
-	if hl+len(payload) > len(pkt) {
+	pkt, hl, ok := s.marshalLocked(b, h, payload, s.scratch[:])
+	if !ok {
 		return false
 	}
-	if _, err := h.MarshalTo(pkt); err != nil {
-		return false
-	}
-	n := hl + copy(pkt[hl:], payload)
-	return s.sendLocked(b, h, pkt[:n], hl, now)
+	return s.sendLocked(b, h, pkt, hl, now)
 }
 
 // report sends t's sender report when a second has passed since the
