@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -296,17 +295,7 @@ func TestRideGate(t *testing.T) {
 // counted, each within a few milliseconds on loopback.
 func TestForwardDelay(t *testing.T) {
 	sfu := newTestSFU(t, Params{})
-	room := sfu.NewRoom("delay")
-	defer room.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	alice := newTestClient(t, room, "alice", clientOpts{})
-	bob := newTestClient(t, room, "bob", clientOpts{})
-	alice.publish(ctx, true, true, 3)
-	room.Allow("bob", "alice", true)
-	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
-		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
-	})
+	_, _, bob, _ := aliceToBob(t, sfu, clientOpts{}, 3)
 	st := sfu.Stats()
 	h := st.ForwardDelay
 	if h.Count() < 40 {

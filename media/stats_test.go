@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"sync"
@@ -25,18 +24,7 @@ func TestStats(t *testing.T) {
 	if st := sfu.Stats(); st != (Stats{}) {
 		t.Fatalf("a new SFU's stats are %+v, want zero", st)
 	}
-	room := sfu.NewRoom("stats")
-	defer room.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	alice := newTestClient(t, room, "alice", clientOpts{})
-	bob := newTestClient(t, room, "bob", clientOpts{})
-	alice.publish(ctx, true, true, 3)
-	room.Allow("bob", "alice", true)
-	waitFor(t, 10*time.Second, "bob receiving alice", func() bool {
-		return bob.packets("alice", "video") > 30 && bob.packets("alice", "audio") > 10
-	})
+	room, alice, bob, _ := aliceToBob(t, sfu, clientOpts{}, 3)
 
 	st := sfu.Stats()
 	if st.Rooms != 1 || st.Peers != 2 || st.PublishedTracks != 2 || st.ForwardedTracks != 2 {
