@@ -95,6 +95,7 @@ type ltConfig struct {
 	ServerBinary  string        `json:"serverBinary,omitempty"`
 	PionReceive   bool          `json:"pionReceive"`
 	PionSend      bool          `json:"pionSend"`
+	Floor         bool          `json:"floor,omitempty"`
 
 	// layerCycle, with simulcast, has every subscriber cap each
 	// publisher's video at layer 0, 2, 1, 2 in turn this often (the
@@ -237,6 +238,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	fs.StringVar(&c.ServerBinary, "server-binary", "", "run this concord executable as the server child instead of this one: two builds measured under one generator, on one machine")
 	fs.BoolVar(&c.PionReceive, "pion-receive", false, "subscribers receive through pion's whole stack (its read loops, buffers and receive-side interceptors) instead of their own lighter path")
 	fs.BoolVar(&c.PionSend, "pion-send", false, "publishers send through pion's whole stack (its track writer, send-side interceptors, SRTP session and ICE connection) instead of their own lighter path")
+	fs.BoolVar(&c.Floor, "floor", false, "measure this machine's floor instead of the server: the same packets, at the same pace, through a bare relay in a child process (one goroutine, recvmmsg and sendmmsg; no encryption, RTP or signaling); Linux")
 	fs.StringVar(&c.Replot, "replot", "", "rewrite results.txt and the charts of a --report folder from its results.json, then exit")
 	fs.StringVar(&c.MintTokens, "mint-tokens", "", "create --rooms sessions in the case store of --data-dir (or --database-url) and write their join tokens to this file for --tokens, then exit; run it on the node, beside its server")
 	fs.StringVar(&c.DataDir, "data-dir", "concord-data", "with --mint-tokens: the server's data folder (its signing key, and its embedded store)")
@@ -319,6 +321,9 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 	if c.URL != "" {
 		c.Server = "remote"
 	}
+	if c.Floor && (c.URL != "" || c.Ramp || c.Report != "" || c.CaucusEvery != 0 || c.Server != "child" || c.ServerBinary != "") {
+		errs = append(errs, errors.New("--floor measures one step on this machine: no --url, --ramp, --report, --caucus-every, --server or --server-binary"))
+	}
 	if c.Profile && c.Report == "" {
 		errs = append(errs, errors.New("--profile needs --report DIR"))
 	}
@@ -344,6 +349,9 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*ltConfig, error) {
 func runLoadtest(args []string, _ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "--internal-child" {
 		return runLoadtestChild(args[1:], os.Stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "--internal-relay" {
+		return runFloorRelay(os.Stdin, stdout)
 	}
 	cfg, err := parseLoadtestFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -404,6 +412,9 @@ func runLoadtest(args []string, _ []string, stdout, stderr io.Writer) int {
 // loadtest runs the configured load and returns its results; on an error
 // midway it returns what it measured so far too.
 func loadtest(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltResult, error) {
+	if cfg.Floor {
+		return loadtestFloor(ctx, cfg, stderr)
+	}
 	var tgt ltTarget
 	var err error
 	switch cfg.Server {

@@ -50,6 +50,7 @@ type ltResult struct {
 	Server       ltServerInfo     `json:"server"`
 	IdleRSSBytes float64          `json:"serverIdleRssBytes,omitempty"`
 	Steps        []ltStep         `json:"steps"`
+	Floor        *ltFloor         `json:"floor,omitempty"`     // --floor, instead of steps
 	HeldRooms    int              `json:"heldRooms,omitempty"` // ramp: the last step that held
 	RampStop     string           `json:"rampStop,omitempty"`
 	ModeSwitches uint64           `json:"modeSwitches,omitempty"`
@@ -242,15 +243,20 @@ type ltStreamResult struct {
 }
 
 func (r *loadRun) newResult() *ltResult {
-	model, mem := machineInfo()
-	loopback, _ := loopbackCost()
 	return &ltResult{
 		Started: time.Now().UTC().Truncate(time.Second),
-		Machine: ltMachine{CPUs: runtime.NumCPU(), CPUModel: model, MemTotalBytes: mem, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-			LoopbackDatagramMicros: loopback},
-		Config: r.cfg,
-		Server: r.info,
+		Machine: probeMachine(),
+		Config:  r.cfg,
+		Server:  r.info,
 	}
+}
+
+// probeMachine describes this machine, its loopback cost measured.
+func probeMachine() ltMachine {
+	model, mem := machineInfo()
+	loopback, _ := loopbackCost()
+	return ltMachine{CPUs: runtime.NumCPU(), CPUModel: model, MemTotalBytes: mem, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		LoopbackDatagramMicros: loopback}
 }
 
 func writeJSON(w io.Writer, res *ltResult) error {
@@ -271,6 +277,9 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	}
 	fmt.Fprintln(w)
 	srv := res.Server.Mode + " " + res.Server.URL
+	if res.Floor != nil {
+		srv = "none: the floor's relay at " + res.Server.URL
+	}
 	if res.Server.PID != 0 {
 		srv += fmt.Sprintf(" (pid %d)", res.Server.PID)
 	}
@@ -294,9 +303,17 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 	if cfg.CaucusEveryS > 0 {
 		caucus = fmt.Sprintf("; mode switch every %s (%d switches)", secs(cfg.CaucusEveryS), res.ModeSwitches)
 	}
-	fmt.Fprintf(w, "load: rooms of %s; %s; joins %.0f/s; window %s after %s warm-up%s\n\n",
-		layout, strings.Join(media, " + "), cfg.JoinRate, secs(cfg.DurationS), secs(cfg.WarmupS), caucus)
+	joins := fmt.Sprintf("; joins %.0f/s", cfg.JoinRate)
+	if res.Floor != nil {
+		joins = "" // no one joins a relay
+	}
+	fmt.Fprintf(w, "load: rooms of %s; %s%s; window %s after %s warm-up%s\n\n",
+		layout, strings.Join(media, " + "), joins, secs(cfg.DurationS), secs(cfg.WarmupS), caucus)
 
+	if res.Floor != nil {
+		writeFloorTable(w, res.Floor)
+		return
+	}
 	if len(res.Steps) > 1 || cfg.Ramp {
 		writeRampTable(w, res)
 		fmt.Fprintln(w)

@@ -193,6 +193,9 @@ func TestLoadtestFlags(t *testing.T) {
 		{"--server", "elsewhere"},
 		{"--codec", "vp9"},
 		{"--simulcast", "--video-kbps", "0"},
+		{"--floor", "--ramp"},
+		{"--floor", "--server", "inprocess"},
+		{"--floor", "--url", "http://x", "--tokens", "t"},
 	} {
 		if _, err := parseLoadtestFlags(bad, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", bad)
