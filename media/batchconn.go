@@ -48,6 +48,9 @@ type batchConn struct {
 	// never contended.
 	readMu  sync.Mutex
 	scratch *inScratch
+	// delay counts the datagrams' times from arrival to handled
+	// (Stats.ForwardDelay) when pion's mux reads the socket itself.
+	delay delayCounter
 
 	// With several readers (openReaders, batchconn_linux.go): shards
 	// are the sockets, the first being this one, each read by readLoop;
@@ -192,12 +195,23 @@ func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		return c.readSpill(p)
 	}
 	for {
-		n, from, err := c.reader.read(p)
+		n, from, at, err := c.reader.read(p)
 		c.scratch.setNow(time.Now())
 		if err != nil || c.in == nil || !c.in.deliver(p[:n], from, c.scratch) {
+			c.noteDelay(at) // handed to pion's mux
 			return n, from, err
 		}
 		c.scratch.out.flush()
+		c.noteDelay(at)
+	}
+}
+
+// noteDelay counts, on a socket pion's mux reads (one reader), the time
+// since a datagram that arrived at at (0: not stamped) was read, now
+// that it is handled.
+func (c *batchConn) noteDelay(at int64) {
+	if at != 0 {
+		c.delay.observe(time.Duration(time.Now().UnixNano() - at))
 	}
 }
 
@@ -241,6 +255,7 @@ func (s *readShard) noteDelays(b *recvBatch, k int) {
 // forwardDelays sums the readers' delay counts.
 func (c *batchConn) forwardDelays() DelayHistogram {
 	var h DelayHistogram
+	c.delay.addTo(&h)
 	for _, s := range c.shards {
 		s.delay.addTo(&h)
 	}

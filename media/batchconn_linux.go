@@ -126,8 +126,12 @@ type rawReader struct {
 	raw   syscall.RawConn
 	local net.Addr
 	buf   []byte
+	// read's recvmsg: the source address and the arrival stamp come
+	// back beside the datagram.
 	from  unix.RawSockaddrAny
-	size  uint32
+	iov   unix.Iovec
+	msg   unix.Msghdr
+	ctrl  [ctrlWords]uint64
 	n     uintptr
 	errno unix.Errno
 	call  func(fd uintptr) bool
@@ -141,19 +145,25 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	_ = raw.Control(func(fd uintptr) {
 		growReceiveBuffer(int(fd)) // every socket read gets a deep queue
 		// Each datagram's arrival, for Stats.ForwardDelay: recvmmsg
-		// returns it beside the datagram.
+		// and recvmsg return it beside the datagram.
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	})
 	r := &rawReader{raw: raw, local: c.LocalAddr()}
+	r.msg.Name = (*byte)(unsafe.Pointer(&r.from))
+	r.msg.Iov = &r.iov
+	r.msg.SetIovlen(1)
+	r.msg.Control = (*byte)(unsafe.Pointer(&r.ctrl[0]))
 	r.call = func(fd uintptr) bool {
-		var p unsafe.Pointer
+		r.iov.Base = nil
 		if len(r.buf) > 0 {
-			p = unsafe.Pointer(&r.buf[0])
+			r.iov.Base = &r.buf[0]
 		}
+		r.iov.SetLen(len(r.buf))
 		for {
-			r.size = unix.SizeofSockaddrAny
-			r.n, _, r.errno = unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(p), uintptr(len(r.buf)), 0,
-				uintptr(unsafe.Pointer(&r.from)), uintptr(unsafe.Pointer(&r.size)))
+			r.msg.Namelen = unix.SizeofSockaddrAny
+			r.msg.SetControllen(ctrlWords * 8)
+			r.msg.Flags = 0
+			r.n, _, r.errno = unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), 0)
 			if r.errno != unix.EINTR {
 				return r.errno != unix.EAGAIN // EAGAIN: wait until readable
 			}
@@ -162,20 +172,21 @@ func newRawReader(c *net.UDPConn) *rawReader {
 	return r
 }
 
-// read reads one datagram, without allocating.
-func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
+// read reads one datagram, without allocating; at is its arrival, in
+// Unix nanoseconds, 0 when the socket does not stamp arrivals.
+func (r *rawReader) read(p []byte) (n int, from netip.AddrPort, at int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.buf = p
-	err := r.raw.Read(r.call)
+	err = r.raw.Read(r.call)
 	r.buf = nil
 	if err != nil {
-		return 0, netip.AddrPort{}, err
+		return 0, netip.AddrPort{}, 0, err
 	}
 	if r.errno != 0 {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: r.errno}
+		return 0, netip.AddrPort{}, 0, &net.OpError{Op: "read", Net: "udp", Source: r.local, Err: r.errno}
 	}
-	return int(r.n), SockaddrAddrPort(&r.from), nil
+	return int(r.n), SockaddrAddrPort(&r.from), arrivalStamp(&r.ctrl, int(r.msg.Controllen)), nil
 }
 
 // recvBatch is what one recvmmsg reads into: up to readBatch datagrams,
@@ -286,14 +297,20 @@ const ctrlWords = 4
 // arrival is when datagram j arrived, in Unix nanoseconds, as the kernel
 // stamped it; 0 when the socket does not stamp arrivals.
 func (b *recvBatch) arrival(j int) int64 {
-	if int(b.hdrs[j].Hdr.Controllen) < unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+	return arrivalStamp(&b.ctrl[j], int(b.hdrs[j].Hdr.Controllen))
+}
+
+// arrivalStamp reads the arrival time from a datagram's control buffer
+// of n bytes, 0 when it holds none.
+func arrivalStamp(ctrl *[ctrlWords]uint64, n int) int64 {
+	if n < unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
 		return 0
 	}
-	cm := (*unix.Cmsghdr)(unsafe.Pointer(&b.ctrl[j][0]))
+	cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 	if cm.Level != unix.SOL_SOCKET || cm.Type != unix.SCM_TIMESTAMPNS {
 		return 0
 	}
-	return (*unix.Timespec)(unsafe.Add(unsafe.Pointer(&b.ctrl[j][0]), unix.CmsgLen(0))).Nano()
+	return (*unix.Timespec)(unsafe.Add(unsafe.Pointer(&ctrl[0]), unix.CmsgLen(0))).Nano()
 }
 
 func (b *recvBatch) datagram(j int) ([]byte, int, netip.AddrPort) {

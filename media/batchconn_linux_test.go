@@ -294,7 +294,15 @@ func TestRideGate(t *testing.T) {
 // its fan-out sent: through real clients, every forwarded packet is
 // counted, each within a few milliseconds on loopback.
 func TestForwardDelay(t *testing.T) {
-	sfu := newTestSFU(t, Params{})
+	for _, readers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d readers", readers), func(t *testing.T) { testForwardDelay(t, readers) })
+	}
+}
+
+// testForwardDelay: with one reader pion's mux reads the socket (a
+// one-core node's default), with more the readers do; both count.
+func testForwardDelay(t *testing.T, readers int) {
+	sfu := newTestSFU(t, Params{UDPReaders: readers})
 	_, _, bob, _ := aliceToBob(t, sfu, clientOpts{}, 3)
 	st := sfu.Stats()
 	h := st.ForwardDelay

@@ -42,9 +42,10 @@ type rawReader struct{ c *net.UDPConn }
 
 func newRawReader(c *net.UDPConn) *rawReader { return &rawReader{c: c} }
 
-// read reads one datagram.
-func (r *rawReader) read(p []byte) (int, netip.AddrPort, error) {
-	return r.c.ReadFromUDPAddrPort(p)
+// read reads one datagram; its arrival is not stamped here (at 0).
+func (r *rawReader) read(p []byte) (n int, from netip.AddrPort, at int64, err error) {
+	n, from, err = r.c.ReadFromUDPAddrPort(p)
+	return n, from, 0, err
 }
 
 // recvBatch holds one datagram: without recvmmsg they are read one by
