@@ -234,11 +234,31 @@ func dumpOnFailure(t *testing.T, tabs []*tab) {
 		for _, tb := range tabs {
 			ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
 			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.state + ' | ' + document.getElementById('status').textContent + ' | ' + (document.getElementById('mode-label') || {}).textContent + ' | ' + document.getElementById('alert').textContent`))
+			rtp, _ := chromedp.Run(ctx, chromedp.Evaluate[string](rtpSummaryJS, chromedp.EvalAwaitPromise))
 			cancel()
-			t.Logf("%s page: %s\n%s", tb.name, state, tb.log.String())
+			t.Logf("%s page: %s\nits connections: %s\n%s", tb.name, state, rtp, tb.log.String())
 		}
 	})
 }
+
+// rtpSummaryJS describes a page's two connections for a failure's
+// report: their states, and each RTP stream sent (what the page
+// publishes: packets, frames encoded, keyframes, what limits it) and
+// received.
+const rtpSummaryJS = `(async () => {
+	const out = [];
+	for (const name of ['pub', 'sub']) {
+		const pc = window.concord && window.concord[name];
+		if (!pc) { out.push(name + ': none'); continue; }
+		const parts = [name + ': ' + pc.connectionState + '/' + pc.iceConnectionState];
+		(await pc.getStats()).forEach((s) => {
+			if (s.type === 'outbound-rtp') parts.push('sent ' + s.kind + (s.rid ? ' ' + s.rid : '') + ' ssrc ' + s.ssrc + ': ' + s.packetsSent + ' packets, ' + (s.framesEncoded || 0) + ' frames, ' + (s.keyFramesEncoded || 0) + ' keyframes, limited by ' + (s.qualityLimitationReason || 'none') + (s.active === false ? ', inactive' : ''));
+			if (s.type === 'inbound-rtp') parts.push('received ' + s.kind + ' ' + (s.trackIdentifier || s.ssrc) + ': ' + s.packetsReceived + ' packets, ' + (s.framesDecoded || 0) + ' frames decoded, ' + (s.pliCount || 0) + ' PLIs sent');
+		});
+		out.push(parts.join('; '));
+	}
+	return out.join('\n');
+})()`
 
 // waitState waits until the page's body[data-state] is state.
 func (tb *tab) waitState(t *testing.T, state string, timeout time.Duration) {

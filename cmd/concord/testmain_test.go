@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/concord-odr/concord/media"
 )
 
 // testServer is a whole Concord server on loopback ports picked by the
@@ -31,6 +34,52 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// serverLogger is a test server's logger: what testLogger gives with
+// CONCORD_TEST_LOG, else the server's log from Info up kept in memory
+// and printed if the test fails, with what the SFU forwarded: a failure
+// seen once in many runs has to be told from its first report.
+func serverLogger(t *testing.T, sfu func() *media.SFU) *slog.Logger {
+	if os.Getenv("CONCORD_TEST_LOG") != "" {
+		return testLogger()
+	}
+	buf := &tailBuffer{max: 256 << 10}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if s := sfu(); s != nil {
+			st := s.Stats()
+			st.ForwardDelay = media.DelayHistogram{}
+			t.Logf("server's media at the end: %+v", st)
+		}
+		t.Logf("server log (Info and up, last %d KB):\n%s", buf.max>>10, buf.String())
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if over := len(w.b) - w.max; over > 0 {
+		w.b = append(w.b[:0], w.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
 
 func testConfig(t *testing.T) Config {
@@ -60,7 +109,8 @@ func startTestServer(t *testing.T) *testServer {
 
 func startTestServerWith(t *testing.T, cfg Config) *testServer {
 	t.Helper()
-	m := NewMain(cfg, io.Discard, testLogger())
+	var m *Main
+	m = NewMain(cfg, io.Discard, serverLogger(t, func() *media.SFU { return m.sfu }))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
