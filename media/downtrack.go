@@ -334,10 +334,10 @@ func (d *downTrack) push(m *packetMeta, payload []byte, out *outbox) {
 		}
 		return
 	}
-	if cap(d.ring[0].payload) == 0 {
-		d.allocQueue()
-	}
 	s := &d.ring[(d.head+d.count)%len(d.ring)]
+	if s.payload == nil {
+		s.payload = make([]byte, 0, packetSize) // this slot's first packet
+	}
 	d.fillLocked(s, m)
 	s.payload = append(s.payload[:0], payload...)
 	d.count++
@@ -367,18 +367,6 @@ func (d *downTrack) fillLocked(s *slot, m *packetMeta) {
 	s.newSource = d.switched
 	s.epoch = d.epoch
 	d.gap, d.switched = false, false
-}
-
-// allocQueue gives the queue's slots their payload memory, on the first
-// packet queued: over UDP most subscriber tracks write every packet
-// inline and never queue one, so they never pay for the queue. One
-// arena, so that steady forwarding allocates nothing; qmu must be held.
-// The first slot's capacity says whether it ran.
-func (d *downTrack) allocQueue() {
-	arena := make([]byte, len(d.ring)*packetSize)
-	for i := range d.ring {
-		d.ring[i].payload = arena[i*packetSize : i*packetSize : (i+1)*packetSize]
-	}
 }
 
 // wantedLayer is the layer this subscriber needs keyframes of.

@@ -237,11 +237,50 @@ func BenchmarkForwardPion(b *testing.B) {
 	}
 }
 
+// TestQueueMemoryFollowsUse: a subscriber track that queued a few
+// packets (the first ones of a connection, before it writes inline, or
+// while another write was in progress) holds memory for that many
+// slots of its queue, not for all videoQueue: 192 KB a video track
+// when the whole queue had its memory at the first packet queued.
+func TestQueueMemoryFollowsUse(t *testing.T) {
+	up := benchUpTrack(webrtc.RTPCodecTypeVideo)
+	sink := &sinkWriter{}
+	d := newDownTrack(up, "sub", &rawWriters{}, up.log)
+	bindSink(d, sink, 100)
+	up.addDown(d)
+	defer d.stop(false)
+	raw := benchPacket(t)
+	now := time.Now()
+	const queued = 5
+	for seq := range uint16(queued) {
+		raw[2], raw[3] = byte(seq>>8), byte(seq)
+		up.handle(up.layer(0), raw, now, nil)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sink.packets.Load() < queued && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := sink.packets.Load(); got != queued {
+		t.Fatalf("%d of %d packets written", got, queued)
+	}
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	held := 0
+	for i := range d.ring {
+		if cap(d.ring[i].payload) > 0 {
+			held++
+		}
+	}
+	if held != queued {
+		t.Fatalf("%d of %d queue slots hold memory after %d packets queued, want %d", held, len(d.ring), queued, queued)
+	}
+}
+
 // TestInlineQueueUnused: written inline (as over UDP) with nothing
 // queued, a packet goes from the publisher's buffer to the subscriber's
-// connection without a copy into the queue, so the queue's arena is
-// never touched: a subscriber track costs the memory of the packets it
-// actually queues, not of videoQueue.
+// connection without a copy into the queue, so the queue's slots get
+// no memory: a subscriber track costs the memory of the packets it
+// actually queues, not of videoQueue (TestQueueMemoryFollowsUse).
 func TestInlineQueueUnused(t *testing.T) {
 	up := benchUpTrack(webrtc.RTPCodecTypeVideo)
 	sink := &sinkWriter{}
