@@ -75,6 +75,11 @@ func TestAllocateAudioFirst(t *testing.T) {
 	}
 	t.Logf("limited: adapted after %v: estimate %.0f kbit/s, a's layer %d, b's video paused",
 		time.Since(start).Round(100*time.Millisecond), sub.peer.bw.current()/1000, lr.layer())
+	// Operators see it: concord_media_bandwidth_paused_tracks and
+	// concord_media_bandwidth_pauses_total.
+	if st := sfu.Stats(); st.BandwidthPaused < 1 || st.BandwidthPauses < 1 {
+		t.Errorf("b's video paused for bandwidth, but the SFU's stats count %d tracks paused now, %d pauses", st.BandwidthPaused, st.BandwidthPauses)
+	}
 
 	// Audio over the next seconds, from the moment of adapting, with the
 	// SFU probing now and then. While only loss reports could pause a
@@ -127,6 +132,9 @@ func TestAllocateAudioFirst(t *testing.T) {
 	before := sub.packets("b", "video")
 	flowing := time.Now()
 	waitFor(t, 30*time.Second, "b's video flowing again", func() bool { return sub.packets("b", "video") > before+60 })
+	if st := sfu.Stats(); st.BandwidthPaused != 0 || st.BandwidthPauses < 1 {
+		t.Errorf("everything resumed, but the SFU's stats count %d tracks paused for bandwidth now, %d pauses", st.BandwidthPaused, st.BandwidthPauses)
+	}
 	t.Logf("b's video flowing again after %v", time.Since(flowing).Round(100*time.Millisecond))
 	lr.check(t)
 }

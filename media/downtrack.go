@@ -172,6 +172,7 @@ type downTrack struct {
 	nackMissed atomic.Uint64 // NACKed packets no longer cached
 	nacksIn    atomic.Uint64 // sequence numbers the subscriber NACKed
 	plisIn     atomic.Uint64 // PLIs and FIRs from the subscriber
+	bwPauses   atomic.Uint64 // times forwarding paused for bandwidth
 
 	// stats, when set, is the SFU's registry this downTrack's counters
 	// are retired into when it stops; nil in benchmarks.
@@ -778,6 +779,9 @@ func (r *rewriter) elapsedTicks(at int64) uint32 {
 func (d *downTrack) setBandwidthPaused(paused bool) bool {
 	if d.bandwidthPaused.Swap(paused) == paused {
 		return false
+	}
+	if paused {
+		d.bwPauses.Add(1)
 	}
 	if !paused {
 		d.qmu.Lock()

@@ -44,6 +44,13 @@ type Stats struct {
 	// KeyframeRequests the PLIs the SFU sent publishers (throttled, so
 	// many requests from subscribers may make one).
 	PLIsIn, KeyframeRequests uint64
+	// BandwidthPaused are the subscribers' video tracks held back now
+	// because the subscriber's estimated bandwidth cannot carry them
+	// (its audio and its other tracks go on); BandwidthPauses counts the
+	// times a track was paused so. Under load, a node whose media is
+	// delayed makes its subscribers' estimates fall: these rise then.
+	BandwidthPaused int
+	BandwidthPauses uint64
 	// Dropped are the packets not forwarded, by reason.
 	Dropped Drops
 	// ReceiveDropped are packets received over a direct UDP pair and
@@ -295,6 +302,9 @@ func (r *statsRegistry) snapshot() Stats {
 		if !d.isPaused() {
 			st.ForwardedTracks++
 		}
+		if d.bandwidthPaused.Load() {
+			st.BandwidthPaused++
+		}
 	}
 	return st
 }
@@ -316,6 +326,7 @@ func addDownCounters(st *Stats, d *downTrack) {
 	st.Retransmitted += d.resent.Load()
 	st.NACKsIn += d.nacksIn.Load()
 	st.PLIsIn += d.plisIn.Load()
+	st.BandwidthPauses += d.bwPauses.Load()
 	st.Dropped.add(Drops{
 		QueueFull:    d.dropped.queueFull.Load(),
 		KeyframeWait: d.dropped.keyframeWait.Load(),

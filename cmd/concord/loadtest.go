@@ -1111,6 +1111,8 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 			}
 			sv.Metrics[k] = v - s0.srv.Concord[k]
 		}
+		sv.BandwidthPauses = sv.Metrics[bandwidthPausesMetric]
+		sv.BandwidthPaused = s1.srv.Concord[bandwidthPausedMetric]
 		if q, n := delayQuantiles(s0.srv.Delay, s1.srv.Delay, 0.5, 0.99); n > 0 {
 			sv.ForwardDelay = &ltForwardDelay{P50Ms: q[0], P99Ms: q[1], Datagrams: n}
 		}

@@ -217,6 +217,13 @@ type ltServerFigures struct {
 	// it had been handled and its fan-out sent (its histogram's
 	// quantiles; nil when the server does not report it).
 	ForwardDelay *ltForwardDelay `json:"forwardDelay,omitempty"`
+	// BandwidthPauses are the times over the window the server paused a
+	// subscriber's video because its estimated bandwidth could not carry
+	// it; BandwidthPaused the tracks paused so at the window's end. Video
+	// the server held back for bandwidth is counted lost by the
+	// subscribers (a browser sees it the same way).
+	BandwidthPauses float64 `json:"bandwidthPauses"`
+	BandwidthPaused float64 `json:"bandwidthPausedTracks"`
 }
 
 type ltForwardDelay struct {
@@ -351,6 +358,9 @@ func writeTable(w io.Writer, res *ltResult, allStreams bool) {
 		fmt.Fprintf(tw, "simulcast layers received (packets)\t%s; %d layer switches\n", strings.Join(parts, "  "), switches)
 	}
 	fmt.Fprintf(tw, "NACKs / PLIs\tsubscribers sent %d NACKed packets, %d PLIs; publishers got %d NACKed packets, %d PLIs\n", s.NACKsSent, s.PLIsSent, s.NACKsReceived, s.PLIsReceived)
+	if sv := s.Server; sv.BandwidthPauses > 0 || sv.BandwidthPaused > 0 {
+		fmt.Fprintf(tw, "video paused for bandwidth\t%.0f times by the server; %.0f subscriber tracks paused at the end\n", sv.BandwidthPauses, sv.BandwidthPaused)
+	}
 	fmt.Fprintf(tw, "server packets\tin %.0f/s (nominal %.0f/s)  out %.0f/s  forwarded %.2f Mbit/s\n", s.PacketsInPerSec, s.NominalInPerSec, s.PacketsOutPerSec, s.ForwardedMbps)
 	if sv := s.Server; sv.Measured {
 		fmt.Fprintf(tw, "server CPU\t%.2f s in %.1f s = %.2f cores (%.0f%% of the machine)\n", sv.CPUSeconds, s.WindowSeconds, sv.Cores, 100*sv.Cores/float64(max(1, s.MachineCPUs)))

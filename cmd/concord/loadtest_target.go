@@ -763,6 +763,13 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerSta
 	return s, sc.Err()
 }
 
+// The server's counter of video paused for bandwidth, and its gauge of
+// the tracks paused so now.
+const (
+	bandwidthPausesMetric = "concord_media_bandwidth_pauses_total"
+	bandwidthPausedMetric = "concord_media_bandwidth_paused_tracks"
+)
+
 // forwardDelayMetric is the server's histogram of its own share of the
 // forwarding latency (media.Stats.ForwardDelay).
 const forwardDelayMetric = "concord_media_forward_delay_seconds"

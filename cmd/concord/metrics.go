@@ -49,6 +49,7 @@ type mediaCollector struct {
 	packets, bytes, retransmitted *prometheus.Desc
 	nacks, plis, dropped          *prometheus.Desc
 	receiveDropped, forwardDelay  *prometheus.Desc
+	bwPaused, bwPauses            *prometheus.Desc
 }
 
 // newMediaCollector returns the collector of stats, usually an SFU's
@@ -67,6 +68,8 @@ func newMediaCollector(stats func() media.Stats) *mediaCollector {
 		retransmitted: desc("retransmitted_packets_total", "Packets sent to subscribers again, answering their NACKs."),
 		nacks:         desc("nacks_total", "Sequence numbers reported lost: by subscribers to the SFU, and by the SFU to publishers.", "direction"),
 		plis:          desc("plis_total", "Keyframe requests: PLIs and FIRs from subscribers, and the (throttled) PLIs the SFU sent publishers.", "direction"),
+		bwPaused:      desc("bandwidth_paused_tracks", "Subscribers' video tracks held back now because the subscriber's estimated bandwidth cannot carry them (audio goes on)."),
+		bwPauses:      desc("bandwidth_pauses_total", "Times a subscriber's video track was paused because its estimated bandwidth could not carry it."),
 		dropped:       desc("dropped_packets_total", "Packets not forwarded or not retransmitted to a subscriber, by reason.", "reason"),
 		receiveDropped: desc("received_dropped_packets_total",
 			"Packets received and dropped before any track saw them: behind (the node is not keeping up: the kernel dropped datagrams on a full media socket, or a session's buffer was full), not_authentic (SRTP authentication failed, or a replay).", "reason"),
@@ -81,7 +84,7 @@ func registerMediaMetrics(reg prometheus.Registerer, sfu *media.SFU) {
 }
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.dropped, c.receiveDropped, c.forwardDelay} {
+	for _, d := range []*prometheus.Desc{c.rooms, c.peers, c.tracks, c.packets, c.bytes, c.retransmitted, c.nacks, c.plis, c.bwPaused, c.bwPauses, c.dropped, c.receiveDropped, c.forwardDelay} {
 		ch <- d
 	}
 }
@@ -107,6 +110,8 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.nacks, st.NACKsOut, "to_publishers")
 	counter(c.plis, st.PLIsIn, "from_subscribers")
 	counter(c.plis, st.KeyframeRequests, "to_publishers")
+	gauge(c.bwPaused, st.BandwidthPaused)
+	counter(c.bwPauses, st.BandwidthPauses)
 	st.Dropped.Each(func(reason string, n uint64) {
 		counter(c.dropped, n, reason)
 	})

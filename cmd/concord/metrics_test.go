@@ -29,6 +29,7 @@ func TestMediaCollector(t *testing.T) {
 			Rooms: 2, Peers: 5, PublishedTracks: 6, ForwardedTracks: 9,
 			PacketsIn: 100, BytesIn: 1000, PacketsOut: 300, BytesOut: 3000,
 			Retransmitted: 7, NACKsIn: 8, NACKsOut: 4, PLIsIn: 3, KeyframeRequests: 1,
+			BandwidthPaused: 2, BandwidthPauses: 17,
 			Dropped:        media.Drops{QueueFull: 11, KeyframeWait: 12, TooLate: 13, NotCached: 14},
 			ReceiveDropped: media.ReceiveDrops{Behind: 15, NotAuthentic: 16},
 			// 2 within 100 µs, 3 within 1 ms, 1 above 250 ms.
@@ -63,6 +64,8 @@ func TestMediaCollector(t *testing.T) {
 		`concord_media_dropped_packets_total{reason="not_cached"}`:             14,
 		`concord_media_received_dropped_packets_total{reason="behind"}`:        15,
 		`concord_media_received_dropped_packets_total{reason="not_authentic"}`: 16,
+		"concord_media_bandwidth_paused_tracks":                                2,
+		"concord_media_bandwidth_pauses_total":                                 17,
 		"concord_media_forward_delay_seconds_sum":                              0.3,
 		"concord_media_forward_delay_seconds_count":                            6,
 	}
@@ -81,7 +84,7 @@ func TestMediaCollector(t *testing.T) {
 	for name, typ := range types {
 		wantType := "counter"
 		switch name {
-		case "concord_media_rooms", "concord_media_peers", "concord_media_tracks":
+		case "concord_media_rooms", "concord_media_peers", "concord_media_tracks", "concord_media_bandwidth_paused_tracks":
 			wantType = "gauge"
 		case "concord_media_forward_delay_seconds":
 			wantType = "histogram"
@@ -90,8 +93,8 @@ func TestMediaCollector(t *testing.T) {
 			t.Errorf("%s is a %s, want a %s", name, typ, wantType)
 		}
 	}
-	if len(types) != 11 {
-		t.Errorf("%d metric families, want 11: %v", len(types), types)
+	if len(types) != 13 {
+		t.Errorf("%d metric families, want 13: %v", len(types), types)
 	}
 }
 
