@@ -202,19 +202,8 @@ func startFloorChild(ctx context.Context, stderr io.Writer) (*floorChild, error)
 	if err != nil {
 		return nil, fmt.Errorf("find the concord executable: %w", err)
 	}
-	cmd := exec.Command(exe, "loadtest", "--internal-relay")
-	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
-	cmd.Stderr = stderr
-	setChildAttrs(cmd)
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startLtChild(exe, []string{"loadtest", "--internal-relay"}, stderr)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the relay: %w", err)
 	}
 	c := &floorChild{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), done: make(chan error, 1)}

@@ -11,8 +11,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/concord-odr/concord/media"
 )
 
 // relaySendMax is the most copies one sendmmsg of the relay sends (the
@@ -29,10 +27,7 @@ type floorRelay struct {
 	raw    syscall.RawConn
 	routes map[netip.AddrPort][]unix.RawSockaddrInet4
 
-	rh    [relayReadBatch]unix.Mmsghdr
-	riov  [relayReadBatch]unix.Iovec
-	rname [relayReadBatch]unix.RawSockaddrAny
-	rbuf  [relayReadBatch][2048]byte
+	batch *mmsgBatch
 	n     int  // datagrams the last read returned
 	empty bool // the last read left the socket empty
 
@@ -52,7 +47,7 @@ func newFloorRelay(conn *net.UDPConn, routes map[netip.AddrPort][]netip.AddrPort
 		return nil, err
 	}
 	r := &floorRelay{conn: conn, raw: raw, routes: make(map[netip.AddrPort][]unix.RawSockaddrInet4, len(routes)),
-		wh: make([]unix.Mmsghdr, 0, relaySendMax), wiov: make([]unix.Iovec, relaySendMax)}
+		batch: newMmsgBatch(relayReadBatch), wh: make([]unix.Mmsghdr, 0, relaySendMax), wiov: make([]unix.Iovec, relaySendMax)}
 	for from, tos := range routes {
 		sas := make([]unix.RawSockaddrInet4, 0, len(tos))
 		for _, to := range tos {
@@ -65,13 +60,6 @@ func newFloorRelay(conn *net.UDPConn, routes map[netip.AddrPort][]netip.AddrPort
 			sas = append(sas, sa)
 		}
 		r.routes[from] = sas
-	}
-	for i := range r.rh {
-		r.riov[i].Base = &r.rbuf[i][0]
-		r.riov[i].SetLen(len(r.rbuf[i]))
-		r.rh[i].Hdr.Iov = &r.riov[i]
-		r.rh[i].Hdr.SetIovlen(1)
-		r.rh[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.rname[i]))
 	}
 	r.recvFn, r.sendFn = r.recv, r.send
 	return r, nil
@@ -89,11 +77,11 @@ func (r *floorRelay) run() error {
 		r.in.Add(uint64(r.n))
 		r.reads.Add(1)
 		for j := range r.n {
-			p := r.rbuf[j][:r.rh[j].Len]
+			p, from := r.batch.datagram(j)
 			if len(p) == 0 || p[0] != floorForward {
 				continue
 			}
-			to := r.routes[media.SockaddrAddrPort(&r.rname[j])]
+			to := r.routes[from]
 			for i := range to {
 				if len(r.wh) == relaySendMax {
 					if err := r.flush(); err != nil {
@@ -124,24 +112,16 @@ func (r *floorRelay) recv(fd uintptr) bool {
 		r.empty = false
 		return false // the last read emptied the socket: wait, do not ask
 	}
-	for {
-		for i := range r.rh {
-			r.rh[i].Hdr.Namelen = unix.SizeofSockaddrAny
-			r.rh[i].Len = 0
-		}
-		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.rh[0])), relayReadBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			r.n, r.empty = int(n), n < relayReadBatch
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			r.err = os.NewSyscallError("recvmmsg", errno)
-			return true
-		}
+	n, errno := r.batch.recv(fd)
+	switch errno {
+	case 0:
+		r.n, r.empty = n, n < relayReadBatch
+		return true
+	case unix.EAGAIN:
+		return false
+	default:
+		r.err = os.NewSyscallError("recvmmsg", errno)
+		return true
 	}
 }
 

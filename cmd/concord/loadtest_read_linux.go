@@ -32,10 +32,7 @@ type ltReader struct {
 	conn    *ltConn
 	raw     syscall.RawConn
 	fn      func(fd uintptr) bool
-	hdrs    [ltReadBatch]unix.Mmsghdr
-	iovs    [ltReadBatch]unix.Iovec
-	names   [ltReadBatch]unix.RawSockaddrAny
-	bufs    [ltReadBatch][2048]byte
+	batch   *mmsgBatch
 	pending []int // datagrams of the last read left for pion, by index
 	next    int   // the next of them to return
 	err     error // the last read's failure
@@ -47,31 +44,62 @@ func newLtReader(c *ltConn) *ltReader {
 	if err != nil {
 		return nil
 	}
-	r := &ltReader{conn: c, raw: raw, pending: make([]int, 0, ltReadBatch)}
-	for i := range r.hdrs {
-		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(len(r.bufs[i]))
-		r.hdrs[i].Hdr.Iov = &r.iovs[i]
-		r.hdrs[i].Hdr.SetIovlen(1)
-		r.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-	}
+	r := &ltReader{conn: c, raw: raw, batch: newMmsgBatch(ltReadBatch), pending: make([]int, 0, ltReadBatch)}
 	r.fn = r.read
 	return r
 }
+
+// mmsgBatch is what one recvmmsg of the load test's own sockets reads
+// into: up to len(hdrs) datagrams of at most 2048 bytes.
+type mmsgBatch struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrAny
+	bufs  [][2048]byte
+}
+
+func newMmsgBatch(n int) *mmsgBatch {
+	b := &mmsgBatch{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrAny, n), bufs: make([][2048]byte, n)}
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(len(b.bufs[i]))
+		b.hdrs[i].Hdr.Iov = &b.iovs[i]
+		b.hdrs[i].Hdr.SetIovlen(1)
+		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+	}
+	return b
+}
+
+// recv takes what the socket fd holds, without waiting: the number of
+// datagrams read, or the call's error (EAGAIN: none were there).
+func (b *mmsgBatch) recv(fd uintptr) (int, unix.Errno) {
+	for i := range b.hdrs {
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
+		b.hdrs[i].Len = 0
+	}
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if errno != unix.EINTR {
+			return int(n), errno
+		}
+	}
+}
+
+// datagram returns the j-th datagram read and its source.
+func (b *mmsgBatch) datagram(j int) ([]byte, netip.AddrPort) {
+	return b.payload(j), media.SockaddrAddrPort(&b.names[j])
+}
+
+// payload returns the j-th datagram read.
+func (b *mmsgBatch) payload(j int) []byte { return b.bufs[j][:b.hdrs[j].Len] }
 
 // read is the RawConn.Read callback: true once a datagram waits for pion
 // or a read failed, false to wait until the socket has something.
 func (r *ltReader) read(fd uintptr) bool {
 	for {
-		for i := range r.hdrs {
-			r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
-			r.hdrs[i].Len = 0
-		}
-		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), ltReadBatch, unix.MSG_DONTWAIT, 0, 0)
+		n, errno := r.batch.recv(fd)
 		switch errno {
 		case 0:
-		case unix.EINTR:
-			continue
 		case unix.EAGAIN:
 			return false
 		default:
@@ -79,8 +107,8 @@ func (r *ltReader) read(fd uintptr) bool {
 			return true
 		}
 		d := r.conn.direct.Load()
-		for j := range int(n) {
-			if d != nil && d.take(r.bufs[j][:r.hdrs[j].Len]) {
+		for j := range n {
+			if d != nil && d.take(r.batch.payload(j)) {
 				continue
 			}
 			r.pending = append(r.pending, j)
@@ -108,5 +136,6 @@ func (r *ltReader) readFrom(b []byte) (int, netip.AddrPort, error) {
 	}
 	j := r.pending[r.next]
 	r.next++
-	return copy(b, r.bufs[j][:r.hdrs[j].Len]), media.SockaddrAddrPort(&r.names[j]), nil
+	p, from := r.batch.datagram(j)
+	return copy(b, p), from, nil
 }

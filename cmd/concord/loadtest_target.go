@@ -472,19 +472,8 @@ func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*chi
 	if !o.adaptiveProcs {
 		args = append(args, "--adaptive-procs=false")
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
-	cmd.Stderr = stderr
-	setChildAttrs(cmd)
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startLtChild(exe, args, stderr)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start server child: %w", err)
 	}
 	t := &childTarget{cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<20), http: &http.Client{Timeout: 10 * time.Second}, done: make(chan error, 1)}
@@ -512,6 +501,28 @@ func newChildTarget(ctx context.Context, o ltServerOpts, stderr io.Writer) (*chi
 		return nil, fmt.Errorf("server child: %w", err)
 	}
 	return t, nil
+}
+
+// startLtChild starts exe with args as a load test's child process,
+// marked as one (ltChildEnv) and stopped with this process, its stderr
+// ours: the child answers on its stdout what it reads on its stdin.
+func startLtChild(exe string, args []string, stderr io.Writer) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), ltChildEnv+"=1")
+	cmd.Stderr = stderr
+	setChildAttrs(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, stdout, nil
 }
 
 func (t *childTarget) Info() ltServerInfo {
