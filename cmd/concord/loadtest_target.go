@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/cases/joinlink"
@@ -722,9 +725,10 @@ func isLoopbackURL(u string) bool {
 
 // --- metrics ----------------------------------------------------------------
 
-// scrapeMetrics reads a Prometheus text exposition and picks out the
-// process and runtime figures, and every concord_* series summed over its
-// labels.
+// scrapeMetrics reads a Prometheus text exposition (prometheus/common's
+// parser) and picks out the process and runtime figures, every concord_*
+// series summed over its labels, and the buckets of the server's
+// forwarding delay.
 func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerStats, error) {
 	s := ltServerStats{Concord: map[string]float64{}, Delay: map[float64]float64{}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -745,33 +749,58 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (ltServerSta
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, v, ok := parseMetricLine(sc.Text())
-		if !ok {
-			continue
-		}
-		if name == forwardDelayMetric+"_bucket" {
-			if le, ok := bucketBound(sc.Text()); ok {
-				s.Delay[le] = v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", url, err)
+	}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetType() {
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				if name == forwardDelayMetric {
+					inf := false
+					for _, b := range h.GetBucket() {
+						s.Delay[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+						inf = inf || math.IsInf(b.GetUpperBound(), 1)
+					}
+					if !inf { // the count is the +Inf bucket's
+						s.Delay[math.Inf(1)] += float64(h.GetSampleCount())
+					}
+				}
+				s.add(name+"_count", float64(h.GetSampleCount()))
+				s.add(name+"_sum", h.GetSampleSum())
+			case dto.MetricType_SUMMARY:
+				s.add(name+"_count", float64(m.GetSummary().GetSampleCount()))
+				s.add(name+"_sum", m.GetSummary().GetSampleSum())
+			case dto.MetricType_COUNTER:
+				s.add(name, m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				s.add(name, m.GetGauge().GetValue())
+			default:
+				s.add(name, m.GetUntyped().GetValue())
 			}
-			continue
-		}
-		switch {
-		case name == "process_cpu_seconds_total":
-			s.CPUSeconds = v
-		case name == "process_resident_memory_bytes":
-			s.RSSBytes = v
-		case name == "go_goroutines":
-			s.Goroutines = v
-		case name == "concord_process_private_resident_bytes":
-			s.Private = v
-		case strings.HasPrefix(name, "concord_"):
-			s.Concord[name] += v
 		}
 	}
-	return s, sc.Err()
+	return s, nil
+}
+
+// add notes one sample of a scrape: the process and runtime figures by
+// name, every concord_* series summed over its labels.
+func (s *ltServerStats) add(name string, v float64) {
+	switch {
+	case name == "process_cpu_seconds_total":
+		s.CPUSeconds = v
+	case name == "process_resident_memory_bytes":
+		s.RSSBytes = v
+	case name == "go_goroutines":
+		s.Goroutines = v
+	case name == "concord_process_private_resident_bytes":
+		s.Private = v
+	case strings.HasPrefix(name, "concord_"):
+		s.Concord[name] += v
+	}
 }
 
 // The server's counter of video paused for bandwidth, and its gauge of
@@ -784,20 +813,6 @@ const (
 // forwardDelayMetric is the server's histogram of its own share of the
 // forwarding latency (media.Stats.ForwardDelay).
 const forwardDelayMetric = "concord_media_forward_delay_seconds"
-
-// bucketBound returns the le label of a histogram bucket's sample line.
-func bucketBound(line string) (float64, bool) {
-	_, rest, ok := strings.Cut(line, `le="`)
-	if !ok {
-		return 0, false
-	}
-	le, _, ok := strings.Cut(rest, `"`)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(le, 64) // "+Inf" included
-	return v, err == nil
-}
 
 // delayQuantiles returns the q quantiles, in milliseconds, of what the
 // histogram counted between two scrapes (cumulative counts by upper
@@ -838,36 +853,6 @@ func delayQuantiles(before, after map[float64]float64, qs ...float64) (ms []floa
 		ms = append(ms, v*1000)
 	}
 	return ms, n
-}
-
-// parseMetricLine splits one sample line: name{labels} value [timestamp].
-func parseMetricLine(line string) (name string, v float64, ok bool) {
-	if line == "" || line[0] == '#' {
-		return "", 0, false
-	}
-	rest := line
-	if i := strings.IndexByte(line, '{'); i >= 0 {
-		j := strings.LastIndexByte(line, '}')
-		if j < i {
-			return "", 0, false
-		}
-		name, rest = line[:i], line[j+1:]
-	} else {
-		i := strings.IndexByte(line, ' ')
-		if i < 0 {
-			return "", 0, false
-		}
-		name, rest = line[:i], line[i:]
-	}
-	fields := strings.Fields(rest)
-	if len(fields) == 0 {
-		return "", 0, false
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return "", 0, false
-	}
-	return name, v, true
 }
 
 // loadtestLogger is the logger of the generator's own messages.
