@@ -130,7 +130,8 @@ func runFloorRelay(stdin io.Reader, stdout io.Writer) int {
 		return 1
 	}
 	var relay *floorRelay
-	done := make(chan error, 1)
+	var runErr error
+	ended := make(chan struct{}) // closed when the relay stopped, runErr set
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -147,11 +148,19 @@ func runFloorRelay(stdin io.Reader, stdout io.Writer) int {
 				relay, err = newFloorRelay(conn, routes)
 			}
 			if err == nil {
-				go func() { done <- relay.run() }()
+				go func() {
+					runErr = relay.run()
+					close(ended)
+				}()
 			}
 		case req.Mark && relay == nil:
 			err = errors.New("no routes yet")
 		case req.Mark:
+			select {
+			case <-ended:
+				err = fmt.Errorf("the relay stopped: %w", runErr)
+			default:
+			}
 			rep.CPUSeconds, rep.CPUKnown = selfCPUSeconds()
 			rep.In, rep.Out = relay.in.Load(), relay.out.Load()
 			rep.Reads, rep.Sends = relay.reads.Load(), relay.sends.Load()
@@ -165,7 +174,7 @@ func runFloorRelay(stdin io.Reader, stdout io.Writer) int {
 	}
 	_ = conn.Close()
 	if relay != nil {
-		<-done
+		<-ended
 	}
 	return 0
 }
