@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type floorCounts struct {
 	in, out, reads, sends atomic.Uint64
 }
 
+// floorStamp is where a floor datagram carries its send time (Unix
+// nanoseconds, big-endian), after its mark.
+const floorStamp = 1
+
 // floorOverhead is what a real packet carries besides its payload: RTP's
 // 12-byte header, a header extension and SRTP's 16-byte tag.
 const floorOverhead = 12 + 8 + 16
@@ -74,6 +79,11 @@ type ltFloor struct {
 	Expected uint64  `json:"expected"`
 	Received uint64  `json:"received"`
 	LossPct  float64 `json:"lossPct"`
+
+	// Latency is the time from a publisher's send to a receiver's read,
+	// over the window: the kernel's and the relay's share of what the
+	// load test's end-to-end latency measures.
+	Latency ltLatency `json:"latencyMs"`
 }
 
 // ltFloorRelay is the relay's work over the window.
@@ -329,17 +339,22 @@ func loadtestFloor(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltRes
 	}
 
 	var received atomic.Uint64
+	var latency ltHist
 	var readers sync.WaitGroup
 	for _, c := range socks {
 		readers.Go(func() {
 			buf := make([]byte, 2048)
 			var n uint64
 			for {
-				if _, err := c.Read(buf); err != nil {
+				k, err := c.Read(buf)
+				if err != nil {
 					received.Add(n)
 					return
 				}
 				n++
+				if k >= floorStamp+8 {
+					latency.add(time.Now().UnixNano() - int64(binary.BigEndian.Uint64(buf[floorStamp:])))
+				}
 			}
 		})
 	}
@@ -363,6 +378,7 @@ func loadtestFloor(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltRes
 			return err
 		}
 		g0, gok := selfCPUSeconds()
+		lat0 := latency.snapshot()
 		start := time.Now()
 		if err := sleepCtx(ctx, cfg.Duration); err != nil {
 			return err
@@ -372,6 +388,9 @@ func loadtestFloor(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltRes
 			return err
 		}
 		g1, _ := selfCPUSeconds()
+		lat := histDiff(lat0, latency.snapshot())
+		f.Latency = ltLatency{P50: nfloat(histQuantile(lat, 0.5)), P90: nfloat(histQuantile(lat, 0.9)),
+			P99: nfloat(histQuantile(lat, 0.99)), Max: nfloat(histMax(lat))}
 		win := time.Since(start).Seconds()
 		f.WindowSeconds = win
 		if gok {
@@ -471,12 +490,17 @@ func floorPublish(ctx context.Context, c *net.UDPConn, to *net.UDPAddr, cfg *ltC
 		case <-ctx.Done():
 			return
 		case <-audioTick:
+			binary.BigEndian.PutUint64(audio[floorStamp:], uint64(time.Now().UnixNano()))
 			if _, err := c.WriteToUDP(audio, to); err != nil {
 				return
 			}
 			nSent++
 			nForward++
 		case <-videoTick:
+			now := uint64(time.Now().UnixNano())
+			for _, m := range frame {
+				binary.BigEndian.PutUint64(m.Buffers[0][floorStamp:], now)
+			}
 			for off := 0; off < len(frame); {
 				n, err := pc.WriteBatch(frame[off:], 0)
 				if err != nil {
@@ -505,6 +529,7 @@ func writeFloorTable(w io.Writer, f *ltFloor) {
 	if f.Generator.Measured {
 		fmt.Fprintf(tw, "generator CPU\t%.3f cores\n", f.Generator.Cores)
 	}
+	fmt.Fprintf(tw, "latency (send to read)\tp50 %s  p90 %s  p99 %s  max %s\n", fmtMs(float64(f.Latency.P50)), fmtMs(float64(f.Latency.P90)), fmtMs(float64(f.Latency.P99)), fmtMs(float64(f.Latency.Max)))
 	fmt.Fprintf(tw, "loss\t%.3f%%  (%d copies of %d)\n", f.LossPct, f.Received, f.Expected)
 	_ = tw.Flush()
 }

@@ -64,7 +64,7 @@ func TestLoadtestFloor(t *testing.T) {
 		if code := runLoadtest([]string{"--floor", "--quiet", "--duration", "1s", "--warmup", "0s", "--video-kbps", "0"}, nil, &out, &errb); code != 0 {
 			t.Fatalf("exited %d: %s", code, errb.String())
 		}
-		for _, want := range []string{"server: none: the floor's relay at udp://127.0.0.1:", "relay CPU", "µs per packet", "loss"} {
+		for _, want := range []string{"server: none: the floor's relay at udp://127.0.0.1:", "relay CPU", "µs per packet", "latency (send to read)", "loss"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("table lacks %q:\n%s", want, out.String())
 			}
@@ -87,6 +87,9 @@ func checkFloorRun(t *testing.T, f *ltFloor) {
 	}
 	if !f.Relay.Measured || f.Relay.CPUSeconds <= 0 || f.Relay.CPUMicrosPerPacket <= 0 || !f.Generator.Measured {
 		t.Errorf("relay %+v, generator %+v: CPU not measured", f.Relay, f.Generator)
+	}
+	if l := f.Latency; !(l.P50 > 0 && l.P99 >= l.P50 && l.P99 < 1000) {
+		t.Errorf("latency %+v ms: want the send times read back, within a second on loopback", l)
 	}
 	if f.Relay.DatagramsPerRead < 1 || f.Relay.DatagramsPerRead > relayReadBatch {
 		t.Errorf("%.2f datagrams a read", f.Relay.DatagramsPerRead)
