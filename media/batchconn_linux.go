@@ -288,8 +288,6 @@ func (r *rawReader) readEach(b *recvBatch, each func(n int) bool, calls *atomic.
 	}
 }
 
-// datagram returns the j-th datagram read: its buffer (the datagram at
-// spillHeader), its length and its source.
 // ctrlWords is the size of a datagram's control buffer in 8-byte words:
 // one control message holding a timespec.
 const ctrlWords = 4
@@ -313,6 +311,8 @@ func arrivalStamp(ctrl *[ctrlWords]uint64, n int) int64 {
 	return (*unix.Timespec)(unsafe.Add(unsafe.Pointer(&ctrl[0]), unix.CmsgLen(0))).Nano()
 }
 
+// datagram returns the j-th datagram read: its buffer (the datagram at
+// spillHeader), its length and its source.
 func (b *recvBatch) datagram(j int) ([]byte, int, netip.AddrPort) {
 	return b.bufs[j], int(b.hdrs[j].Len), SockaddrAddrPort(&b.names[j])
 }

@@ -782,15 +782,14 @@ func (d *downTrack) setBandwidthPaused(paused bool) bool {
 	}
 	if paused {
 		d.bwPauses.Add(1)
+		return true
 	}
-	if !paused {
-		d.qmu.Lock()
-		d.gap = true
-		if d.up.kind == webrtc.RTPCodecTypeVideo {
-			d.waitKeyframe, d.waitSince = true, time.Now().UnixNano()
-		}
-		d.qmu.Unlock()
-		d.up.requestKeyframe(d.wantedLayer())
+	d.qmu.Lock()
+	d.gap = true
+	if d.up.kind == webrtc.RTPCodecTypeVideo {
+		d.waitKeyframe, d.waitSince = true, time.Now().UnixNano()
 	}
+	d.qmu.Unlock()
+	d.up.requestKeyframe(d.wantedLayer())
 	return true
 }

@@ -1025,7 +1025,7 @@ func (r *loadRun) compute(s0, s1 *ltSnap, fresh []*ltClient) *ltStep {
 		st.LossPct = 100 * float64(st.Audio.Lost+st.Video.Lost) / float64(exp)
 	}
 	h := histDiff(s0.hist, s1.hist)
-	st.Latency = ltLatency{P50: nfloat(histQuantile(h, 0.5)), P90: nfloat(histQuantile(h, 0.9)), P99: nfloat(histQuantile(h, 0.99)), Max: nfloat(histMax(h))}
+	st.Latency = histLatency(h)
 	if len(jitters) > 0 {
 		var sum, mx float64
 		for _, j := range jitters {

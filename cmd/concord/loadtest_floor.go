@@ -389,8 +389,7 @@ func loadtestFloor(ctx context.Context, cfg *ltConfig, stderr io.Writer) (*ltRes
 		}
 		g1, _ := selfCPUSeconds()
 		lat := histDiff(lat0, latency.snapshot())
-		f.Latency = ltLatency{P50: nfloat(histQuantile(lat, 0.5)), P90: nfloat(histQuantile(lat, 0.9)),
-			P99: nfloat(histQuantile(lat, 0.99)), Max: nfloat(histMax(lat))}
+		f.Latency = histLatency(lat)
 		win := time.Since(start).Seconds()
 		f.WindowSeconds = win
 		if gok {

@@ -23,7 +23,6 @@ const relaySendMax = 1024
 // next rather than asking again (the server's readers do the same); the
 // copies of what one call read leave in one sendmmsg.
 type floorRelay struct {
-	conn   *net.UDPConn
 	raw    syscall.RawConn
 	routes map[netip.AddrPort][]unix.RawSockaddrInet4
 
@@ -46,7 +45,7 @@ func newFloorRelay(conn *net.UDPConn, routes map[netip.AddrPort][]netip.AddrPort
 	if err != nil {
 		return nil, err
 	}
-	r := &floorRelay{conn: conn, raw: raw, routes: make(map[netip.AddrPort][]unix.RawSockaddrInet4, len(routes)),
+	r := &floorRelay{raw: raw, routes: make(map[netip.AddrPort][]unix.RawSockaddrInet4, len(routes)),
 		batch: newMmsgBatch(relayReadBatch), wh: make([]unix.Mmsghdr, 0, relaySendMax), wiov: make([]unix.Iovec, relaySendMax)}
 	for from, tos := range routes {
 		sas := make([]unix.RawSockaddrInet4, 0, len(tos))

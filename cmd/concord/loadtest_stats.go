@@ -96,6 +96,12 @@ func histQuantile(counts []uint64, q float64) float64 {
 	return 2000
 }
 
+// histLatency is the latency figures a report gives of counts.
+func histLatency(counts []uint64) ltLatency {
+	return ltLatency{P50: nfloat(histQuantile(counts, 0.5)), P90: nfloat(histQuantile(counts, 0.9)),
+		P99: nfloat(histQuantile(counts, 0.99)), Max: nfloat(histMax(counts))}
+}
+
 // histMax is the upper bound of the highest non-empty bucket.
 func histMax(counts []uint64) float64 {
 	for i := len(counts) - 1; i >= 0; i-- {
