@@ -76,10 +76,12 @@ func TestAllocateAudioFirst(t *testing.T) {
 	t.Logf("limited: adapted after %v: estimate %.0f kbit/s, a's layer %d, b's video paused",
 		time.Since(start).Round(100*time.Millisecond), sub.peer.bw.current()/1000, lr.layer())
 	// Operators see it: concord_media_bandwidth_paused_tracks and
-	// concord_media_bandwidth_pauses_total.
-	if st := sfu.Stats(); st.BandwidthPaused < 1 || st.BandwidthPauses < 1 {
-		t.Errorf("b's video paused for bandwidth, but the SFU's stats count %d tracks paused now, %d pauses", st.BandwidthPaused, st.BandwidthPauses)
-	}
+	// concord_media_bandwidth_pauses_total. Waited for, as the gauge reads
+	// the tracks' state at one instant and a probe may resume b for a while.
+	waitFor(t, 10*time.Second, "the SFU's stats counting b's video paused for bandwidth", func() bool {
+		st := sfu.Stats()
+		return st.BandwidthPaused >= 1 && st.BandwidthPauses >= 1
+	})
 
 	// Audio over the next seconds, from the moment of adapting, with the
 	// SFU probing now and then. While only loss reports could pause a
@@ -132,9 +134,17 @@ func TestAllocateAudioFirst(t *testing.T) {
 	before := sub.packets("b", "video")
 	flowing := time.Now()
 	waitFor(t, 30*time.Second, "b's video flowing again", func() bool { return sub.packets("b", "video") > before+60 })
-	if st := sfu.Stats(); st.BandwidthPaused != 0 || st.BandwidthPauses < 1 {
-		t.Errorf("everything resumed, but the SFU's stats count %d tracks paused for bandwidth now, %d pauses", st.BandwidthPaused, st.BandwidthPauses)
-	}
 	t.Logf("b's video flowing again after %v", time.Since(flowing).Round(100*time.Millisecond))
+	// The gauge comes back to zero once nothing is held back. Not at one
+	// instant: a resumed camera's burst may pause it again for a probe's
+	// back-off (CI saw 1 track paused 800 ms after b's video flowed again).
+	var st Stats
+	waitFor(t, 30*time.Second, "the SFU's stats counting no track paused for bandwidth", func() bool {
+		st = sfu.Stats()
+		return st.BandwidthPaused == 0
+	})
+	if st.BandwidthPauses < 1 {
+		t.Errorf("b's video was paused for bandwidth, but the SFU's stats count %d pauses", st.BandwidthPauses)
+	}
 	lr.check(t)
 }
