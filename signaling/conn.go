@@ -38,6 +38,7 @@ type conn struct {
 	closeOnce sync.Once
 	stopOnce  sync.Once
 	leaving   atomic.Bool // the client left or the server ended the socket on purpose
+	relayed   bool        // another node relays this socket (cluster)
 
 	// Set by the reader during join; read by the room under its lock.
 	room        *room
@@ -123,6 +124,22 @@ func (c *conn) handle(data []byte) bool {
 		if c.room != nil {
 			c.sendError(errorf(CodeAlreadyJoined, false, "already joined"))
 			return false
+		}
+		if cl := c.s.p.Cluster; cl != nil {
+			owner, err := c.s.route(m.Token)
+			if err == nil && owner.Node != cl.Self() {
+				if c.relayed {
+					err = errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting")
+				} else {
+					c.relay(owner, data)
+					return true
+				}
+			}
+			if err != nil {
+				c.s.p.Metrics.join("refused")
+				c.fail(asProtocolError(err))
+				return true
+			}
 		}
 		if err := c.join(m.Token, m.Resume); err != nil {
 			c.s.p.Metrics.join("refused")

@@ -78,6 +78,12 @@ const (
 	CodeLinkRevoked       = "link_revoked"
 	CodeNoConsent         = "no_consent"
 	CodeInternal          = "internal"
+	// CodeRoomMoved: the session's room runs on another node now; the
+	// client reconnects and is routed there.
+	CodeRoomMoved = "room_moved"
+	// CodeUnavailable: the node running the session's room, or the Redis
+	// that says which it is, cannot be reached; the client retries.
+	CodeUnavailable = "unavailable"
 )
 
 // inbound is a message from a client.

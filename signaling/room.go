@@ -10,6 +10,7 @@ import (
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/media"
 	"github.com/concord-odr/concord/rooms"
+	"github.com/concord-odr/concord/signaling/cluster"
 )
 
 var errRoomClosed = errors.New("signaling: room closed")
@@ -475,6 +476,12 @@ func toParticipant(p cases.Participant, online bool) Participant {
 // visibility once more). A draft visible to one side only (prepared in a
 // caucus) is announced to the mediators and that side alone.
 func (s *Server) AgreementUpdated(caseID, agreementID string, revision int, textHash, visibleTo, status string) {
+	s.agreementUpdated(caseID, agreementID, revision, textHash, visibleTo, status)
+	s.publish(cluster.Event{Op: opAgreementUpdated, Case: caseID, Agreement: agreementID, Revision: revision,
+		TextHash: textHash, VisibleTo: visibleTo, Status: status})
+}
+
+func (s *Server) agreementUpdated(caseID, agreementID string, revision int, textHash, visibleTo, status string) {
 	s.mu.Lock()
 	var rs []*room
 	for _, r := range s.rooms {
@@ -513,6 +520,11 @@ func (s *Server) iceServersFor(participantID string) []ICEServer {
 // revoked: one participant's, or (participantID empty) a whole session's.
 // They keep no place for a resume, and their links no longer join.
 func (s *Server) RevokeLinks(sessionID, participantID string) {
+	s.revokeLinks(sessionID, participantID)
+	s.publish(cluster.Event{Op: opRevokeLinks, Session: sessionID, Participant: participantID})
+}
+
+func (s *Server) revokeLinks(sessionID, participantID string) {
 	s.mu.Lock()
 	r := s.rooms[sessionID]
 	s.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/cases/joinlink"
 	"github.com/concord-odr/concord/media"
+	"github.com/concord-odr/concord/signaling/cluster"
 )
 
 // Timing and size limits of a connection.
@@ -65,6 +66,9 @@ type Params struct {
 	// ResumeGrace is how long a participant whose socket dropped keeps its
 	// place (and its media connections) for a reconnect. 0 disables it.
 	ResumeGrace time.Duration
+	// Cluster, when set, runs each session's room on one of the nodes
+	// sharing a Redis: a join that reaches another node is relayed to it.
+	Cluster Cluster
 }
 
 // Server accepts signaling sockets and runs the rooms.
@@ -78,6 +82,8 @@ type Server struct {
 	conns    map[*conn]struct{}
 	draining bool
 	wg       sync.WaitGroup
+
+	stopRenew chan struct{} // closed by Shutdown to stop renewClaims
 }
 
 // New returns a Server.
@@ -88,11 +94,15 @@ func New(p Params) *Server {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &Server{p: p, log: p.Logger, rooms: map[string]*room{}, conns: map[*conn]struct{}{}}
+	s := &Server{p: p, log: p.Logger, rooms: map[string]*room{}, conns: map[*conn]struct{}{}, stopRenew: make(chan struct{})}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
 		CheckOrigin:     s.checkOrigin,
+	}
+	if p.Cluster != nil {
+		s.wg.Add(1)
+		go s.renewClaims()
 	}
 	return s
 }
@@ -129,6 +139,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newConn(s, ws)
+	c.relayed = r.Header.Get(relayHeader) != ""
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -152,6 +163,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and waits (until ctx ends) for the connections to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.draining {
+		close(s.stopRenew)
+	}
 	s.draining = true
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -173,6 +187,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, r := range rooms {
 		r.media.Close()
+		// Another node may open it at once for the participants'
+		// reconnects, rather than after this node's heartbeat expires.
+		s.release(r.id)
 	}
 	return ctx.Err()
 }
@@ -180,6 +197,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // EndSession tells everyone in the session's room that it has ended,
 // closes their sockets and the room's media.
 func (s *Server) EndSession(sessionID string, result string) {
+	s.endSession(sessionID, result)
+	s.publish(cluster.Event{Op: opEndSession, Session: sessionID, Result: result})
+}
+
+func (s *Server) endSession(sessionID string, result string) {
 	s.mu.Lock()
 	r := s.rooms[sessionID]
 	if r != nil {
@@ -191,6 +213,7 @@ func (s *Server) EndSession(sessionID string, result string) {
 		return
 	}
 	r.end(result)
+	s.release(sessionID)
 }
 
 // Rooms returns the number of open rooms.
@@ -230,17 +253,29 @@ func (s *Server) dropRoomIfEmpty(r *room) {
 		delete(s.rooms, r.id)
 		s.p.Metrics.roomsDelta(-1)
 		r.media.Close()
+		if s.p.Cluster != nil {
+			go s.release(r.id)
+		}
 	}
+}
+
+// claims checks a join token's signature and expiry.
+func (s *Server) claims(token string) (*joinlink.Claims, error) {
+	claims, err := s.p.Tokens.Verify(token)
+	switch {
+	case errors.Is(err, joinlink.ErrExpired):
+		return nil, errorf(CodeTokenExpired, true, "%s", err.Error())
+	case err != nil:
+		return nil, errorf(CodeInvalidToken, true, "%s", err.Error())
+	}
+	return claims, nil
 }
 
 // verify checks a join token and finds the session and participant.
 func (s *Server) verify(ctx context.Context, token string) (*cases.Session, cases.Participant, error) {
-	claims, err := s.p.Tokens.Verify(token)
-	switch {
-	case errors.Is(err, joinlink.ErrExpired):
-		return nil, cases.Participant{}, errorf(CodeTokenExpired, true, "%s", err.Error())
-	case err != nil:
-		return nil, cases.Participant{}, errorf(CodeInvalidToken, true, "%s", err.Error())
+	claims, err := s.claims(token)
+	if err != nil {
+		return nil, cases.Participant{}, err
 	}
 	sess, err := s.p.Sessions.Session(ctx, claims.SessionID)
 	if err != nil {

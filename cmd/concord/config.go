@@ -18,11 +18,16 @@ import (
 // Config is everything an operator can set. Each field has a flag and an
 // environment variable; a flag given on the command line wins.
 type Config struct {
-	Addr           string
-	PublicURL      string
-	DataDir        string
-	DatabaseURL    string
-	RedisURL       string
+	Addr        string
+	PublicURL   string
+	DataDir     string
+	DatabaseURL string
+	RedisURL    string
+	// NodeName and NodeURL name this node among those sharing RedisURL and
+	// say where the others reach its signaling socket.
+	NodeName       string
+	NodeURL        string
+	NodeTTL        time.Duration
 	MediaUDP       string
 	MediaTCP       string
 	MediaReaders   int
@@ -71,7 +76,12 @@ func (c *Config) settings() []setting {
 		{"public-url", "CONCORD_PUBLIC_URL", "base URL of join links (default: http://ADDR)", str(&c.PublicURL, "")},
 		{"data-dir", "CONCORD_DATA_DIR", "folder for the embedded case store and the signing key", str(&c.DataDir, "concord-data")},
 		{"database-url", "CONCORD_DATABASE_URL", "PostgreSQL URL (postgres://...); empty uses the embedded store", str(&c.DatabaseURL, "")},
-		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) for multi-node; empty runs a single node", str(&c.RedisURL, "")},
+		{"redis-url", "CONCORD_REDIS_URL", "Redis URL (redis://...) shared by the nodes of a cluster; empty runs a single node", str(&c.RedisURL, "")},
+		{"node-name", "CONCORD_NODE_NAME", "this node's name in the cluster, unique among live nodes (default: the host name and a random suffix)", str(&c.NodeName, "")},
+		{"node-ttl", "CONCORD_NODE_TTL", "how long a silent node counts as alive; its rooms move to other nodes after it", func(fs *flag.FlagSet, name, usage string) {
+			fs.DurationVar(&c.NodeTTL, name, 10*time.Second, usage)
+		}},
+		{"node-url", "CONCORD_NODE_URL", "where the cluster's other nodes reach this node's signaling, ws://HOST:PORT/ws (default: from addr, or the host name when addr has no host)", str(&c.NodeURL, "")},
 		{"media-udp", "CONCORD_MEDIA_UDP", "the one UDP address for all media", str(&c.MediaUDP, "127.0.0.1:7881")},
 		{"media-readers", "CONCORD_MEDIA_READERS", "goroutines that read and forward media, each on its own socket of the media UDP address (0: one per core)", func(fs *flag.FlagSet, name, usage string) {
 			fs.IntVar(&c.MediaReaders, name, 0, usage)
@@ -175,6 +185,14 @@ func (c *Config) validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("redis-url must be a redis:// or rediss:// URL"))
+	}
+	if c.NodeTTL < 300*time.Millisecond || c.NodeTTL > 5*time.Minute {
+		errs = append(errs, errors.New("node-ttl must be between 300ms and 5m"))
+	}
+	if c.NodeURL != "" {
+		if u, err := url.Parse(c.NodeURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			errs = append(errs, errors.New("node-url must be a ws:// or wss:// URL"))
+		}
 	}
 	for name, addr := range map[string]string{"admin-addr": c.AdminAddr, "media-tcp": c.MediaTCP, "turn-udp": c.TURNUDP, "turn-tcp": c.TURNTCP} {
 		if addr == "" {

@@ -34,6 +34,7 @@ import (
 	"github.com/concord-odr/concord/cases/sqlite"
 	"github.com/concord-odr/concord/media"
 	"github.com/concord-odr/concord/signaling"
+	"github.com/concord-odr/concord/signaling/cluster"
 	"github.com/concord-odr/concord/web"
 	"github.com/concord-odr/concord/web/ratelimit"
 )
@@ -132,6 +133,7 @@ type Main struct {
 	sfu      *media.SFU
 	sig      *signaling.Server
 	redis    *redis.Client
+	nodes    *cluster.Cluster // with Redis: the nodes sharing it
 	httpSrv  *http.Server
 	ln       net.Listener
 	serveWG  sync.WaitGroup
@@ -243,7 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
-		m.log.Info("redis reachable; rooms are still routed in-process on this node")
+		m.log.Info("redis reachable")
 	}
 
 	if err := m.startIdentity(); err != nil {
@@ -272,7 +274,17 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	m.sig = signaling.New(signaling.Params{
+	m.ln, err = net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
+	}
+	var nodes *cluster.Cluster
+	if m.redis != nil {
+		if nodes, err = m.newCluster(); err != nil {
+			return err
+		}
+	}
+	sigp := signaling.Params{
 		Logger:         m.log,
 		SFU:            m.sfu,
 		Tokens:         m.identity.Verifier(identity.ForSignaling),
@@ -281,7 +293,17 @@ func (m *Main) Run(ctx context.Context) error {
 		ResumeGrace:    m.Config.ResumeGrace,
 		Metrics:        signaling.NewMetrics(m.metrics),
 		ICEServersFor:  m.iceServersFor,
-	})
+	}
+	if nodes != nil {
+		sigp.Cluster = nodes
+	}
+	m.sig = signaling.New(sigp)
+	if nodes != nil {
+		if err := nodes.Start(ctx, m.sig.Apply); err != nil {
+			return err
+		}
+		m.nodes = nodes
+	}
 	m.ends.notify(m.cloud.sessionEnded(m.sig))
 	handler := web.NewHandler(web.Params{
 		Logger:         m.log,
@@ -297,10 +319,6 @@ func (m *Main) Run(ctx context.Context) error {
 		Queue:          m.cloud.queue,
 	})
 
-	m.ln, err = net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
-	}
 	m.httpSrv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -352,11 +370,18 @@ func (m *Main) Close() error {
 				errs = append(errs, fmt.Errorf("signaling: %w", err))
 			}
 		}
+		if m.nodes != nil {
+			if err := m.nodes.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if m.httpSrv != nil {
 			if err := m.httpSrv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http: %w", err))
 			}
 			m.serveWG.Wait()
+		} else if m.ln != nil {
+			_ = m.ln.Close() // Run failed between listening and serving
 		}
 		if m.admin != nil {
 			_ = m.admin.Close()

@@ -557,6 +557,8 @@ const STRINGS = {
     'err.not_found.person': 'That person is no longer in the session.',
     'err.bad_message': 'That did not work. Please try again.',
     'err.shutting_down': 'The server is restarting. Reconnecting…',
+    'err.room_moved': 'The session moved to another server. Reconnecting…',
+    'err.unavailable': 'The session cannot be reached just now. Retrying…',
   },
   zh: {
     'lang.switch': 'English',
@@ -1113,6 +1115,8 @@ const STRINGS = {
     'err.not_found.person': '此人已不在会议中。',
     'err.bad_message': '操作未成功，请重试。',
     'err.shutting_down': '服务器正在重启，正在重新连接…',
+    'err.room_moved': '会话已转移到另一台服务器，正在重新连接…',
+    'err.unavailable': '暂时无法连接到会话，正在重试…',
   },
 };
 

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+// nodeChildEnv makes this test binary run "concord serve" as a node of a
+// cluster that a test can kill.
+const nodeChildEnv = "CONCORD_TEST_NODE_CHILD"
+
+func init() {
+	if os.Getenv(nodeChildEnv) == "1" && len(os.Args) > 1 && os.Args[1] == "serve" {
+		os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	}
+}
+
+// testRedisURL returns the test Redis's URL (CONCORD_TEST_REDIS_URL, or
+// 127.0.0.1:6379). An unreachable Redis skips the test, except with CI
+// set, where it fails.
+func testRedisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("CONCORD_TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis unreachable in CI: %v", err)
+		}
+		t.Skipf("Redis unreachable (set CONCORD_TEST_REDIS_URL): %v", err)
+	}
+	return url
+}
+
+// clusterDB is a migrated PostgreSQL schema for the nodes of one test.
+func clusterDB(t *testing.T) string {
+	t.Helper()
+	url := testPostgresURL(t)
+	if code := run([]string{"migrate"}, []string{"CONCORD_DATABASE_URL=" + url, "CONCORD_DATA_DIR=" + t.TempDir()}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("migrate on PostgreSQL exited %d", code)
+	}
+	return url
+}
+
+// clusterConfig is a node's configuration: the shared database and Redis,
+// and (when from is set) the signing keys of the node that made the demo,
+// as an operator shares them between nodes.
+func clusterConfig(t *testing.T, db, redisURL string, from *testServer) Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.DatabaseURL = db
+	cfg.RedisURL = redisURL
+	cfg.NodeTTL = time.Second
+	if from != nil {
+		cfg.Demo = false
+		shareKeys(t, from.Config.DataDir, cfg.DataDir)
+	}
+	return cfg
+}
+
+func shareKeys(t *testing.T, from, to string) {
+	t.Helper()
+	for _, name := range []string{"joinlink.key", "staff.key"} {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTwoNodesShareARoom: the mediator joins through node A, which then
+// runs the session's room; the parties join through node B, which relays
+// their signaling to A. Media flows between all three through A, and the
+// session ended through B's API ends the room on A.
+func TestTwoNodesShareARoom(t *testing.T) {
+	db, rurl := clusterDB(t), testRedisURL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	med := newPionClient(ctx, t, "mediator", a.BaseURL, tokenFromURL(b.Demo.Mediator))
+	con := newPionClient(ctx, t, "consumer", b.BaseURL, tokenFromURL(b.Demo.Consumer))
+	mer := newPionClient(ctx, t, "merchant", b.BaseURL, tokenFromURL(b.Demo.Merchant))
+	if ra, rb := a.sig.Rooms(), b.sig.Rooms(); ra != 1 || rb != 0 {
+		t.Fatalf("rooms open: node A %d, node B %d; want the one room on A", ra, rb)
+	}
+	admitAll(t, med, con, mer)
+	clients := []*pionClient{med, con, mer}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done := true
+		for _, c := range clients {
+			for _, o := range clients {
+				if a, v := c.from(o.selfID()); o != c && (a < 5 || v < 5) {
+					done = false
+				}
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, c := range clients {
+				c.mu.Lock()
+				t.Logf("%s received %v errors %v", c.name, c.received, c.errors)
+				c.mu.Unlock()
+			}
+			t.Fatal("not every participant received audio and video from the other two within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := a.sfu.Stats().Peers; got < 3 {
+		t.Errorf("node A's SFU has %d peers, want the three participants'", got)
+	}
+	if got := b.sfu.Stats().Peers; got != 0 {
+		t.Errorf("node B's SFU has %d peers; the media should all go to A", got)
+	}
+
+	code, body := post(t, b.BaseURL+"/api/v1/sessions/"+b.Demo.SessionID+"/end", b.MediatorToken, "application/json",
+		`{"result":"settled","terms":"Refund in full."}`)
+	if code != 200 {
+		t.Fatalf("end through node B: %d %v", code, body)
+	}
+	for _, c := range clients {
+		waitUntil(t, 5*time.Second, c.name+" told the session ended", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.ended == "settled"
+		})
+	}
+	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
+	opt, _ := redis.ParseURL(rurl)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	waitUntil(t, 5*time.Second, "the room's claim released", func() bool {
+		n, err := rdb.Exists(ctx, "concord:room:"+b.Demo.SessionID).Result()
+		return err == nil && n == 0
+	})
+}
+
+// TestNodeLossMovesTheRoom: node A, running a session's room, is killed;
+// the participant relayed through node B is told so and reconnects, and B
+// opens the room once A's heartbeat has expired.
+func TestNodeLossMovesTheRoom(t *testing.T) {
+	db, rurl := clusterDB(t), testRedisURL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	a, kill := startNodeChild(t, clusterConfig(t, db, rurl, b))
+
+	con, first := dialSignaling(t, a, tokenFromURL(b.Demo.Consumer))
+	defer con.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node A: %v", first)
+	}
+	mer, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
+	defer mer.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("merchant through node B: %v", first)
+	}
+	readUntil(t, con, "participant_joined")
+	if n := b.sig.Rooms(); n != 0 {
+		t.Fatalf("node B opened %d rooms; the room runs on A", n)
+	}
+
+	kill()
+	killed := time.Now()
+	e := readUntil(t, mer, "error")
+	if e["code"] != "shutting_down" {
+		t.Fatalf("the relayed merchant was told %v, want shutting_down", e)
+	}
+	_ = mer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := mer.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseServiceRestart) {
+		t.Fatalf("the relayed socket after A's loss: %v, want closed with 1012 (service restart)", err)
+	}
+
+	// Reconnect as the client does, until B has the room.
+	var refused []string
+	var again *websocket.Conn
+	for time.Since(killed) < 15*time.Second {
+		ws, m := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
+		if m["type"] == "joined" {
+			again = ws
+			break
+		}
+		ws.Close()
+		if m["code"] != "unavailable" {
+			t.Fatalf("rejoin through B: %v, want joined or unavailable", m)
+		}
+		refused = append(refused, fmt.Sprint(m["code"]))
+		time.Sleep(200 * time.Millisecond)
+	}
+	if again == nil {
+		t.Fatalf("the merchant could not rejoin through B within 15 s of A's loss (%d tries refused)", len(refused))
+	}
+	defer again.Close()
+	t.Logf("room reopened on B %v after A was killed (%d tries refused while A's heartbeat lived)",
+		time.Since(killed).Round(100*time.Millisecond), len(refused))
+	if n := b.sig.Rooms(); n != 1 {
+		t.Fatalf("node B runs %d rooms after taking over, want 1", n)
+	}
+	con2, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer con2.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer back through node B: %v", first)
+	}
+	p := readUntil(t, again, "participant_joined")
+	if who, _ := p["participant"].(map[string]any); who == nil || who["role"] != "party" {
+		t.Fatalf("merchant saw %v, want the consumer joining", p)
+	}
+}
+
+// startNodeChild runs cfg as a "concord serve" child process, and returns
+// its base URL once it answers and a kill that ends it at once, as a crash
+// would: no goodbye to Redis, no close frames. The test's end kills it too.
+func startNodeChild(t *testing.T, cfg Config) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "serve",
+		"--addr", addr, "--data-dir", cfg.DataDir, "--database-url", cfg.DatabaseURL,
+		"--redis-url", cfg.RedisURL, "--node-ttl", cfg.NodeTTL.String(),
+		"--media-udp", "127.0.0.1:0", "--media-tcp", "127.0.0.1:0", "--admin-addr", "",
+		"--adaptive-procs=false", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), nodeChildEnv+"=1")
+	out := &tailBuffer{max: 16 << 10}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("node child's output:\n%s", out.String())
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base, func() {
+					if err := cmd.Process.Kill(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the node child exited at start:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node child did not answer within 20 s:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitUntil polls cond until it holds or d passes.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,242 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/concord-odr/concord/signaling/cluster"
+)
+
+// Cluster is what signaling needs of the nodes that share a Redis
+// (cluster.Cluster): each session's room runs on one node, and a socket
+// that reaches another node is relayed to it.
+type Cluster interface {
+	Self() string
+	RoomTTL() time.Duration
+	Claim(ctx context.Context, session string) (cluster.Owner, error)
+	Renew(ctx context.Context, sessions []string) (lost []string, err error)
+	Release(ctx context.Context, session string) error
+	Publish(ctx context.Context, ev cluster.Event) error
+}
+
+// relayHeader marks a socket another node relays; its value is that
+// node's name. A relayed join is never relayed again: a node that does not
+// own the room any more answers room_moved, and the client reconnects.
+const relayHeader = "X-Concord-Relay"
+
+// Events carried between nodes.
+const (
+	opEndSession       = "end_session"
+	opRevokeLinks      = "revoke_links"
+	opAgreementUpdated = "agreement_updated"
+)
+
+// route finds the node that runs the room the token joins, claiming it
+// for this node when no live node does.
+func (s *Server) route(token string) (cluster.Owner, error) {
+	claims, err := s.claims(token)
+	if err != nil {
+		return cluster.Owner{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	owner, err := s.p.Cluster.Claim(ctx, claims.SessionID)
+	if err != nil {
+		s.log.Error("cluster: no owner for the room", "session", claims.SessionID, "err", err)
+		return cluster.Owner{}, errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
+	}
+	return owner, nil
+}
+
+// relay carries the socket to the node that runs its room: the join that
+// was read, then every message both ways, until either side ends. The
+// owner's close (code and reason) reaches the client as it was sent; the
+// owner's loss reaches it as shutting_down, and the client reconnects.
+func (c *conn) relay(owner cluster.Owner, join []byte) {
+	close(c.joined) // the owner times the join from here
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout/2)
+	d := websocket.Dialer{HandshakeTimeout: joinTimeout / 2, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	up, resp, err := d.DialContext(ctx, owner.URL, http.Header{relayHeader: {c.s.p.Cluster.Self()}})
+	cancel()
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		c.s.p.Metrics.join("relay_failed")
+		c.log.Warn("cluster: the room's node is unreachable", "node", owner.Node, "url", owner.URL, "err", err)
+		c.fail(errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect"))
+		return
+	}
+	c.s.p.Metrics.join("relayed")
+	c.log.Debug("cluster: relaying", "node", owner.Node)
+	up.SetReadLimit(maxMessageSize)
+
+	fromOwner := make(chan struct{})
+	go func() {
+		defer close(fromOwner)
+		extend := func() { _ = up.SetReadDeadline(time.Now().Add(pongWait)) }
+		extend()
+		up.SetPingHandler(func(data string) error {
+			extend()
+			return up.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		})
+		for {
+			kind, data, err := up.ReadMessage()
+			if err != nil {
+				// 1006 and 1005 are never sent: gorilla reports a connection
+				// that ended without a close frame (a killed node) as 1006.
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != websocket.CloseNoStatusReceived {
+					c.closeOnce.Do(func() { c.push(frame{close: true, code: ce.Code, reason: ce.Text}) })
+				} else {
+					c.fail(errorf(CodeShuttingDown, true, "the server running this session stopped; please reconnect"))
+				}
+				return
+			}
+			extend()
+			if kind == websocket.TextMessage {
+				c.push(frame{data: data})
+			}
+		}
+	}()
+
+	write := func(data []byte) error {
+		_ = up.SetWriteDeadline(time.Now().Add(writeWait))
+		return up.WriteMessage(websocket.TextMessage, data)
+	}
+	if err := write(join); err == nil {
+		for {
+			kind, data, err := c.ws.ReadMessage()
+			if err != nil {
+				break
+			}
+			_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+			if kind != websocket.TextMessage {
+				c.sendError(errorf(CodeBadMessage, false, "messages must be JSON text"))
+				continue
+			}
+			if !c.limiter.Allow() {
+				c.sendError(errorf(CodeRateLimited, false, "too many messages"))
+				continue
+			}
+			if write(data) != nil {
+				break
+			}
+		}
+	}
+	// The client is gone (or the owner is): the owner keeps the place for
+	// a resume unless the client said leave, as with a direct socket.
+	_ = up.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+	_ = up.Close()
+	<-fromOwner
+}
+
+// renewClaims keeps this node's claims on its open rooms, and moves away
+// the participants of a room another node took over meanwhile (after this
+// node lost Redis for longer than its heartbeat), so that one room never
+// runs on two nodes for long.
+func (s *Server) renewClaims() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.p.Cluster.RoomTTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopRenew:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.rooms))
+		for id := range s.rooms {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), s.p.Cluster.RoomTTL()/3)
+		lost, err := s.p.Cluster.Renew(ctx, ids)
+		cancel()
+		if err != nil {
+			s.log.Warn("cluster: room claims not renewed", "rooms", len(ids), "err", err)
+			continue
+		}
+		for _, id := range lost {
+			s.log.Warn("cluster: another node runs this room now; moving its participants", "session", id)
+			s.moveRoom(id)
+		}
+	}
+}
+
+// moveRoom closes a room this node no longer owns; its participants are
+// told room_moved and reconnect to the node that does.
+func (s *Server) moveRoom(sessionID string) {
+	s.mu.Lock()
+	r := s.rooms[sessionID]
+	if r != nil {
+		delete(s.rooms, sessionID)
+		s.p.Metrics.roomsDelta(-1)
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.closed = true
+	conns := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.fail(errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting"))
+	}
+	r.media.Close()
+}
+
+// release gives up the claim on a room this node closed, unless it has
+// opened the room again since.
+func (s *Server) release(sessionID string) {
+	if s.p.Cluster == nil {
+		return
+	}
+	s.mu.Lock()
+	reopened := s.rooms[sessionID] != nil
+	s.mu.Unlock()
+	if reopened {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.p.Cluster.Release(ctx, sessionID); err != nil {
+		s.log.Warn("cluster: room claim not released; it expires", "session", sessionID, "err", err)
+	}
+}
+
+// publish tells the other nodes of ev; the node running the room applies
+// it.
+func (s *Server) publish(ev cluster.Event) {
+	if s.p.Cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.p.Cluster.Publish(ctx, ev); err != nil {
+		s.log.Error("cluster: event not sent to the other nodes", "op", ev.Op, "session", ev.Session, "err", err)
+	}
+}
+
+// Apply carries out an event another node published.
+func (s *Server) Apply(ev cluster.Event) {
+	switch ev.Op {
+	case opEndSession:
+		s.endSession(ev.Session, ev.Result)
+	case opRevokeLinks:
+		s.revokeLinks(ev.Session, ev.Participant)
+	case opAgreementUpdated:
+		s.agreementUpdated(ev.Case, ev.Agreement, ev.Revision, ev.TextHash, ev.VisibleTo, ev.Status)
+	default:
+		s.log.Warn("cluster: unknown event", "op", ev.Op, "node", ev.Node)
+	}
+}
