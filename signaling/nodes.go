@@ -204,7 +204,14 @@ func (s *Server) release(sessionID string) {
 	s.mu.Lock()
 	reopened := s.rooms[sessionID] != nil
 	s.mu.Unlock()
-	if reopened {
+	if !reopened {
+		s.releaseClaim(sessionID)
+	}
+}
+
+// releaseClaim gives up the claim on a room.
+func (s *Server) releaseClaim(sessionID string) {
+	if s.p.Cluster == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

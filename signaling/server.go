@@ -189,7 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		r.media.Close()
 		// Another node may open it at once for the participants'
 		// reconnects, rather than after this node's heartbeat expires.
-		s.release(r.id)
+		s.releaseClaim(r.id)
 	}
 	return ctx.Err()
 }

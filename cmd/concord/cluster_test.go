@@ -304,3 +304,41 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNodeStopHandsOver: a node that stops normally gives its rooms up at
+// once; the next join through another node opens the room there on the
+// first try.
+func TestNodeStopHandsOver(t *testing.T) {
+	db, rurl := clusterDB(t), testRedisURL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer con.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node A: %v", first)
+	}
+	opt, _ := redis.ParseURL(rurl)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	key := "concord:room:" + b.Demo.SessionID
+	if n, _ := rdb.Exists(t.Context(), key).Result(); n != 1 {
+		t.Fatal("node A opened the room without claiming it")
+	}
+	if err := a.Main.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e := readUntil(t, con, "error"); e["code"] != "shutting_down" {
+		t.Fatalf("consumer on the stopping node was told %v", e)
+	}
+	if n, _ := rdb.Exists(t.Context(), key).Result(); n != 0 {
+		t.Fatal("node A stopped but kept its claim on the room")
+	}
+	again, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer again.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node B right after A stopped: %v", first)
+	}
+	if n := b.sig.Rooms(); n != 1 {
+		t.Fatalf("node B runs %d rooms, want 1", n)
+	}
+}
