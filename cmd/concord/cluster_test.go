@@ -342,3 +342,57 @@ func TestNodeStopHandsOver(t *testing.T) {
 		t.Fatalf("node B runs %d rooms, want 1", n)
 	}
 }
+
+// TestRoomClaimConflicts: a relayed join that reaches a node not running
+// the room is not relayed again (room_moved), and a node that finds its
+// room claimed by another live node (after losing Redis for longer than
+// its heartbeat, say) sends its participants there.
+func TestRoomClaimConflicts(t *testing.T) {
+	db, rurl := clusterDB(t), testRedisURL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer con.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node A: %v", first)
+	}
+
+	// As if B had relayed a join to A while A did not own the room: here
+	// to B, which does not.
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL(b.BaseURL), http.Header{"X-Concord-Relay": {"some-node"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]any{"type": "join", "token": tokenFromURL(b.Demo.Merchant)}); err != nil {
+		t.Fatal(err)
+	}
+	if e := readUntil(t, ws, "error"); e["code"] != "room_moved" {
+		t.Fatalf("a relayed join to a node not running the room: %v, want room_moved", e)
+	}
+
+	opt, _ := redis.ParseURL(rurl)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.Set(t.Context(), "concord:node:intruder", "ws://127.0.0.1:1/ws", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Del(context.Background(), "concord:node:intruder")
+	if err := rdb.Set(t.Context(), "concord:room:"+b.Demo.SessionID, "intruder", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = con.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var m map[string]any
+		if err := con.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for room_moved: %v", err)
+		}
+		if m["type"] == "error" {
+			if m["code"] != "room_moved" {
+				t.Fatalf("node A's participant was told %v, want room_moved", m)
+			}
+			break
+		}
+	}
+	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
+}

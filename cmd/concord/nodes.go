@@ -29,6 +29,9 @@ func (m *Main) newCluster() (*cluster.Cluster, error) {
 		Node:    name,
 		URL:     m.nodeURL(),
 		NodeTTL: m.Config.NodeTTL,
+		// Claims are renewed every 2 TTLs: a room another node took over
+		// while this one lost Redis moves within that.
+		RoomTTL: 6 * m.Config.NodeTTL,
 		Logger:  m.log,
 	})
 }
