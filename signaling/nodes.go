@@ -46,6 +46,15 @@ func (s *Server) route(token string) (cluster.Owner, error) {
 	defer cancel()
 	owner, err := s.p.Cluster.Claim(ctx, claims.SessionID)
 	if err != nil {
+		// A room open here goes on without Redis: its participants may
+		// reconnect to it.
+		s.mu.Lock()
+		open := s.rooms[claims.SessionID] != nil
+		s.mu.Unlock()
+		if open {
+			s.log.Warn("cluster: Redis unreachable; joining the room open here", "session", claims.SessionID, "err", err)
+			return cluster.Owner{Node: s.p.Cluster.Self()}, nil
+		}
 		s.log.Error("cluster: no owner for the room", "session", claims.SessionID, "err", err)
 		return cluster.Owner{}, errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
 	}

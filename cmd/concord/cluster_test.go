@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -395,4 +396,82 @@ func TestRoomClaimConflicts(t *testing.T) {
 		}
 	}
 	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
+}
+
+// TestRedisLossKeepsOpenRooms: while a node cannot reach Redis, its open
+// room takes its participants' reconnects, and a room no node has open
+// cannot be opened (unavailable, which the apps retry).
+func TestRedisLossKeepsOpenRooms(t *testing.T) {
+	db, rurl := clusterDB(t), testRedisURL(t)
+	opt, _ := redis.ParseURL(rurl)
+	cut := proxyTCP(t, opt.Addr)
+	cfg := clusterConfig(t, db, "redis://"+cut.addr+"/"+fmt.Sprint(opt.DB), nil)
+	cfg.NodeTTL = 10 * time.Second // Redis, not the node, is lost here
+	a := startTestServerWith(t, cfg)
+	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(a.Demo.Consumer))
+	if first["type"] != "joined" {
+		t.Fatalf("consumer: %v", first)
+	}
+	other := otherSession(t, a)
+
+	cut.close()
+	con.Close() // the phone's connection drops
+	again, first := dialSignaling(t, a.BaseURL, tokenFromURL(a.Demo.Consumer))
+	defer again.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("rejoining the open room with Redis unreachable: %v", first)
+	}
+	ws, first := dialSignaling(t, a.BaseURL, other)
+	defer ws.Close()
+	if first["type"] != "error" || first["code"] != "unavailable" {
+		t.Fatalf("opening another room with Redis unreachable: %v, want unavailable", first)
+	}
+}
+
+// tcpProxy forwards connections to a target until close, which also cuts
+// those open.
+type tcpProxy struct {
+	addr  string
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func proxyTCP(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{addr: ln.Addr().String(), ln: ln}
+	t.Cleanup(p.close)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
 }

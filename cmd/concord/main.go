@@ -372,7 +372,7 @@ func (m *Main) Close() error {
 		}
 		if m.nodes != nil {
 			if err := m.nodes.Close(); err != nil {
-				errs = append(errs, err)
+				m.log.Warn("left the cluster without saying so; the other nodes wait for this node's heartbeat to expire", "err", err)
 			}
 		}
 		if m.httpSrv != nil {
