@@ -1,15 +1,11 @@
 package web
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/cases/identity"
+	"github.com/concord-odr/concord/signaling/cluster/redistest"
 	"github.com/concord-odr/concord/web/ratelimit"
 )
 
@@ -385,33 +380,8 @@ func TestClientIP(t *testing.T) {
 // TestRedisRateLimitAcrossNodes: two API nodes sharing Redis share the
 // login limits.
 func TestRedisRateLimitAcrossNodes(t *testing.T) {
-	url := os.Getenv("CONCORD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := redis.NewClient(opt)
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis unreachable in CI: %v", err)
-		}
-		t.Skipf("Redis unreachable: %v", err)
-	}
-	var raw [6]byte
-	_, _ = rand.Read(raw[:])
-	prefix := "concord-test:" + hex.EncodeToString(raw[:]) + ":"
-	t.Cleanup(func() {
-		keys, _ := client.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	})
+	client := redistest.Client(t)
+	prefix := redistest.Prefix(t, client)
 	limits := Limits{LoginPerAccount: ratelimit.Rule{Limit: 3, Window: time.Minute}}
 	node := func() *idEnv {
 		return newIDEnv(t, func(p *Params) {

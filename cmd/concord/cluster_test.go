@@ -15,6 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/concord-odr/concord/signaling/cluster/redistest"
 )
 
 // nodeChildEnv makes this test binary run "concord serve" as a node of a
@@ -25,32 +27,6 @@ func init() {
 	if os.Getenv(nodeChildEnv) == "1" && len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 	}
-}
-
-// testRedisURL returns the test Redis's URL (CONCORD_TEST_REDIS_URL, or
-// 127.0.0.1:6379). An unreachable Redis skips the test, except with CI
-// set, where it fails.
-func testRedisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("CONCORD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis unreachable in CI: %v", err)
-		}
-		t.Skipf("Redis unreachable (set CONCORD_TEST_REDIS_URL): %v", err)
-	}
-	return url
 }
 
 // clusterDB is a migrated PostgreSQL schema for the nodes of one test.
@@ -97,7 +73,7 @@ func shareKeys(t *testing.T, from, to string) {
 // their signaling to A. Media flows between all three through A, and the
 // session ended through B's API ends the room on A.
 func TestTwoNodesShareARoom(t *testing.T) {
-	db, rurl := clusterDB(t), testRedisURL(t)
+	db, rurl := clusterDB(t), redistest.URL(t)
 	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
 	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,7 +143,7 @@ func TestTwoNodesShareARoom(t *testing.T) {
 // the participant relayed through node B is told so and reconnects, and B
 // opens the room once A's heartbeat has expired.
 func TestNodeLossMovesTheRoom(t *testing.T) {
-	db, rurl := clusterDB(t), testRedisURL(t)
+	db, rurl := clusterDB(t), redistest.URL(t)
 	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
 	a, kill := startNodeChild(t, clusterConfig(t, db, rurl, b))
 
@@ -310,7 +286,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // once; the next join through another node opens the room there on the
 // first try.
 func TestNodeStopHandsOver(t *testing.T) {
-	db, rurl := clusterDB(t), testRedisURL(t)
+	db, rurl := clusterDB(t), redistest.URL(t)
 	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
 	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
 	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
@@ -349,7 +325,7 @@ func TestNodeStopHandsOver(t *testing.T) {
 // room claimed by another live node (after losing Redis for longer than
 // its heartbeat, say) sends its participants there.
 func TestRoomClaimConflicts(t *testing.T) {
-	db, rurl := clusterDB(t), testRedisURL(t)
+	db, rurl := clusterDB(t), redistest.URL(t)
 	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
 	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
 	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
@@ -402,7 +378,7 @@ func TestRoomClaimConflicts(t *testing.T) {
 // room takes its participants' reconnects, and a room no node has open
 // cannot be opened (unavailable, which the apps retry).
 func TestRedisLossKeepsOpenRooms(t *testing.T) {
-	db, rurl := clusterDB(t), testRedisURL(t)
+	db, rurl := clusterDB(t), redistest.URL(t)
 	opt, _ := redis.ParseURL(rurl)
 	cut := proxyTCP(t, opt.Addr)
 	cfg := clusterConfig(t, db, "redis://"+cut.addr+"/"+fmt.Sprint(opt.DB), nil)

@@ -2,57 +2,15 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/concord-odr/concord/signaling/cluster/redistest"
 )
-
-// testRedis returns a client of the test Redis (CONCORD_TEST_REDIS_URL,
-// or 127.0.0.1:6379). An unreachable Redis skips the test, except with CI
-// set, where it fails.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("CONCORD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis unreachable in CI: %v", err)
-		}
-		t.Skipf("Redis unreachable (set CONCORD_TEST_REDIS_URL): %v", err)
-	}
-	return c
-}
-
-// testPrefix keeps a test's keys apart and deletes them afterwards.
-func testPrefix(t *testing.T, c *redis.Client) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "concord-test:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if keys, _ := c.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-			_ = c.Del(ctx, keys...).Err()
-		}
-	})
-	return prefix
-}
 
 // events collects what a node's apply receives.
 type events struct {
@@ -104,8 +62,8 @@ func claim(t *testing.T, n *Cluster, session string) Owner {
 }
 
 func TestClaimsAndRelayAddress(t *testing.T) {
-	rdb := testRedis(t)
-	prefix := testPrefix(t, rdb)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
 	a := startNode(t, rdb, prefix, "a", nil)
 	b := startNode(t, rdb, prefix, "b", nil)
 
@@ -157,8 +115,8 @@ func TestClaimsAndRelayAddress(t *testing.T) {
 // to the next node that asks for them, one TTL later; a node that closes
 // hands them over at once.
 func TestNodeLoss(t *testing.T) {
-	rdb := testRedis(t)
-	prefix := testPrefix(t, rdb)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
 	a := startNode(t, rdb, prefix, "a", nil)
 	b := startNode(t, rdb, prefix, "b", nil)
 	c := startNode(t, rdb, prefix, "c", nil)
@@ -201,8 +159,8 @@ func TestNodeLoss(t *testing.T) {
 }
 
 func TestNodeNamesUnique(t *testing.T) {
-	rdb := testRedis(t)
-	prefix := testPrefix(t, rdb)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
 	startNode(t, rdb, prefix, "a", nil)
 	dup, err := New(Options{Client: rdb, Prefix: prefix, Node: "a", URL: "ws://elsewhere/ws", NodeTTL: testTTL})
 	if err != nil {
@@ -231,13 +189,13 @@ func TestNodeNamesUnique(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	rdb := testRedis(t)
-	prefix := testPrefix(t, rdb)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
 	var ea, eb, other events
 	a := startNode(t, rdb, prefix, "a", ea.apply)
 	startNode(t, rdb, prefix, "b", eb.apply)
 	// A node of another cluster (prefix) on the same Redis hears nothing.
-	startNode(t, rdb, testPrefix(t, rdb), "x", other.apply)
+	startNode(t, rdb, redistest.Prefix(t, rdb), "x", other.apply)
 
 	sent := Event{Op: "end_session", Session: "s1", Result: "settled"}
 	if err := a.Publish(t.Context(), sent); err != nil {

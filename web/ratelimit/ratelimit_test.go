@@ -2,16 +2,15 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/concord-odr/concord/signaling/cluster/redistest"
 )
 
 type clock struct {
@@ -108,58 +107,17 @@ func FuzzMemoryKeys(f *testing.F) {
 	})
 }
 
-// testRedis returns a client of the test Redis. An unreachable Redis
-// skips the test, except with CI set, where it fails.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("CONCORD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis unreachable in CI: %v", err)
-		}
-		t.Skipf("Redis unreachable (set CONCORD_TEST_REDIS_URL): %v", err)
-	}
-	return c
-}
-
-// randomPrefix keeps each test's keys apart and deletes them afterwards.
-func randomPrefix(t *testing.T, c *redis.Client) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "concord-test:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			_ = c.Del(ctx, keys...).Err()
-		}
-	})
-	return prefix
-}
-
 func TestRedis(t *testing.T) {
-	c := testRedis(t)
-	l := NewRedis(RedisParams{Client: c, Prefix: randomPrefix(t, c)})
+	c := redistest.Client(t)
+	l := NewRedis(RedisParams{Client: c, Prefix: redistest.Prefix(t, c)})
 	rule := Rule{Name: "login-ip", Limit: 3, Window: 300 * time.Millisecond}
 	checkLimiter(t, strict{l}, rule, time.Sleep)
 }
 
 // TestRedisShared: two limiters (two nodes) on one Redis share the count.
 func TestRedisShared(t *testing.T) {
-	c := testRedis(t)
-	prefix := randomPrefix(t, c)
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t, c)
 	a := NewRedis(RedisParams{Client: c, Prefix: prefix})
 	b := NewRedis(RedisParams{Client: c, Prefix: prefix})
 	rule := Rule{Name: "exchange-code", Limit: 4, Window: time.Minute}
