@@ -54,6 +54,9 @@ type Params struct {
 	// Queue is the instant-mediation queue (cases/queue.go); nil makes
 	// one in the handler that the queue API's own calls drive.
 	Queue *cases.Queue
+	// QueueNode, with several nodes, says which runs the queue; the queue
+	// and kiosk requests reaching another node are relayed to it.
+	QueueNode QueueNode
 	// Limiter counts attempts at logins and join link exchanges; nil
 	// counts in process. Limits are its rules; zero fields take the
 	// defaults of DefaultLimits.
@@ -112,6 +115,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self), geolocation=()")
+	if h.routeQueue(w, r) {
+		return
+	}
 	// Mux's own 404/405 answers for API paths become problems.
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		if _, pattern := h.mux.Handler(r); pattern == "" {

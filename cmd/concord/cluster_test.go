@@ -451,3 +451,39 @@ func (p *tcpProxy) close() {
 	}
 	p.conns = nil
 }
+
+// TestTwoNodesShareTheQueue: the instant-mediation queue lives in one
+// node's memory; queue requests reaching another node are relayed to it,
+// so a mediator on duty through one node is seen through the other, and
+// the queue moves to a live node when its node stops.
+func TestTwoNodesShareTheQueue(t *testing.T) {
+	db, rurl := clusterDB(t), redistest.URL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	acfg := clusterConfig(t, db, rurl, b)
+	acfg.AdminToken = b.Config.AdminToken
+	a := startTestServerWith(t, acfg)
+	tok := b.Config.AdminToken
+	presence := "/api/v1/queue/mediators/" + demoMediatorID + "/presence"
+	status := func(base string) (int, map[string]any) {
+		var st map[string]any
+		code := getJSON(t, base+"/api/v1/queue/mediators/"+demoMediatorID, tok, &st)
+		return code, st
+	}
+	if code, st := putJSONAs(t, a.BaseURL+presence, tok, `{"available":true}`); code != 200 || st["onDuty"] != true {
+		t.Fatalf("on duty through node A: %d %v", code, st)
+	}
+	if code, st := status(b.BaseURL); code != 200 || st["onDuty"] != true {
+		t.Fatalf("the mediator on duty through A, seen through B: %d %v; want on duty", code, st)
+	}
+	if err := a.Main.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A's queue, and the presence in it, went with A; B runs the queue
+	// now, where the mediator has not said it is on duty.
+	if code, st := status(b.BaseURL); code != 404 || st["code"] != "not_found" {
+		t.Fatalf("through B after A stopped: %d %v; want not_found from B's own queue", code, st)
+	}
+	if code, st := putJSONAs(t, b.BaseURL+presence, tok, `{"available":true}`); code != 200 || st["onDuty"] != true {
+		t.Fatalf("on duty again through B: %d %v", code, st)
+	}
+}

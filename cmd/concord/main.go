@@ -134,9 +134,12 @@ type Main struct {
 	sig      *signaling.Server
 	redis    *redis.Client
 	nodes    *cluster.Cluster // with Redis: the nodes sharing it
-	httpSrv  *http.Server
-	ln       net.Listener
-	serveWG  sync.WaitGroup
+	// queueLead, with nodes, says which node runs the instant-mediation
+	// queue.
+	queueLead *queueLeader
+	httpSrv   *http.Server
+	ln        net.Listener
+	serveWG   sync.WaitGroup
 
 	metrics *prometheus.Registry
 	admin   *adminServer
@@ -298,13 +301,29 @@ func (m *Main) Run(ctx context.Context) error {
 		sigp.Cluster = nodes
 	}
 	m.sig = signaling.New(sigp)
+	onEnded := m.cloud.sessionEnded(m.sig)
 	if nodes != nil {
-		if err := nodes.Start(ctx, m.sig.Apply); err != nil {
+		if err := nodes.Start(ctx, m.applyEvent); err != nil {
 			return err
 		}
 		m.nodes = nodes
+		m.queueLead = newQueueLeader(nodes, m.log)
+		local := onEnded
+		onEnded = func(e endedSession) {
+			local(e)
+			// The queue may run on another node.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := nodes.Publish(ctx, cluster.Event{Op: opQueueRelease, Session: e.ID}); err != nil {
+				m.log.Error("cluster: the queue's node was not told of an ended session", "session", e.ID, "err", err)
+			}
+		}
 	}
-	m.ends.notify(m.cloud.sessionEnded(m.sig))
+	m.ends.notify(onEnded)
+	var queueNode web.QueueNode
+	if m.queueLead != nil {
+		queueNode = m.queueLead.node
+	}
 	handler := web.NewHandler(web.Params{
 		Logger:         m.log,
 		Cases:          m.cases,
@@ -317,6 +336,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Limiter:        m.limiter,
 		TrustedProxies: proxies,
 		Queue:          m.cloud.queue,
+		QueueNode:      queueNode,
 	})
 
 	m.httpSrv = &http.Server{
@@ -369,6 +389,9 @@ func (m *Main) Close() error {
 			if err := m.sig.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("signaling: %w", err))
 			}
+		}
+		if m.queueLead != nil {
+			m.queueLead.Close()
 		}
 		if m.nodes != nil {
 			if err := m.nodes.Close(); err != nil {
