@@ -39,6 +39,7 @@ type conn struct {
 	stopOnce  sync.Once
 	leaving   atomic.Bool // the client left or the server ended the socket on purpose
 	relayed   bool        // another node relays this socket (cluster)
+	restore   []byte      // the room's state to open it with (cluster), from route
 
 	// Set by the reader during join; read by the room under its lock.
 	room        *room
@@ -126,7 +127,8 @@ func (c *conn) handle(data []byte) bool {
 			return false
 		}
 		if cl := c.s.p.Cluster; cl != nil {
-			owner, err := c.s.route(m.Token)
+			owner, state, err := c.s.route(m.Token)
+			c.restore = state
 			if err == nil && owner.Node != cl.Self() {
 				if c.relayed {
 					err = errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting")
@@ -201,7 +203,7 @@ func (c *conn) join(token string, resume bool) error {
 	// Attendance is recorded before the room is entered, so that a session
 	// ended meanwhile refuses the join instead of losing the record. A
 	// resumed stay is the same stay.
-	if !c.s.roomFor(sess).suspended(p.ID) {
+	if !c.s.roomFor(sess, c.restore).suspended(p.ID) {
 		if err := c.s.p.Sessions.RecordJoin(ctx, sess.ID, p.ID, c.s.p.Now()); err != nil {
 			if cases.ErrorCode(err) == cases.ETRANSITION {
 				return errorf(CodeSessionEnded, true, "this session has ended")
@@ -213,7 +215,7 @@ func (c *conn) join(token string, resume bool) error {
 	// message sees the participant counted; undone if the join fails.
 	c.s.p.Metrics.participantsDelta(1)
 	for attempt := 0; ; attempt++ {
-		r := c.s.roomFor(sess)
+		r := c.s.roomFor(sess, c.restore)
 		err = r.join(c, p, sess, resume)
 		if errors.Is(err, errRoomClosed) && attempt < 3 {
 			continue

@@ -21,6 +21,9 @@ type Cluster interface {
 	Renew(ctx context.Context, sessions []string) (lost []string, err error)
 	Release(ctx context.Context, session string) error
 	Publish(ctx context.Context, ev cluster.Event) error
+	SaveState(ctx context.Context, session string, state []byte) error
+	LoadState(ctx context.Context, session string) ([]byte, error)
+	ForgetState(ctx context.Context, session string) error
 }
 
 // relayHeader marks a socket another node relays; its value is that
@@ -36,11 +39,13 @@ const (
 )
 
 // route finds the node that runs the room the token joins, claiming it
-// for this node when no live node does.
-func (s *Server) route(token string) (cluster.Owner, error) {
+// for this node when no live node does. When this node claims a room it
+// has not open, it also returns the room's state saved by the node that
+// ran it before (lost or stopped), if any.
+func (s *Server) route(token string) (cluster.Owner, []byte, error) {
 	claims, err := s.claims(token)
 	if err != nil {
-		return cluster.Owner{}, err
+		return cluster.Owner{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -53,12 +58,26 @@ func (s *Server) route(token string) (cluster.Owner, error) {
 		s.mu.Unlock()
 		if open {
 			s.log.Warn("cluster: Redis unreachable; joining the room open here", "session", claims.SessionID, "err", err)
-			return cluster.Owner{Node: s.p.Cluster.Self()}, nil
+			return cluster.Owner{Node: s.p.Cluster.Self()}, nil, nil
 		}
 		s.log.Error("cluster: no owner for the room", "session", claims.SessionID, "err", err)
-		return cluster.Owner{}, errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
+		return cluster.Owner{}, nil, errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
 	}
-	return owner, nil
+	if owner.Node != s.p.Cluster.Self() {
+		return owner, nil, nil
+	}
+	s.mu.Lock()
+	open := s.rooms[claims.SessionID] != nil
+	s.mu.Unlock()
+	if open {
+		return owner, nil, nil
+	}
+	state, err := s.p.Cluster.LoadState(ctx, claims.SessionID)
+	if err != nil {
+		// The room opens from its lobby rather than not at all.
+		s.log.Warn("cluster: the room's saved state is unreadable; opening it afresh", "session", claims.SessionID, "err", err)
+	}
+	return owner, state, nil
 }
 
 // relay carries the socket to the node that runs its room: the join that
@@ -204,8 +223,8 @@ func (s *Server) moveRoom(sessionID string) {
 	r.media.Close()
 }
 
-// release gives up the claim on a room this node closed, unless it has
-// opened the room again since.
+// release gives up the claim on a room this node closed, and its saved
+// state, unless it has opened the room again since.
 func (s *Server) release(sessionID string) {
 	if s.p.Cluster == nil {
 		return
@@ -213,9 +232,47 @@ func (s *Server) release(sessionID string) {
 	s.mu.Lock()
 	reopened := s.rooms[sessionID] != nil
 	s.mu.Unlock()
-	if !reopened {
-		s.releaseClaim(sessionID)
+	if reopened {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.p.Cluster.ForgetState(ctx, sessionID); err != nil {
+		s.log.Warn("cluster: room state not forgotten; it expires", "session", sessionID, "err", err)
+	}
+	s.releaseClaim(sessionID)
+}
+
+// saveStateLocked keeps the room's state in Redis for the node that
+// would open it should this one be lost. Writes are in order, one at a
+// time, the latest state replacing any not written yet.
+func (r *room) saveStateLocked() {
+	if r.s.p.Cluster == nil || r.closed {
+		return
+	}
+	r.unsaved = r.policy.Snapshot()
+	if r.saving {
+		return
+	}
+	r.saving = true
+	go func() {
+		for {
+			r.mu.Lock()
+			state := r.unsaved
+			r.unsaved = nil
+			if state == nil || r.closed {
+				r.saving = false
+				r.mu.Unlock()
+				return
+			}
+			r.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := r.s.p.Cluster.SaveState(ctx, r.id, state); err != nil {
+				r.log.Warn("cluster: room state not saved; a node taking the room over would open it afresh", "err", err)
+			}
+			cancel()
+		}
+	}()
 }
 
 // releaseClaim gives up the claim on a room.

@@ -57,6 +57,8 @@ type room struct {
 	sinks        map[string]*signalSink // by participant id: where its media signals go
 	held         map[string]*time.Timer // dropped sockets keeping their place
 	closed       bool
+	unsaved      []byte // (cluster) the policy state not yet saved
+	saving       bool   // (cluster) a goroutine is saving it
 }
 
 // signalSink forwards a peer's negotiation messages to whichever socket
@@ -81,14 +83,29 @@ func (s *signalSink) send(sig media.Signal) {
 	}
 }
 
-func newRoom(s *Server, sess *cases.Session) *room {
+// newRoom opens a session's room, from the state another node saved
+// (cluster) when there is one.
+func newRoom(s *Server, sess *cases.Session, state []byte) *room {
+	policy := policyFor(sess)
+	if state != nil {
+		restored, err := rooms.Restore(state)
+		switch {
+		case err != nil:
+			s.log.Warn("cluster: the room's saved state is unusable; opening it afresh", "session", sess.ID, "err", err)
+		case restored.Kind() != policy.Kind():
+			s.log.Warn("cluster: the room's saved state is of another kind; opening it afresh", "session", sess.ID)
+		default:
+			policy = restored
+			s.log.Info("cluster: room reopened from the state its previous node saved", "session", sess.ID)
+		}
+	}
 	r := &room{
 		s:            s,
 		id:           sess.ID,
 		caseID:       sess.CaseID,
 		log:          s.log.With("session", sess.ID),
 		media:        s.p.SFU.NewRoom(sess.ID),
-		policy:       policyFor(sess),
+		policy:       policy,
 		conns:        map[string]*conn{},
 		participants: sess.Participants,
 		sinks:        map[string]*signalSink{},
@@ -443,6 +460,7 @@ func (r *room) broadcastStateLocked() {
 	for id := range r.conns {
 		ids = append(ids, id)
 	}
+	r.saveStateLocked()
 	views := r.policy.Views(ids)
 	for id, c := range r.conns {
 		view, ok := views[id]

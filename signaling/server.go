@@ -224,12 +224,12 @@ func (s *Server) Rooms() int {
 }
 
 // roomFor returns the open room of a session, creating it.
-func (s *Server) roomFor(sess *cases.Session) *room {
+func (s *Server) roomFor(sess *cases.Session, state []byte) *room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rooms[sess.ID]
 	if r == nil {
-		r = newRoom(s, sess)
+		r = newRoom(s, sess, state)
 		s.rooms[sess.ID] = r
 		s.p.Metrics.roomsDelta(1)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +118,15 @@ func TestTwoNodesShareARoom(t *testing.T) {
 		t.Errorf("node B's SFU has %d peers; the media should all go to A", got)
 	}
 
+	opt, _ := redis.ParseURL(rurl)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	// The room's state is kept in Redis for a node that would take over.
+	waitUntil(t, 5*time.Second, "the room's state saved with the parties admitted", func() bool {
+		st, _ := rdb.Get(ctx, "concord:state:"+b.Demo.SessionID).Result()
+		return strings.Count(st, `"state":"admitted"`) == 3
+	})
+
 	code, body := post(t, b.BaseURL+"/api/v1/sessions/"+b.Demo.SessionID+"/end", b.MediatorToken, "application/json",
 		`{"result":"settled","terms":"Refund in full."}`)
 	if code != 200 {
@@ -130,23 +140,26 @@ func TestTwoNodesShareARoom(t *testing.T) {
 		})
 	}
 	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
-	opt, _ := redis.ParseURL(rurl)
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	waitUntil(t, 5*time.Second, "the room's claim released", func() bool {
-		n, err := rdb.Exists(ctx, "concord:room:"+b.Demo.SessionID).Result()
+	waitUntil(t, 5*time.Second, "the room's claim released and its saved state dropped", func() bool {
+		n, err := rdb.Exists(ctx, "concord:room:"+b.Demo.SessionID, "concord:state:"+b.Demo.SessionID).Result()
 		return err == nil && n == 0
 	})
 }
 
-// TestNodeLossMovesTheRoom: node A, running a session's room, is killed;
-// the participant relayed through node B is told so and reconnects, and B
-// opens the room once A's heartbeat has expired.
+// TestNodeLossMovesTheRoom: node A, running a session's room in caucus
+// with the applicant, is killed; the participant relayed through node B
+// is told so and reconnects, and B opens the room once A's heartbeat has
+// expired, as A left it: the parties admitted, the same caucus.
 func TestNodeLossMovesTheRoom(t *testing.T) {
 	db, rurl := clusterDB(t), redistest.URL(t)
 	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
 	a, kill := startNodeChild(t, clusterConfig(t, db, rurl, b))
 
+	med, first := dialSignaling(t, a, tokenFromURL(b.Demo.Mediator))
+	defer med.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("mediator through node A: %v", first)
+	}
 	con, first := dialSignaling(t, a, tokenFromURL(b.Demo.Consumer))
 	defer con.Close()
 	if first["type"] != "joined" {
@@ -161,6 +174,33 @@ func TestNodeLossMovesTheRoom(t *testing.T) {
 	if n := b.sig.Rooms(); n != 0 {
 		t.Fatalf("node B opened %d rooms; the room runs on A", n)
 	}
+	for _, ws := range []*websocket.Conn{con, mer} {
+		if err := ws.WriteJSON(map[string]any{"type": "consent"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caucusApplicant := func(v map[string]any) bool {
+		mode, _ := v["mode"].(map[string]any)
+		return mode["caucus"] == true && mode["side"] == "applicant"
+	}
+	selfState := func(v map[string]any) any { self, _ := v["self"].(map[string]any); return self["state"] }
+	roomView(t, med, "both parties consented", func(v map[string]any) bool {
+		n := 0
+		for _, p := range v["participants"].([]any) {
+			if p.(map[string]any)["consented"] == true {
+				n++
+			}
+		}
+		return n == 3
+	})
+	for _, m := range []map[string]any{{"type": "admit_all"}, {"type": "set_mode", "mode": map[string]any{"caucus": true, "side": "applicant"}}} {
+		if err := med.WriteJSON(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roomView(t, mer, "the merchant admitted, outside the applicant's caucus", func(v map[string]any) bool {
+		return selfState(v) == "admitted" && caucusApplicant(v) && v["inCaucus"] == false
+	})
 
 	kill()
 	killed := time.Now()
@@ -198,14 +238,41 @@ func TestNodeLossMovesTheRoom(t *testing.T) {
 	if n := b.sig.Rooms(); n != 1 {
 		t.Fatalf("node B runs %d rooms after taking over, want 1", n)
 	}
+	// The room as A left it: no lobby again, no consent again, the caucus.
+	roomView(t, again, "the merchant still admitted, the applicant's caucus on", func(v map[string]any) bool {
+		return selfState(v) == "admitted" && caucusApplicant(v) && v["inCaucus"] == false
+	})
 	con2, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Consumer))
 	defer con2.Close()
 	if first["type"] != "joined" {
 		t.Fatalf("consumer back through node B: %v", first)
 	}
+	roomView(t, con2, "the consumer still admitted, in its caucus", func(v map[string]any) bool {
+		return selfState(v) == "admitted" && caucusApplicant(v) && v["inCaucus"] == true
+	})
 	p := readUntil(t, again, "participant_joined")
 	if who, _ := p["participant"].(map[string]any); who == nil || who["role"] != "party" {
 		t.Fatalf("merchant saw %v, want the consumer joining", p)
+	}
+}
+
+// roomView reads ws until a room view satisfies ok.
+func roomView(t *testing.T, ws *websocket.Conn, what string, ok func(view map[string]any) bool) map[string]any {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	var last map[string]any
+	for {
+		var m map[string]any
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for %s: %v (last view %v)", what, err, last)
+		}
+		if v, _ := m["room"].(map[string]any); m["type"] == "room" && v != nil {
+			last = v
+			if ok(v) {
+				return v
+			}
+		}
 	}
 }
 

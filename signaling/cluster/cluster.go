@@ -302,6 +302,41 @@ func (c *Cluster) Release(ctx context.Context, session string) error {
 	return nil
 }
 
+// stateTTL bounds how long a room's saved state outlives its last change:
+// longer than any session, so that a room quiet for hours still restores.
+const stateTTL = 24 * time.Hour
+
+func (c *Cluster) stateKey(session string) string { return c.o.Prefix + "state:" + session }
+
+// SaveState keeps a room's state (rooms.Room.Snapshot) for the node that
+// opens the room next, should this one be lost.
+func (c *Cluster) SaveState(ctx context.Context, session string, state []byte) error {
+	if err := c.rdb.Set(ctx, c.stateKey(session), state, stateTTL).Err(); err != nil {
+		return fmt.Errorf("cluster: save room state: %w", err)
+	}
+	return nil
+}
+
+// LoadState returns a room's saved state, or nil if none is kept.
+func (c *Cluster) LoadState(ctx context.Context, session string) ([]byte, error) {
+	b, err := c.rdb.Get(ctx, c.stateKey(session)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: load room state: %w", err)
+	}
+	return b, nil
+}
+
+// ForgetState drops a room's saved state: the room closed normally.
+func (c *Cluster) ForgetState(ctx context.Context, session string) error {
+	if err := c.rdb.Del(ctx, c.stateKey(session)).Err(); err != nil {
+		return fmt.Errorf("cluster: forget room state: %w", err)
+	}
+	return nil
+}
+
 // Publish sends ev to every other node.
 func (c *Cluster) Publish(ctx context.Context, ev Event) error {
 	ev.Node = c.o.Node

@@ -249,3 +249,31 @@ func TestOptions(t *testing.T) {
 		t.Error("claimed with Redis unreachable")
 	}
 }
+
+func TestRoomState(t *testing.T) {
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	a := startNode(t, rdb, prefix, "a", nil)
+	b := startNode(t, rdb, prefix, "b", nil)
+	if st, err := b.LoadState(t.Context(), "s1"); err != nil || st != nil {
+		t.Fatalf("state of a room never saved: %q, %v", st, err)
+	}
+	if err := a.SaveState(t.Context(), "s1", []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SaveState(t.Context(), "s1", []byte(`{"v":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.LoadState(t.Context(), "s1"); err != nil || string(st) != `{"v":2}` {
+		t.Fatalf("b loaded %q, %v; want the latest state a saved", st, err)
+	}
+	if ttl, _ := rdb.TTL(t.Context(), prefix+"state:s1").Result(); ttl <= 0 || ttl > stateTTL {
+		t.Fatalf("saved state expires in %v, want within %v", ttl, stateTTL)
+	}
+	if err := a.ForgetState(t.Context(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.LoadState(t.Context(), "s1"); err != nil || st != nil {
+		t.Fatalf("state after it was forgotten: %q, %v", st, err)
+	}
+}
