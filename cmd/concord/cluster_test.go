@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -552,5 +553,26 @@ func TestTwoNodesShareTheQueue(t *testing.T) {
 	}
 	if code, st := putJSONAs(t, b.BaseURL+presence, tok, `{"available":true}`); code != 200 || st["onDuty"] != true {
 		t.Fatalf("on duty again through B: %d %v", code, st)
+	}
+}
+
+// TestRevokeAcrossNodes: links revoked through one node's API drop the
+// participant's socket on the node running the room.
+func TestRevokeAcrossNodes(t *testing.T) {
+	db, rurl := clusterDB(t), redistest.URL(t)
+	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	ws, joined := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer ws.Close()
+	if joined["type"] != "joined" || a.sig.Rooms() != 1 {
+		t.Fatalf("consumer through node A: %v (A runs %d rooms)", joined, a.sig.Rooms())
+	}
+	self, _ := joined["self"].(map[string]any)
+	body, _ := json.Marshal(map[string]any{"participantId": self["id"]})
+	if code, out := post(t, b.BaseURL+"/api/v1/sessions/"+b.Demo.SessionID+"/revocations", b.Config.AdminToken, "application/json", string(body)); code != 201 {
+		t.Fatalf("revoke through node B: %d %v", code, out)
+	}
+	if m := readUntil(t, ws, "error"); m["code"] != "link_revoked" || m["fatal"] != true {
+		t.Fatalf("the participant on node A was told %v, want link_revoked", m)
 	}
 }
