@@ -260,6 +260,45 @@ func allowedMap(r *Room) map[key]bool {
 	return m
 }
 
+// randomStep applies one random action, allowed or not, and returns the
+// subscription changes it made.
+func randomStep(r *Room, rng *rand.Rand, people []Participant) []Change {
+	p := people[rng.IntN(len(people))]
+	q := people[rng.IntN(len(people))]
+	var ch []Change
+	switch rng.IntN(13) {
+	case 0, 1:
+		ch, _ = r.Join(p)
+	case 2:
+		ch, _ = r.Leave(p.ID)
+	case 3:
+		ch, _ = r.Consent(p.ID)
+	case 4:
+		ch, _ = r.Admit(q.ID, p.ID)
+	case 5:
+		_, ch, _ = r.AdmitAll(q.ID)
+	case 6:
+		ch, _ = r.SetMode(q.ID, []Mode{Joint, caucus(Applicant), caucus(Respondent)}[rng.IntN(3)])
+	case 7:
+		ch, _ = r.CheckIdentity(q.ID, p.ID, rng.IntN(2) == 0)
+	case 8:
+		ch, _ = r.LetIntoCaucus(q.ID, p.ID, rng.IntN(2) == 0)
+	case 9:
+		ch, _ = r.AttachInterpreter(q.ID, p.ID, []Side{Applicant, Respondent, Neutral}[rng.IntN(3)])
+	case 10:
+		if rng.IntN(4) == 0 {
+			ch, _ = r.Remove(q.ID, p.ID)
+		} else {
+			ch, _ = r.Mute(q.ID, p.ID)
+		}
+	case 11:
+		ch, _ = r.Unmute(p.ID)
+	case 12:
+		_ = r.Lock(q.ID, rng.IntN(3) == 0)
+	}
+	return ch
+}
+
 // TestCaucusNeverLeaks applies random action sequences and checks, after
 // every step, that (1) nobody outside a caucus may receive anything from
 // inside it, (2) nobody in the lobby or removed receives or is received
@@ -281,38 +320,7 @@ func TestCaucusNeverLeaks(t *testing.T) {
 			}
 		}
 		for step := 0; step < 60; step++ {
-			p := people[rng.IntN(len(people))]
-			q := people[rng.IntN(len(people))]
-			var ch []Change
-			switch rng.IntN(12) {
-			case 0, 1:
-				ch, _ = r.Join(p)
-			case 2:
-				ch, _ = r.Leave(p.ID)
-			case 3:
-				ch, _ = r.Consent(p.ID)
-			case 4:
-				ch, _ = r.Admit(q.ID, p.ID)
-			case 5:
-				_, ch, _ = r.AdmitAll(q.ID)
-			case 6:
-				modes := []Mode{Joint, caucus(Applicant), caucus(Respondent)}
-				ch, _ = r.SetMode(q.ID, modes[rng.IntN(3)])
-			case 7:
-				ch, _ = r.CheckIdentity(q.ID, p.ID, rng.IntN(2) == 0)
-			case 8:
-				ch, _ = r.LetIntoCaucus(q.ID, p.ID, rng.IntN(2) == 0)
-			case 9:
-				ch, _ = r.AttachInterpreter(q.ID, p.ID, []Side{Applicant, Respondent, Neutral}[rng.IntN(3)])
-			case 10:
-				if rng.IntN(4) == 0 {
-					ch, _ = r.Remove(q.ID, p.ID)
-				} else {
-					ch, _ = r.Mute(q.ID, p.ID)
-				}
-			case 11:
-				ch, _ = r.Unmute(p.ID)
-			}
+			ch := randomStep(r, rng, people)
 			apply(ch)
 			// Views shares lists among viewers and must agree with ViewFor.
 			ids := make([]string, len(people))

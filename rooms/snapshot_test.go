@@ -8,40 +8,6 @@ import (
 	"testing"
 )
 
-// randomStep applies one random action, as TestCaucusNeverLeaks does.
-func randomStep(r *Room, rng *rand.Rand, people []Participant) {
-	p := people[rng.IntN(len(people))]
-	q := people[rng.IntN(len(people))]
-	switch rng.IntN(12) {
-	case 0, 1:
-		_, _ = r.Join(p)
-	case 2:
-		_, _ = r.Leave(p.ID)
-	case 3:
-		_, _ = r.Consent(p.ID)
-	case 4:
-		_, _ = r.Admit(q.ID, p.ID)
-	case 5:
-		_, _, _ = r.AdmitAll(q.ID)
-	case 6:
-		_, _ = r.SetMode(q.ID, []Mode{Joint, caucus(Applicant), caucus(Respondent)}[rng.IntN(3)])
-	case 7:
-		_, _ = r.LetIntoCaucus(q.ID, p.ID, rng.IntN(2) == 0)
-	case 8:
-		_, _ = r.AttachInterpreter(q.ID, p.ID, []Side{Applicant, Respondent, Neutral}[rng.IntN(3)])
-	case 9:
-		_, _ = r.Mute(q.ID, p.ID)
-	case 10:
-		if rng.IntN(4) == 0 {
-			_, _ = r.Remove(q.ID, p.ID)
-		} else {
-			_, _ = r.Unmute(p.ID)
-		}
-	case 11:
-		_ = r.Lock(q.ID, rng.IntN(3) == 0)
-	}
-}
-
 // TestSnapshotRestores: a room restored from its snapshot (on another
 // node, after its own was lost), once the participants present join again,
 // lets exactly the same people receive exactly the same media, in the
