@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/concord-odr/concord/signaling/cluster/redistest"
 )
 
 // TestBrowserClusterNodeStops: three browsers reach two nodes through one
@@ -22,9 +20,7 @@ import (
 func TestBrowserClusterNodeStops(t *testing.T) {
 	step := stepper(t)
 	browserCtx := startBrowser(t)
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	a, b, _ := twoNodes(t)
 	lb := newBalancer(t, a.BaseURL, b.BaseURL)
 	link := func(u string) string { return lb.URL + strings.TrimPrefix(u, b.BaseURL) }
 

@@ -57,6 +57,18 @@ func clusterConfig(t *testing.T, db, redisURL string, from *testServer) Config {
 	return cfg
 }
 
+// twoNodes starts two nodes on one database and Redis: b made the demo,
+// a shares b's keys and operator token. It returns the Redis URL too.
+func twoNodes(t *testing.T) (a, b *testServer, redisURL string) {
+	t.Helper()
+	db, rurl := clusterDB(t), redistest.URL(t)
+	b = startTestServerWith(t, clusterConfig(t, db, rurl, nil))
+	cfg := clusterConfig(t, db, rurl, b)
+	cfg.AdminToken = b.Config.AdminToken
+	a = startTestServerWith(t, cfg)
+	return a, b, rurl
+}
+
 func shareKeys(t *testing.T, from, to string) {
 	t.Helper()
 	for _, name := range []string{"joinlink.key", "staff.key"} {
@@ -75,9 +87,7 @@ func shareKeys(t *testing.T, from, to string) {
 // their signaling to A. Media flows between all three through A, and the
 // session ended through B's API ends the room on A.
 func TestTwoNodesShareARoom(t *testing.T) {
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	a, b, rurl := twoNodes(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -354,9 +364,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // once; the next join through another node opens the room there on the
 // first try.
 func TestNodeStopHandsOver(t *testing.T) {
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	a, b, rurl := twoNodes(t)
 	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
 	defer con.Close()
 	if first["type"] != "joined" {
@@ -393,9 +401,7 @@ func TestNodeStopHandsOver(t *testing.T) {
 // room claimed by another live node (after losing Redis for longer than
 // its heartbeat, say) sends its participants there.
 func TestRoomClaimConflicts(t *testing.T) {
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	a, b, rurl := twoNodes(t)
 	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
 	defer con.Close()
 	if first["type"] != "joined" {
@@ -525,11 +531,7 @@ func (p *tcpProxy) close() {
 // so a mediator on duty through one node is seen through the other, and
 // the queue moves to a live node when its node stops.
 func TestTwoNodesShareTheQueue(t *testing.T) {
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	acfg := clusterConfig(t, db, rurl, b)
-	acfg.AdminToken = b.Config.AdminToken
-	a := startTestServerWith(t, acfg)
+	a, b, _ := twoNodes(t)
 	tok := b.Config.AdminToken
 	presence := "/api/v1/queue/mediators/" + demoMediatorID + "/presence"
 	status := func(base string) (int, map[string]any) {
@@ -559,9 +561,7 @@ func TestTwoNodesShareTheQueue(t *testing.T) {
 // TestRevokeAcrossNodes: links revoked through one node's API drop the
 // participant's socket on the node running the room.
 func TestRevokeAcrossNodes(t *testing.T) {
-	db, rurl := clusterDB(t), redistest.URL(t)
-	b := startTestServerWith(t, clusterConfig(t, db, rurl, nil))
-	a := startTestServerWith(t, clusterConfig(t, db, rurl, b))
+	a, b, _ := twoNodes(t)
 	ws, joined := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
 	defer ws.Close()
 	if joined["type"] != "joined" || a.sig.Rooms() != 1 {
