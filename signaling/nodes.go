@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -104,6 +105,7 @@ func (c *conn) relay(owner cluster.Owner, join []byte) {
 	up.SetReadLimit(maxMessageSize)
 
 	fromOwner := make(chan struct{})
+	var clientGone atomic.Bool // the relay is ending from the client's side
 	go func() {
 		defer close(fromOwner)
 		extend := func() { _ = up.SetReadDeadline(time.Now().Add(pongWait)) }
@@ -114,6 +116,9 @@ func (c *conn) relay(owner cluster.Owner, join []byte) {
 		})
 		for {
 			kind, data, err := up.ReadMessage()
+			if err != nil && clientGone.Load() {
+				return
+			}
 			if err != nil {
 				// 1006 and 1005 are never sent: gorilla reports a connection
 				// that ended without a close frame (a killed node) as 1006.
@@ -140,6 +145,7 @@ func (c *conn) relay(owner cluster.Owner, join []byte) {
 		for {
 			kind, data, err := c.ws.ReadMessage()
 			if err != nil {
+				clientGone.Store(true)
 				break
 			}
 			_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))

@@ -576,3 +576,61 @@ func TestRevokeAcrossNodes(t *testing.T) {
 		t.Fatalf("the participant on node A was told %v, want link_revoked", m)
 	}
 }
+
+// TestRelayedSocketDrops: a phone relayed through node B loses its
+// connection and comes back; the room on A kept its place, and B counts
+// two relayed joins and no error sent (a client leaving is not the
+// owner's loss).
+func TestRelayedSocketDrops(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer con.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node A: %v", first)
+	}
+	mer, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
+	if first["type"] != "joined" {
+		t.Fatalf("merchant through node B: %v", first)
+	}
+	readUntil(t, con, "participant_joined")
+	mer.Close() // no close frame: the connection is lost
+	time.Sleep(200 * time.Millisecond)
+	again, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
+	defer again.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("merchant back through node B: %v", first)
+	}
+	// The room kept the merchant's place: no participant_left on A's side.
+	_ = con.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		var m map[string]any
+		if err := con.ReadJSON(&m); err != nil {
+			break
+		}
+		if m["type"] == "participant_left" {
+			t.Fatalf("the consumer was told the merchant left: %v", m)
+		}
+	}
+	resp, err := http.Get("http://" + b.admin.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `concord_signaling_joins_total{result="relayed"} 2`) {
+		t.Errorf("node B's metrics lack 2 relayed joins")
+	}
+	if strings.Contains(string(body), `concord_signaling_errors_total{`) {
+		t.Errorf("node B sent errors for a dropped connection:\n%s", grepLines(string(body), "concord_signaling_errors_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
