@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/signaling/cluster"
 )
 
@@ -199,6 +200,22 @@ func (s *Server) renewClaims() {
 		for _, id := range lost {
 			s.log.Warn("cluster: another node runs this room now; moving its participants", "session", id)
 			s.moveRoom(id)
+		}
+		s.endEndedRooms(ids)
+	}
+}
+
+// endEndedRooms ends the open rooms whose session the store says has
+// ended: an end_session event is lost if Redis was unreachable when
+// another node ended the session.
+func (s *Server) endEndedRooms(ids []string) {
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sess, err := s.p.Sessions.Session(ctx, id)
+		cancel()
+		if err == nil && sess.Status == cases.SessionEnded {
+			s.log.Info("cluster: the session ended elsewhere; ending its room", "session", id)
+			s.endSession(id, cases.SessionEnded)
 		}
 	}
 }

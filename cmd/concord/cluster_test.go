@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/signaling/cluster/redistest"
 )
 
@@ -633,4 +634,41 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestEndedSessionEndsRoomWithoutEvent: a session ended while its room's
+// node missed the event (Redis unreachable at that moment; here the store
+// is written directly, which publishes nothing) is ended on that node by
+// its next claim renewal, from the store.
+func TestEndedSessionEndsRoomWithoutEvent(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
+	defer con.Close()
+	if first["type"] != "joined" {
+		t.Fatalf("consumer through node A: %v", first)
+	}
+	sess, err := b.cases.Session(context.Background(), b.Demo.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mediator string
+	for _, p := range sess.Participants {
+		if p.Role == cases.RoleMediator {
+			mediator = p.ID
+		}
+	}
+	if _, _, err := b.cases.EndSession(context.Background(), sess.ID, mediator, cases.Outcome{Result: cases.ResultWithdrawn}); err != nil {
+		t.Fatal(err)
+	}
+	_ = con.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var m map[string]any
+		if err := con.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for session_ended on node A: %v", err)
+		}
+		if m["type"] == "session_ended" {
+			break
+		}
+	}
+	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
 }
