@@ -10,6 +10,7 @@ type Metrics struct {
 	rooms        prometheus.Gauge
 	participants prometheus.Gauge
 	joins        *prometheus.CounterVec
+	relays       prometheus.Gauge
 }
 
 // NewMetrics registers the signaling metrics with reg.
@@ -31,10 +32,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "concord", Subsystem: "signaling", Name: "joins_total",
-			Help: "Join attempts, by result (ok, resumed, refused).",
+			Help: "Join attempts, by result (ok, resumed, refused; with several nodes, relayed and relay_failed).",
 		}, []string{"result"}),
+		relays: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "concord", Subsystem: "signaling", Name: "relays",
+			Help: "Sockets this node relays to the node running their room (several nodes).",
+		}),
 	}
-	reg.MustRegister(m.messages, m.errors, m.rooms, m.participants, m.joins)
+	reg.MustRegister(m.messages, m.errors, m.rooms, m.participants, m.joins, m.relays)
 	return m
 }
 
@@ -77,5 +82,11 @@ func (m *Metrics) roomsDelta(d float64) {
 func (m *Metrics) participantsDelta(d float64) {
 	if m != nil {
 		m.participants.Add(d)
+	}
+}
+
+func (m *Metrics) relaysDelta(d float64) {
+	if m != nil {
+		m.relays.Add(d)
 	}
 }

@@ -102,6 +102,8 @@ func (c *conn) relay(owner cluster.Owner, join []byte) {
 		return
 	}
 	c.s.p.Metrics.join("relayed")
+	c.s.p.Metrics.relaysDelta(1)
+	defer c.s.p.Metrics.relaysDelta(-1)
 	c.log.Debug("cluster: relaying", "node", owner.Node)
 	up.SetReadLimit(maxMessageSize)
 

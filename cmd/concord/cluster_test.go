@@ -621,6 +621,9 @@ func TestRelayedSocketDrops(t *testing.T) {
 	if !strings.Contains(string(body), `concord_signaling_joins_total{result="relayed"} 2`) {
 		t.Errorf("node B's metrics lack 2 relayed joins")
 	}
+	if !strings.Contains(string(body), "concord_signaling_relays 1\n") {
+		t.Errorf("node B's metrics do not count the one socket it relays now:\n%s", grepLines(string(body), "relays"))
+	}
 	if strings.Contains(string(body), `concord_signaling_errors_total{`) {
 		t.Errorf("node B sent errors for a dropped connection:\n%s", grepLines(string(body), "concord_signaling_errors_total"))
 	}
