@@ -760,6 +760,10 @@ func (q *Queue) ticketLocked(r *QueueRequest, now time.Time) *Ticket {
 func (q *Queue) CheckInvariants() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.checkInvariantsLocked()
+}
+
+func (q *Queue) checkInvariantsLocked() error {
 	holders := map[string]string{}
 	for id, d := range q.duties {
 		if d.offer == nil {

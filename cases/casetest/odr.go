@@ -34,6 +34,7 @@ func odrTests() []struct {
 		{"Queue", testQueue},
 		{"QueueFairness", testQueueFairness},
 		{"QueueEscalation", testQueueEscalation},
+		{"QueueMoves", testQueueMoves},
 		{"Schedule", testSchedule},
 		{"ReminderWorker", testReminderWorker},
 	}

@@ -3,6 +3,7 @@ package casetest
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -392,4 +393,97 @@ func testQueueEscalation(t *testing.T, s cases.Store) {
 	wantCode(t, w.q.Pass(ctx, w.community[0].ID, tk3.ID), cases.ETRANSITION)
 	_, err = w.q.Accept(ctx, w.community[0].ID, tk3.ID)
 	wantCode(t, err, cases.ETRANSITION)
+}
+
+// testQueueMoves: the queue restored from its snapshot on another node
+// (its node lost) shows every party the same ticket and every mediator
+// the same standing and offer, keeps who passed what, and goes on: the
+// offer is accepted there. A snapshot whose offers do not hold together
+// is refused and changes nothing.
+func testQueueMoves(t *testing.T, s cases.Store) {
+	ctx := t.Context()
+	w := newQueueWorld(t, s, 2)
+	w.heartbeat(t, w.community...)
+	var ids []string
+	for range 3 {
+		tk, err := w.q.Request(ctx, w.acceptedCase(t).ID, "p_applicant")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	first := w.offerOf(t, w.community[0])
+	if err := w.q.Pass(ctx, w.community[0].ID, first); err != nil {
+		t.Fatal(err)
+	}
+	w.check(t)
+	snap := w.q.Snapshot()
+
+	moved := cases.NewQueue(cases.QueueParams{Service: w.svc, Now: w.clock.Now, OfferTimeout: time.Minute,
+		EscalateAfter: 5 * time.Minute, PresenceTTL: 10 * time.Minute, MaxLoad: 2}, false)
+	t.Cleanup(func() { _ = moved.Close() })
+	if err := moved.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := moved.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, a, b any, errA, errB error) {
+		t.Helper()
+		if errA != nil || errB != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s after the move: %+v (%v), before %+v (%v)", what, b, errB, a, errA)
+		}
+	}
+	for _, id := range ids {
+		a, errA := w.q.Ticket(id)
+		b, errB := moved.Ticket(id)
+		same("ticket "+id, a, b, errA, errB)
+	}
+	for _, m := range w.community {
+		a, errA := w.q.Status(m.ID)
+		b, errB := moved.Status(m.ID)
+		same("standing of "+m.Name, a, b, errA, errB)
+	}
+	same("open requests", w.q.Requests(), moved.Requests(), nil, nil)
+
+	// Who passed what is kept: the mediator who passed the first request
+	// passes its second offer too and is offered nothing (not the first
+	// again); the other mediator accepts its offer there.
+	off := w.offerOf(t, w.community[0])
+	if off == "" || off == first {
+		t.Fatalf("before the move, the mediator who passed %s holds %q", first, off)
+	}
+	if err := moved.Pass(ctx, w.community[0].ID, off); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := moved.Status(w.community[0].ID); err != nil || st.Offer != nil {
+		t.Fatalf("after passing both, the mediator holds %+v (%v); the passes were lost in the move", st.Offer, err)
+	}
+	st, err := moved.Status(w.community[1].ID)
+	if err != nil || st.Offer == nil {
+		t.Fatalf("the other mediator holds no offer after the move: %+v, %v", st, err)
+	}
+	taken := st.Offer.RequestID
+	sess, err := moved.Accept(ctx, w.community[1].ID, taken)
+	if err != nil || sess == nil {
+		t.Fatalf("accepting on the moved queue: %v", err)
+	}
+	if tk, err := moved.Ticket(taken); err != nil || tk.Status != cases.QueueAccepted || tk.SessionID != sess.ID {
+		t.Fatalf("ticket after accepting on the moved queue: %+v, %v", tk, err)
+	}
+
+	before := moved.Snapshot()
+	for name, bad := range map[string]string{
+		"not JSON":        `{`,
+		"offer not open":  `{"requests":[],"duties":[{"mediator":{"id":"m1"},"offer":"qr_gone"}]}`,
+		"request twice":   `{"requests":[{"id":"qr_1","caseId":"c1"},{"id":"qr_1","caseId":"c2"}]}`,
+		"offer disagrees": `{"requests":[{"id":"qr_1","caseId":"c1","status":"waiting","offeredTo":"m2"}],"duties":[{"mediator":{"id":"m1"},"offer":"qr_1"}]}`,
+	} {
+		if err := moved.Restore([]byte(bad)); cases.ErrorCode(err) != cases.EINVALID {
+			t.Errorf("%s: restore gave %v, want %s", name, err, cases.EINVALID)
+		}
+	}
+	if tk, err := moved.Ticket(taken); err != nil || tk.Status != cases.QueueAccepted {
+		t.Fatalf("a refused snapshot changed the queue: %+v, %v (before: %s)", tk, err, before)
+	}
 }
