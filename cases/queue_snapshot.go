@@ -2,6 +2,8 @@ package cases
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,7 +35,8 @@ type snapshotDuty struct {
 }
 
 // Snapshot encodes the queue's state for Restore on the node that runs
-// the queue next. An accept in progress is kept as the offer it was.
+// the queue next. An accept in progress is kept as the offer it was. The
+// same state always encodes the same, so that a caller can tell a change.
 func (q *Queue) Snapshot() []byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -44,8 +47,10 @@ func (q *Queue) Snapshot() []byte {
 		for id := range r.passed {
 			sr.Passed = append(sr.Passed, id)
 		}
+		slices.Sort(sr.Passed)
 		s.Requests = append(s.Requests, sr)
 	}
+	slices.SortFunc(s.Requests, func(a, b snapshotRequest) int { return strings.Compare(a.ID, b.ID) })
 	for _, id := range q.endedOrder {
 		if r := q.ended[id]; r != nil {
 			c := *r
@@ -61,8 +66,10 @@ func (q *Queue) Snapshot() []byte {
 		for id := range d.sessions {
 			sd.Sessions = append(sd.Sessions, id)
 		}
+		slices.Sort(sd.Sessions)
 		s.Duties = append(s.Duties, sd)
 	}
+	slices.SortFunc(s.Duties, func(a, b snapshotDuty) int { return strings.Compare(a.Mediator.ID, b.Mediator.ID) })
 	b, _ := json.Marshal(s) // maps, strings, times and numbers: it cannot fail
 	return b
 }

@@ -1,6 +1,7 @@
 package casetest
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -445,6 +446,9 @@ func testQueueMoves(t *testing.T, s cases.Store) {
 		same("standing of "+m.Name, a, b, errA, errB)
 	}
 	same("open requests", w.q.Requests(), moved.Requests(), nil, nil)
+	if again := moved.Snapshot(); !bytes.Equal(again, snap) {
+		t.Fatalf("the moved queue's snapshot differs from the one it was restored from:\n%s\n%s", snap, again)
+	}
 
 	// Who passed what is kept: the mediator who passed the first request
 	// passes its second offer too and is offered nothing (not the first

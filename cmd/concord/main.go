@@ -307,7 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.nodes = nodes
-		m.queueLead = newQueueLeader(nodes, m.log)
+		m.queueLead = newQueueLeader(nodes, m.cloud.queue, m.log)
 		local := onEnded
 		onEnded = func(e endedSession) {
 			local(e)

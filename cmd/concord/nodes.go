@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/concord-odr/concord/cases"
 	"github.com/concord-odr/concord/signaling/cluster"
 )
 
@@ -67,23 +69,29 @@ const opQueueRelease = "queue_release"
 
 // queueLeader tracks which node runs the instant-mediation queue, which
 // lives in one node's memory: the first node asked claims it, and keeps
-// it while it renews the claim; a lost node's queue moves to the next
-// node asked once its heartbeat expires (the requests waiting in it are
-// lost: the parties ask again).
+// it while it renews the claim. The node running it saves its state in
+// Redis each second it changed; the next node to run it (this one lost or
+// stopped) restores that state first, so parties keep their places and
+// mediators their offers.
 type queueLeader struct {
 	nodes *cluster.Cluster
+	queue *cases.Queue
 	log   *slog.Logger
 
 	mu      sync.Mutex
 	leading bool
+	saved   []byte // the state last saved
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newQueueLeader(nodes *cluster.Cluster, log *slog.Logger) *queueLeader {
-	q := &queueLeader{nodes: nodes, log: log, stop: make(chan struct{}), done: make(chan struct{})}
-	go q.renew()
+// queueSaveEvery is how often the queue's state is saved when it changed.
+const queueSaveEvery = time.Second
+
+func newQueueLeader(nodes *cluster.Cluster, queue *cases.Queue, log *slog.Logger) *queueLeader {
+	q := &queueLeader{nodes: nodes, queue: queue, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	go q.run()
 	return q
 }
 
@@ -97,7 +105,7 @@ func (q *queueLeader) node(ctx context.Context) (*url.URL, error) {
 	mine := o.Node == q.nodes.Self()
 	q.mu.Lock()
 	if mine && !q.leading {
-		q.log.Info("cluster: this node runs the instant-mediation queue")
+		q.takeOverLocked(ctx)
 	}
 	q.leading = mine
 	q.mu.Unlock()
@@ -115,16 +123,39 @@ func (q *queueLeader) node(ctx context.Context) (*url.URL, error) {
 	return base, nil
 }
 
+// takeOverLocked restores the state the queue's previous node saved, if
+// any, before this node serves the queue.
+func (q *queueLeader) takeOverLocked(ctx context.Context) {
+	state, err := q.nodes.LoadState(ctx, queueClaim)
+	switch {
+	case err != nil:
+		q.log.Error("cluster: this node runs the instant-mediation queue, but its saved state is unreadable; it starts empty", "err", err)
+	case state == nil:
+		q.log.Info("cluster: this node runs the instant-mediation queue")
+	default:
+		if err := q.queue.Restore(state); err != nil {
+			q.log.Error("cluster: this node runs the instant-mediation queue, but its saved state is unusable; it starts empty", "err", err)
+			return
+		}
+		q.saved = state
+		q.log.Info("cluster: this node runs the instant-mediation queue, restored as its previous node left it",
+			"open", len(q.queue.Requests()))
+	}
+}
+
 func (q *queueLeader) isLeading() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.leading
 }
 
-func (q *queueLeader) renew() {
+// run saves the queue's state while this node runs it, and renews the
+// claim every third of the claim's TTL.
+func (q *queueLeader) run() {
 	defer close(q.done)
-	t := time.NewTicker(q.nodes.RoomTTL() / 3)
+	t := time.NewTicker(queueSaveEvery)
 	defer t.Stop()
+	lastRenew := time.Now()
 	for {
 		select {
 		case <-q.stop:
@@ -134,6 +165,11 @@ func (q *queueLeader) renew() {
 		if !q.isLeading() {
 			continue
 		}
+		q.save()
+		if time.Since(lastRenew) < q.nodes.RoomTTL()/3 {
+			continue
+		}
+		lastRenew = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), q.nodes.RoomTTL()/3)
 		lost, err := q.nodes.Renew(ctx, []string{queueClaim})
 		cancel()
@@ -145,17 +181,38 @@ func (q *queueLeader) renew() {
 			q.mu.Lock()
 			q.leading = false
 			q.mu.Unlock()
-			q.log.Warn("cluster: another node runs the instant-mediation queue now; requests waiting here are left")
+			q.log.Warn("cluster: another node runs the instant-mediation queue now")
 		}
 	}
 }
 
-// Close stops renewing and gives the queue up, so that the next node
-// asked takes it at once.
+// save writes the queue's state if it changed since it was last saved.
+func (q *queueLeader) save() {
+	state := q.queue.Snapshot()
+	q.mu.Lock()
+	same := bytes.Equal(state, q.saved)
+	q.mu.Unlock()
+	if same {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queueSaveEvery)
+	defer cancel()
+	if err := q.nodes.SaveState(ctx, queueClaim, state); err != nil {
+		q.log.Warn("cluster: the queue's state was not saved", "err", err)
+		return
+	}
+	q.mu.Lock()
+	q.saved = state
+	q.mu.Unlock()
+}
+
+// Close stops, saves the queue's state and gives the queue up, so that
+// the next node asked takes it at once, as this node left it.
 func (q *queueLeader) Close() {
 	close(q.stop)
 	<-q.done
 	if q.isLeading() {
+		q.save()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = q.nodes.Release(ctx, queueClaim)
