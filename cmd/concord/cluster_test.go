@@ -448,18 +448,8 @@ func TestRoomClaimConflicts(t *testing.T) {
 	if err := rdb.Set(t.Context(), "concord:room:"+b.Demo.SessionID, "intruder", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	_ = con.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var m map[string]any
-		if err := con.ReadJSON(&m); err != nil {
-			t.Fatalf("waiting for room_moved: %v", err)
-		}
-		if m["type"] == "error" {
-			if m["code"] != "room_moved" {
-				t.Fatalf("node A's participant was told %v, want room_moved", m)
-			}
-			break
-		}
+	if m := readUntilWithin(t, con, "error", 10*time.Second); m["code"] != "room_moved" {
+		t.Fatalf("node A's participant was told %v, want room_moved", m)
 	}
 	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
 }
@@ -675,15 +665,6 @@ func TestEndedSessionEndsRoomWithoutEvent(t *testing.T) {
 	if _, _, err := b.cases.EndSession(context.Background(), sess.ID, mediator, cases.Outcome{Result: cases.ResultWithdrawn}); err != nil {
 		t.Fatal(err)
 	}
-	_ = con.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var m map[string]any
-		if err := con.ReadJSON(&m); err != nil {
-			t.Fatalf("waiting for session_ended on node A: %v", err)
-		}
-		if m["type"] == "session_ended" {
-			break
-		}
-	}
+	readUntilWithin(t, con, "session_ended", 10*time.Second)
 	waitUntil(t, 5*time.Second, "node A's room closed", func() bool { return a.sig.Rooms() == 0 })
 }

@@ -17,7 +17,13 @@ import (
 // readUntil reads messages until one of the given type arrives.
 func readUntil(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return readUntilWithin(t, ws, typ, 5*time.Second)
+}
+
+// readUntilWithin is readUntil with a time limit of d.
+func readUntilWithin(t *testing.T, ws *websocket.Conn, typ string, d time.Duration) map[string]any {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(d))
 	defer ws.SetReadDeadline(time.Time{})
 	for {
 		var m map[string]any
