@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/procfs"
+
+	"github.com/concord-odr/concord/signaling/cluster"
 )
 
 // newAdminHandler serves what an operator's monitoring and a profiling
@@ -24,11 +27,13 @@ import (
 //	/metrics         Prometheus text format: reg's metrics plus the Go
 //	                 runtime (go_*) and process (process_*) collectors
 //	/debug/pprof/    net/http/pprof: heap, goroutine, profile (CPU), trace, ...
+//	/cluster         with several nodes: each node, whether it is alive, the
+//	                 rooms it runs and whether it runs the queue (JSON)
 //
-// reg may be nil (a fresh registry). The runtime and process collectors
+// reg may be nil (a fresh registry); nodes is nil on a single node. The runtime and process collectors
 // are registered on reg unless it already has them, so the handler can be
 // built twice on one registry.
-func newAdminHandler(reg *prometheus.Registry) http.Handler {
+func newAdminHandler(reg *prometheus.Registry, nodes nodeLister) http.Handler {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -58,12 +63,33 @@ func newAdminHandler(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	links := `<li><a href="metrics">/metrics</a></li><li><a href="debug/pprof/">/debug/pprof/</a></li>`
+	if nodes != nil {
+		links += `<li><a href="cluster">/cluster</a></li>`
+		mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			list, err := nodes.Nodes(ctx)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"nodes": list})
+		})
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, `<!doctype html><title>Concord admin</title><h1>Concord admin</h1>`+
-			`<ul><li><a href="metrics">/metrics</a></li><li><a href="debug/pprof/">/debug/pprof/</a></li></ul>`)
+		fmt.Fprint(w, `<!doctype html><title>Concord admin</title><h1>Concord admin</h1><ul>`+links+`</ul>`)
 	})
 	return mux
+}
+
+// nodeLister lists the nodes of a cluster (cluster.Cluster).
+type nodeLister interface {
+	Nodes(ctx context.Context) ([]cluster.NodeStatus, error)
 }
 
 // privateMemoryCollector reports the process's anonymous resident memory

@@ -22,7 +22,7 @@ func TestAdminMetricsAndPprof(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "concord_test_total", Help: "a test counter"})
 	reg.MustRegister(c)
 	c.Add(3)
-	h := newAdminHandler(reg)
+	h := newAdminHandler(reg, nil)
 
 	code, body := adminGet(t, h, "/metrics")
 	if code != http.StatusOK {
@@ -50,17 +50,17 @@ func TestAdminMetricsAndPprof(t *testing.T) {
 		t.Errorf("/nothing: %d, want 404", code)
 	}
 	// A second handler on the same registry reuses its collectors.
-	if code, _ := adminGet(t, newAdminHandler(reg), "/metrics"); code != http.StatusOK {
+	if code, _ := adminGet(t, newAdminHandler(reg, nil), "/metrics"); code != http.StatusOK {
 		t.Errorf("second handler /metrics: %d", code)
 	}
 	// And one with no registry has the runtime metrics alone.
-	if _, body := adminGet(t, newAdminHandler(nil), "/metrics"); !strings.Contains(body, "go_goroutines") {
+	if _, body := adminGet(t, newAdminHandler(nil, nil), "/metrics"); !strings.Contains(body, "go_goroutines") {
 		t.Error("a handler without a registry lacks go_goroutines")
 	}
 }
 
 func TestAdminServer(t *testing.T) {
-	a, err := startAdmin("127.0.0.1:0", newAdminHandler(nil), nil)
+	a, err := startAdmin("127.0.0.1:0", newAdminHandler(nil, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestAdminServer(t *testing.T) {
 // compress (a gzip writer held in its pool between scrapes counted as
 // memory its participants used).
 func TestScrapeUncompressed(t *testing.T) {
-	h := newAdminHandler(nil)
+	h := newAdminHandler(nil, nil)
 	var encodings []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		encodings = append(encodings, r.Header.Get("Accept-Encoding"))

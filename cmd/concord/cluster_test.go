@@ -129,6 +129,26 @@ func TestTwoNodesShareARoom(t *testing.T) {
 	if got := b.sfu.Stats().Peers; got != 0 {
 		t.Errorf("node B's SFU has %d peers; the media should all go to A", got)
 	}
+	// The operator's view, from either node's admin address.
+	var view struct {
+		Nodes []struct {
+			Node  string
+			Alive bool
+			Rooms int
+		}
+	}
+	if code := getJSON(t, "http://"+b.admin.Addr().String()+"/cluster", "", &view); code != 200 {
+		t.Fatalf("GET /cluster on node B: %d", code)
+	}
+	rooms := map[string]int{}
+	for _, n := range view.Nodes {
+		if n.Alive {
+			rooms[n.Node] = n.Rooms
+		}
+	}
+	if _, bAlive := rooms[b.nodes.Self()]; rooms[a.nodes.Self()] != 1 || rooms[b.nodes.Self()] != 0 || !bAlive {
+		t.Errorf("/cluster shows %+v, want A running the room and B alive", view.Nodes)
+	}
 
 	opt, _ := redis.ParseURL(rurl)
 	rdb := redis.NewClient(opt)

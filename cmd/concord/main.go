@@ -272,18 +272,20 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	registerMediaMetrics(m.metrics, m.sfu)
-	if m.Config.AdminAddr != "" {
-		if m.admin, err = startAdmin(m.Config.AdminAddr, newAdminHandler(m.metrics), m.log); err != nil {
-			return err
-		}
-	}
 	m.ln, err = net.Listen("tcp", m.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
 	}
 	var nodes *cluster.Cluster
+	var lister nodeLister
 	if m.redis != nil {
 		if nodes, err = m.newCluster(); err != nil {
+			return err
+		}
+		lister = nodes
+	}
+	if m.Config.AdminAddr != "" {
+		if m.admin, err = startAdmin(m.Config.AdminAddr, newAdminHandler(m.metrics, lister), m.log); err != nil {
 			return err
 		}
 	}

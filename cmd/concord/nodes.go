@@ -60,9 +60,9 @@ func (m *Main) nodeURL() string {
 	return u.String()
 }
 
-// queueClaim is the claim, among the rooms', of the node that runs the
-// instant-mediation queue (session ids start "s_").
-const queueClaim = "~queue"
+// queueClaim is the claim of the node that runs the instant-mediation
+// queue.
+const queueClaim = cluster.QueueClaim
 
 // Cluster events of the queue.
 const opQueueRelease = "queue_release"

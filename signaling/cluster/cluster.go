@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -335,6 +337,85 @@ func (c *Cluster) ForgetState(ctx context.Context, session string) error {
 		return fmt.Errorf("cluster: forget room state: %w", err)
 	}
 	return nil
+}
+
+// NodeStatus is what an operator sees of one node of the cluster.
+type NodeStatus struct {
+	Node  string `json:"node"`
+	URL   string `json:"url,omitempty"`
+	Alive bool   `json:"alive"` // its heartbeat has not expired
+	// Rooms counts the rooms it holds claims on; Queue is set on the node
+	// that runs the instant-mediation queue.
+	Rooms int  `json:"rooms"`
+	Queue bool `json:"queue,omitempty"`
+}
+
+// QueueClaim is the claim, among the rooms', of the node that runs the
+// instant-mediation queue (session ids start "s_"). Nodes lists it apart.
+const QueueClaim = "~queue"
+
+// Nodes lists the live nodes and those still holding claims, by name.
+func (c *Cluster) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	byName := map[string]*NodeStatus{}
+	nodeKeys, err := c.scan(ctx, c.o.Prefix+"node:*")
+	if err != nil {
+		return nil, err
+	}
+	if len(nodeKeys) > 0 {
+		urls, err := c.rdb.MGet(ctx, nodeKeys...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: read nodes: %w", err)
+		}
+		for i, k := range nodeKeys {
+			name := k[len(c.o.Prefix+"node:"):]
+			url, _ := urls[i].(string)
+			byName[name] = &NodeStatus{Node: name, URL: url, Alive: urls[i] != nil}
+		}
+	}
+	roomKeys, err := c.scan(ctx, c.o.Prefix+"room:*")
+	if err != nil {
+		return nil, err
+	}
+	if len(roomKeys) > 0 {
+		owners, err := c.rdb.MGet(ctx, roomKeys...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: read rooms: %w", err)
+		}
+		for i, k := range roomKeys {
+			owner, ok := owners[i].(string)
+			if !ok {
+				continue // released meanwhile
+			}
+			n := byName[owner]
+			if n == nil {
+				n = &NodeStatus{Node: owner}
+				byName[owner] = n
+			}
+			if k[len(c.o.Prefix+"room:"):] == QueueClaim {
+				n.Queue = true
+			} else {
+				n.Rooms++
+			}
+		}
+	}
+	out := make([]NodeStatus, 0, len(byName))
+	for _, n := range byName {
+		out = append(out, *n)
+	}
+	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.Node, b.Node) })
+	return out, nil
+}
+
+func (c *Cluster) scan(ctx context.Context, match string) ([]string, error) {
+	var keys []string
+	iter := c.rdb.Scan(ctx, 0, match, 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: scan %s: %w", match, err)
+	}
+	return keys, nil
 }
 
 // Publish sends ev to every other node.

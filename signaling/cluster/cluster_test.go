@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,5 +276,36 @@ func TestRoomState(t *testing.T) {
 	}
 	if st, err := b.LoadState(t.Context(), "s1"); err != nil || st != nil {
 		t.Fatalf("state after it was forgotten: %q, %v", st, err)
+	}
+}
+
+// TestNodes: the operator's view lists the live nodes with the rooms each
+// runs and which runs the queue, and a dead node while it holds claims.
+func TestNodes(t *testing.T) {
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	a := startNode(t, rdb, prefix, "a", nil)
+	b := startNode(t, rdb, prefix, "b", nil)
+	c := startNode(t, rdb, prefix, "c", nil)
+	startNode(t, rdb, prefix, "idle", nil)
+	for _, s := range []string{"s1", "s2", QueueClaim} {
+		claim(t, a, s)
+	}
+	claim(t, b, "s3")
+	claim(t, c, "s4")
+	c.crash()
+	time.Sleep(testTTL + 100*time.Millisecond)
+	got, err := b.Nodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []NodeStatus{
+		{Node: "a", URL: "ws://a:8080/ws", Alive: true, Rooms: 2, Queue: true},
+		{Node: "b", URL: "ws://b:8080/ws", Alive: true, Rooms: 1},
+		{Node: "c", Rooms: 1},
+		{Node: "idle", URL: "ws://idle:8080/ws", Alive: true},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("nodes:\n%+v\nwant\n%+v", got, want)
 	}
 }
