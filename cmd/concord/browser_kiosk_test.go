@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserKiosk: the kiosk page in a real browser signs in as the
@@ -59,5 +61,12 @@ func TestBrowserKiosk(t *testing.T) {
 	if n := evalJS[float64](t, tb, `document.querySelectorAll('#kiosk-list li').length`); n != 1 {
 		t.Fatalf("today's list has %v items", n)
 	}
+	// The device stays signed in across a reload (a restarted kiosk): the
+	// refresh cookie signs it in again and the session is still listed.
+	if err := chromedp.Do(tb.ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitJS(t, `!document.getElementById('kiosk-home').hidden && document.querySelectorAll('#kiosk-list li').length === 1`,
+		20*time.Second, "signed in again after a reload, with today's session")
 	checkNoPageProblems(t, []*tab{tb})
 }

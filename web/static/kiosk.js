@@ -4,12 +4,11 @@
 // expected wait, and "Join now" opens the room on the kiosk as the
 // visitor's device. Large type, huge buttons, Chinese by default.
 import { t, applyDom, wireSwitch, onLangChange } from './i18n.js';
+import { ApiError, api, login, refresh, onSignedOut } from './console-api.js';
 
 const CATEGORIES = ['e-commerce', 'online-payment', 'internet-service', 'product-quality', 'service-quality', 'consumer-finance', 'other'];
 const POLL_MS = 5000;
 
-let access = '';
-let refreshTimer = 0;
 let pollTimer = 0;
 let sessions = [];
 
@@ -21,46 +20,19 @@ function show(view) {
 
 function alertText(msg) { $('kiosk-alert').textContent = msg || ''; }
 
-class ApiError extends Error {
-  constructor(status, code, detail) { super(detail || code); this.status = status; this.code = code; }
-}
-
+// call is the console's API client (the access token in memory, renewed
+// before it expires from the refresh cookie, which keeps the device signed
+// in across restarts) with the kiosk's own wording for a lost network.
 async function call(method, path, body) {
-  const headers = { Accept: 'application/json' };
-  if (access) headers.Authorization = 'Bearer ' + access;
-  const init = { method, headers, credentials: 'same-origin' };
-  if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let resp;
   try {
-    resp = await fetch(path, init);
-  } catch (_) {
-    throw new ApiError(0, 'network', t('kiosk.err.network'));
+    return await api(method, path, body);
+  } catch (e) {
+    if (e.code === 'network') throw new ApiError(0, 'network', t('kiosk.err.network'));
+    throw e;
   }
-  if (resp.status === 204) return null;
-  const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new ApiError(resp.status, data.code || '', data.detail || '');
-  return data;
-}
-
-// adopt keeps the access token in memory and refreshes it before it
-// expires: the refresh cookie keeps the device signed in.
-function adopt(ans) {
-  access = ans.accessToken;
-  clearTimeout(refreshTimer);
-  const ms = Math.max(10, (Number(ans.expiresIn) || 900) - 60) * 1000;
-  refreshTimer = setTimeout(() => { refresh().catch(signedOut); }, ms);
-}
-
-async function refresh() {
-  access = '';
-  adopt(await call('POST', '/api/v1/auth/refresh'));
 }
 
 function signedOut() {
-  access = '';
   clearTimeout(pollTimer);
   show('kiosk-login');
 }
@@ -126,8 +98,7 @@ function wire() {
   $('kiosk-login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
-      access = '';
-      adopt(await call('POST', '/api/v1/auth/login', { login: $('kiosk-login-name').value, password: $('kiosk-login-password').value }));
+      await login($('kiosk-login-name').value, $('kiosk-login-password').value);
       $('kiosk-login-password').value = '';
       alertText('');
       home();
@@ -182,6 +153,7 @@ async function start() {
   fillCategories();
   onLangChange(() => { fillCategories(); render(); });
   wire();
+  onSignedOut(signedOut);
   try {
     await refresh();
     home();
