@@ -94,3 +94,52 @@ func BenchmarkMayReceive20(b *testing.B) {
 		_ = r.MayReceive(ids[i%len(ids)], ids[(i/len(ids))%len(ids)], Audio)
 	}
 }
+
+// BenchmarkLeaveJoin74 measures what a phone's reconnect costs the room
+// policy in the largest workload's room (4 publishers + 70 subscribers,
+// 74 people): one op is one party leaving and joining again, each
+// returning its exact subscription changes.
+func BenchmarkLeaveJoin74(b *testing.B) {
+	r := New()
+	ps := []Participant{med}
+	for i := range 73 {
+		side := Applicant
+		if i%2 == 1 {
+			side = Respondent
+		}
+		ps = append(ps, Participant{ID: fmt.Sprint("p", i), Name: "Party", Role: Party, Side: side})
+	}
+	for _, p := range ps {
+		if _, err := r.Join(p); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Consent(p.ID); err != nil {
+			b.Fatal(err)
+		}
+		if !IsMediator(p.Role) {
+			if _, err := r.Admit("m", p.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	changes := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		p := ps[1+i%73]
+		left, err := r.Leave(p.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		back, err := r.Join(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		changes += len(left) + len(back)
+	}
+	b.StopTimer()
+	if want := 2 * 73 * 3 * 2; changes/b.N != want {
+		b.Fatalf("%d changes per leave and join, want %d", changes/b.N, want)
+	}
+	b.ReportMetric(float64(changes)/float64(b.N), "changes/op")
+}

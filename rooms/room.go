@@ -256,7 +256,7 @@ func (r *Room) Join(p Participant) ([]Change, error) {
 	if r.locked && (!known || m.state != StateAdmitted) && !IsMediator(p.Role) {
 		return nil, ErrLocked
 	}
-	return r.diff(func() {
+	return r.diffOne(p.ID, func() {
 		if !known {
 			m = &member{state: StateWaiting}
 			r.members[p.ID] = m
@@ -278,7 +278,7 @@ func (r *Room) Leave(id string) ([]Change, error) {
 	if !ok {
 		return nil, ErrUnknownParticipant
 	}
-	return r.diff(func() { m.present = false; m.checking = false }), nil
+	return r.diffOne(id, func() { m.present = false; m.checking = false }), nil
 }
 
 // Consent records that a participant accepted the session rules. In an
@@ -288,7 +288,7 @@ func (r *Room) Consent(id string) ([]Change, error) {
 	if !ok {
 		return nil, ErrUnknownParticipant
 	}
-	return r.diff(func() {
+	return r.diffOne(id, func() {
 		m.consented = true
 		if r.kind == Unmediated && m.state == StateWaiting {
 			m.state = StateAdmitted
@@ -330,7 +330,7 @@ func (r *Room) Admit(by, id string) ([]Change, error) {
 	case !m.consented:
 		return nil, ErrNoConsent
 	}
-	return r.diff(func() { m.state = StateAdmitted; m.checking = false }), nil
+	return r.diffOne(id, func() { m.state = StateAdmitted; m.checking = false }), nil
 }
 
 // AdmitAll admits every present, consenting participant in the lobby and
@@ -363,7 +363,7 @@ func (r *Room) Remove(by, id string) ([]Change, error) {
 	if IsMediator(m.Role) && m.Role == Mediator {
 		return nil, ErrNotAllowed
 	}
-	return r.diff(func() { m.state = StateRemoved; m.checking = false }), nil
+	return r.diffOne(id, func() { m.state = StateRemoved; m.checking = false }), nil
 }
 
 // CheckIdentity starts (or stops) a video identity check of a waiting
@@ -377,7 +377,7 @@ func (r *Room) CheckIdentity(by, id string, on bool) ([]Change, error) {
 	if on && (m.state != StateWaiting || !m.present) {
 		return nil, ErrUnknownParticipant
 	}
-	return r.diff(func() { m.checking = on }), nil
+	return r.diffOne(id, func() { m.checking = on }), nil
 }
 
 // MarkIdentityChecked records that a mediator checked a participant's
@@ -415,7 +415,7 @@ func (r *Room) LetIntoCaucus(by, id string, allow bool) ([]Change, error) {
 	if r.side(m) != Neutral || IsMediator(m.Role) {
 		return nil, ErrNotNeutral
 	}
-	return r.diff(func() { m.caucusGuest = allow }), nil
+	return r.diffOne(id, func() { m.caucusGuest = allow }), nil
 }
 
 // AttachInterpreter attaches an interpreter to a side, which it then
@@ -431,7 +431,7 @@ func (r *Room) AttachInterpreter(by, id string, side Side) ([]Change, error) {
 	if !validSide(side) {
 		return nil, ErrInvalidParticipant
 	}
-	return r.diff(func() {
+	return r.diffOne(id, func() {
 		m.attachedSide = side
 		if side == Neutral {
 			m.attachedSide = ""
@@ -446,7 +446,7 @@ func (r *Room) Mute(by, id string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.diff(func() { m.muted = true }), nil
+	return r.diffOne(id, func() { m.muted = true }), nil
 }
 
 // Unmute lets a participant's audio through again; a participant unmutes
@@ -456,7 +456,7 @@ func (r *Room) Unmute(id string) ([]Change, error) {
 	if !ok {
 		return nil, ErrUnknownParticipant
 	}
-	return r.diff(func() { m.muted = false }), nil
+	return r.diffOne(id, func() { m.muted = false }), nil
 }
 
 // Lock closes (or reopens) the room to newcomers; those admitted before
@@ -587,6 +587,52 @@ func (r *Room) diff(change func()) []Change {
 					out = append(out, Change{Subscriber: s, Publisher: p, Source: src, Allow: allow})
 				}
 			}
+		}
+	}
+	return out
+}
+
+// diffOne is diff for a change to participant id alone. What one member
+// sends and receives depends only on its own state, the other member's and
+// the mode, so only id's row and column can change: O(n) where diff is
+// O(n²) (a reconnect in a 74-person room). Its output is in diff's order.
+func (r *Room) diffOne(id string, change func()) []Change {
+	type entry struct{ recv, send [3]bool } // id receives p; p receives id
+	line := func() map[string]entry {
+		out := make(map[string]entry, len(r.order))
+		if _, ok := r.members[id]; !ok {
+			return out
+		}
+		for _, p := range r.order {
+			var e entry
+			for k, src := range Sources {
+				e.recv[k] = r.MayReceive(id, p, src)
+				e.send[k] = r.MayReceive(p, id, src)
+			}
+			out[p] = e
+		}
+		return out
+	}
+	before := line()
+	change()
+	after := line()
+	var out []Change
+	add := func(s, p string, k int, was, now bool) {
+		if was != now {
+			out = append(out, Change{Subscriber: s, Publisher: p, Source: Sources[k], Allow: now})
+		}
+	}
+	for _, s := range r.order {
+		if s == id {
+			for _, p := range r.order {
+				for k := range Sources {
+					add(id, p, k, before[p].recv[k], after[p].recv[k])
+				}
+			}
+			continue
+		}
+		for k := range Sources {
+			add(s, id, k, before[s].send[k], after[s].send[k])
 		}
 	}
 	return out
