@@ -18,7 +18,11 @@ import (
 
 // frame is one item of a connection's send queue.
 type frame struct {
-	data   []byte
+	data []byte
+	// msg, when data is nil, is encoded by the writer: a message built
+	// under a room's lock whose encoding need not hold it. It must not
+	// change once queued.
+	msg    *outbound
 	close  bool // send a close frame and stop
 	code   int
 	reason string
@@ -293,6 +297,14 @@ func (c *conn) writeLoop() {
 				_ = c.ws.Close()
 				return
 			}
+			if f.data == nil && f.msg != nil {
+				data, err := json.Marshal(f.msg)
+				if err != nil {
+					c.log.Error("encode message", "type", f.msg.Type, "err", err)
+					continue
+				}
+				f.data = data
+			}
 			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
 				_ = c.ws.Close()
 				return
@@ -316,6 +328,10 @@ func (c *conn) enqueue(m outbound) {
 	}
 	c.push(frame{data: data})
 }
+
+// enqueueLater queues m to be encoded by the writer, off the caller's
+// locks; m must not change afterwards.
+func (c *conn) enqueueLater(m *outbound) { c.push(frame{msg: m}) }
 
 func (c *conn) push(f frame) {
 	select {

@@ -467,11 +467,14 @@ func (r *room) broadcastStateLocked() {
 		if !ok {
 			continue
 		}
+		// Views are built afresh for each change and never changed after;
+		// the notes are appended to, never changed in place, so the slice
+		// taken here stays as it is.
 		st := &RoomState{View: view, StartedAt: r.startedAt}
 		if rooms.IsMediator(view.Self.Role) {
-			st.Notes = r.notes
+			st.Notes = r.notes[:len(r.notes):len(r.notes)]
 		}
-		c.enqueue(outbound{Type: TypeRoom, Room: st})
+		c.enqueueLater(&outbound{Type: TypeRoom, Room: st})
 	}
 }
 
