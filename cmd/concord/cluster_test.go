@@ -58,6 +58,19 @@ func clusterConfig(t *testing.T, db, redisURL string, from *testServer) Config {
 	return cfg
 }
 
+// joinAs joins through base with token, fails the test (saying who, and
+// through what) unless the answer is joined, and closes the socket when
+// the test ends.
+func joinAs(t *testing.T, base, token, who string) *websocket.Conn {
+	t.Helper()
+	ws, first := dialSignaling(t, base, token)
+	t.Cleanup(func() { ws.Close() })
+	if first["type"] != "joined" {
+		t.Fatalf("%s: %v", who, first)
+	}
+	return ws
+}
+
 // twoNodes starts two nodes on one database and Redis: b made the demo,
 // a shares b's keys and operator token. It returns the Redis URL too.
 func twoNodes(t *testing.T) (a, b *testServer, redisURL string) {
@@ -196,21 +209,9 @@ func TestNodeLossMovesTheRoom(t *testing.T) {
 		t.Fatalf("on duty through node A: %d %v", code, st)
 	}
 
-	med, first := dialSignaling(t, a, tokenFromURL(b.Demo.Mediator))
-	defer med.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("mediator through node A: %v", first)
-	}
-	con, first := dialSignaling(t, a, tokenFromURL(b.Demo.Consumer))
-	defer con.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node A: %v", first)
-	}
-	mer, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
-	defer mer.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("merchant through node B: %v", first)
-	}
+	med := joinAs(t, a, tokenFromURL(b.Demo.Mediator), "mediator through node A")
+	con := joinAs(t, a, tokenFromURL(b.Demo.Consumer), "consumer through node A")
+	mer := joinAs(t, b.BaseURL, tokenFromURL(b.Demo.Merchant), "merchant through node B")
 	readUntil(t, con, "participant_joined")
 	if n := b.sig.Rooms(); n != 0 {
 		t.Fatalf("node B opened %d rooms; the room runs on A", n)
@@ -284,11 +285,7 @@ func TestNodeLossMovesTheRoom(t *testing.T) {
 	roomView(t, again, "the merchant still admitted, the applicant's caucus on", func(v map[string]any) bool {
 		return selfState(v) == "admitted" && caucusApplicant(v) && v["inCaucus"] == false
 	})
-	con2, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer con2.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer back through node B: %v", first)
-	}
+	con2 := joinAs(t, b.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer back through node B")
 	roomView(t, con2, "the consumer still admitted, in its caucus", func(v map[string]any) bool {
 		return selfState(v) == "admitted" && caucusApplicant(v) && v["inCaucus"] == true
 	})
@@ -401,11 +398,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // first try.
 func TestNodeStopHandsOver(t *testing.T) {
 	a, b, rurl := twoNodes(t)
-	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer con.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node A: %v", first)
-	}
+	con := joinAs(t, a.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer through node A")
 	opt, _ := redis.ParseURL(rurl)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
@@ -422,11 +415,7 @@ func TestNodeStopHandsOver(t *testing.T) {
 	if n, _ := rdb.Exists(t.Context(), key).Result(); n != 0 {
 		t.Fatal("node A stopped but kept its claim on the room")
 	}
-	again, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer again.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node B right after A stopped: %v", first)
-	}
+	joinAs(t, b.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer through node B right after A stopped")
 	if n := b.sig.Rooms(); n != 1 {
 		t.Fatalf("node B runs %d rooms, want 1", n)
 	}
@@ -438,11 +427,7 @@ func TestNodeStopHandsOver(t *testing.T) {
 // its heartbeat, say) sends its participants there.
 func TestRoomClaimConflicts(t *testing.T) {
 	a, b, rurl := twoNodes(t)
-	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer con.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node A: %v", first)
-	}
+	con := joinAs(t, a.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer through node A")
 
 	// As if B had relayed a join to A while A did not own the room: here
 	// to B, which does not.
@@ -484,19 +469,12 @@ func TestRedisLossKeepsOpenRooms(t *testing.T) {
 	cfg := clusterConfig(t, db, "redis://"+cut.addr+"/"+fmt.Sprint(opt.DB), nil)
 	cfg.NodeTTL = 10 * time.Second // Redis, not the node, is lost here
 	a := startTestServerWith(t, cfg)
-	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(a.Demo.Consumer))
-	if first["type"] != "joined" {
-		t.Fatalf("consumer: %v", first)
-	}
+	con := joinAs(t, a.BaseURL, tokenFromURL(a.Demo.Consumer), "consumer")
 	other := otherSession(t, a)
 
 	cut.close()
 	con.Close() // the phone's connection drops
-	again, first := dialSignaling(t, a.BaseURL, tokenFromURL(a.Demo.Consumer))
-	defer again.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("rejoining the open room with Redis unreachable: %v", first)
-	}
+	joinAs(t, a.BaseURL, tokenFromURL(a.Demo.Consumer), "rejoining the open room with Redis unreachable")
 	ws, first := dialSignaling(t, a.BaseURL, other)
 	defer ws.Close()
 	if first["type"] != "error" || first["code"] != "unavailable" {
@@ -606,23 +584,12 @@ func TestRevokeAcrossNodes(t *testing.T) {
 // owner's loss).
 func TestRelayedSocketDrops(t *testing.T) {
 	a, b, _ := twoNodes(t)
-	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer con.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node A: %v", first)
-	}
-	mer, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
-	if first["type"] != "joined" {
-		t.Fatalf("merchant through node B: %v", first)
-	}
+	con := joinAs(t, a.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer through node A")
+	mer := joinAs(t, b.BaseURL, tokenFromURL(b.Demo.Merchant), "merchant through node B")
 	readUntil(t, con, "participant_joined")
 	mer.Close() // no close frame: the connection is lost
 	time.Sleep(200 * time.Millisecond)
-	again, first := dialSignaling(t, b.BaseURL, tokenFromURL(b.Demo.Merchant))
-	defer again.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("merchant back through node B: %v", first)
-	}
+	joinAs(t, b.BaseURL, tokenFromURL(b.Demo.Merchant), "merchant back through node B")
 	// The room kept the merchant's place: no participant_left on A's side.
 	_ = con.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	for {
@@ -667,11 +634,7 @@ func grepLines(s, sub string) string {
 // its next claim renewal, from the store.
 func TestEndedSessionEndsRoomWithoutEvent(t *testing.T) {
 	a, b, _ := twoNodes(t)
-	con, first := dialSignaling(t, a.BaseURL, tokenFromURL(b.Demo.Consumer))
-	defer con.Close()
-	if first["type"] != "joined" {
-		t.Fatalf("consumer through node A: %v", first)
-	}
+	con := joinAs(t, a.BaseURL, tokenFromURL(b.Demo.Consumer), "consumer through node A")
 	sess, err := b.cases.Session(context.Background(), b.Demo.SessionID)
 	if err != nil {
 		t.Fatal(err)
