@@ -44,6 +44,7 @@ type conn struct {
 	leaving   atomic.Bool // the client left or the server ended the socket on purpose
 	relayed   bool        // another node relays this socket (cluster)
 	restore   []byte      // the room's state to open it with (cluster), from route
+	up        *upstream   // set while this socket is relayed to the room's node (cluster)
 
 	// Set by the reader during join; read by the room under its lock.
 	room        *room
@@ -91,6 +92,9 @@ func (c *conn) run() {
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
 				c.log.Debug("socket read ended", "err", err)
 			}
+			if c.up != nil {
+				c.endRelay(true)
+			}
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
@@ -100,6 +104,13 @@ func (c *conn) run() {
 		}
 		if !c.limiter.Allow() {
 			c.sendError(errorf(CodeRateLimited, false, "too many messages"))
+			continue
+		}
+		if c.up != nil {
+			if c.up.forward(data) != nil {
+				c.endRelay(false)
+				return
+			}
 			continue
 		}
 		if stop := c.handle(data); stop {
@@ -137,8 +148,7 @@ func (c *conn) handle(data []byte) bool {
 				if c.relayed {
 					err = errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting")
 				} else {
-					c.relay(owner, data)
-					return true
+					return !c.relay(owner, data)
 				}
 			}
 			if err != nil {

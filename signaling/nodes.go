@@ -82,15 +82,17 @@ func (s *Server) route(token string) (cluster.Owner, []byte, error) {
 	return owner, state, nil
 }
 
-// relay carries the socket to the node that runs its room: the join that
-// was read, then every message both ways, until either side ends. The
+// relay carries the socket to the node that runs its room: it sends the
+// join that was read, and from then on run's read loop hands every
+// message to the owner (forward) and the owner's go to the client. The
 // owner's close (code and reason) reaches the client as it was sent; the
-// owner's loss reaches it as shutting_down, and the client reconnects.
-func (c *conn) relay(owner cluster.Owner, join []byte) {
+// owner's loss reaches it as shutting_down, and the client reconnects. It
+// reports whether the relay started; if not, the client was told why.
+func (c *conn) relay(owner cluster.Owner, join []byte) bool {
 	close(c.joined) // the owner times the join from here
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout/2)
 	d := websocket.Dialer{HandshakeTimeout: joinTimeout / 2, ReadBufferSize: 4096, WriteBufferSize: 4096}
-	up, resp, err := d.DialContext(ctx, owner.URL, http.Header{relayHeader: {c.s.p.Cluster.Self()}})
+	ws, resp, err := d.DialContext(ctx, owner.URL, http.Header{relayHeader: {c.s.p.Cluster.Self()}})
 	cancel()
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -99,77 +101,85 @@ func (c *conn) relay(owner cluster.Owner, join []byte) {
 		c.s.p.Metrics.join("relay_failed")
 		c.log.Warn("cluster: the room's node is unreachable", "node", owner.Node, "url", owner.URL, "err", err)
 		c.fail(errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect"))
-		return
+		return false
 	}
 	c.s.p.Metrics.join("relayed")
 	c.s.p.Metrics.relaysDelta(1)
-	defer c.s.p.Metrics.relaysDelta(-1)
 	c.log.Debug("cluster: relaying", "node", owner.Node)
-	up.SetReadLimit(maxMessageSize)
+	ws.SetReadLimit(maxMessageSize)
+	up := &upstream{ws: ws, done: make(chan struct{})}
+	c.up = up
+	go c.fromOwner(up)
+	if up.forward(join) != nil {
+		c.endRelay(false)
+		return false
+	}
+	return true
+}
 
-	fromOwner := make(chan struct{})
-	var clientGone atomic.Bool // the relay is ending from the client's side
-	go func() {
-		defer close(fromOwner)
-		extend := func() { _ = up.SetReadDeadline(time.Now().Add(pongWait)) }
+// upstream is a relayed socket's connection to the room's node.
+type upstream struct {
+	ws   *websocket.Conn
+	done chan struct{} // closed when fromOwner stops
+	// clientGone is set when the relay ends from the client's side: the
+	// owner's socket closing then is no news to tell the client.
+	clientGone atomic.Bool
+}
+
+// forward sends one client message to the owner; only run's reader calls
+// it.
+func (u *upstream) forward(data []byte) error {
+	_ = u.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	return u.ws.WriteMessage(websocket.TextMessage, data)
+}
+
+// fromOwner passes the owner's messages to the client until the owner's
+// socket ends.
+func (c *conn) fromOwner(u *upstream) {
+	defer close(u.done)
+	extend := func() { _ = u.ws.SetReadDeadline(time.Now().Add(pongWait)) }
+	extend()
+	u.ws.SetPingHandler(func(data string) error {
 		extend()
-		up.SetPingHandler(func(data string) error {
-			extend()
-			return up.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
-		})
-		for {
-			kind, data, err := up.ReadMessage()
-			if err != nil && clientGone.Load() {
-				return
-			}
-			if err != nil {
-				// 1006 and 1005 are never sent: gorilla reports a connection
-				// that ended without a close frame (a killed node) as 1006.
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != websocket.CloseNoStatusReceived {
-					c.closeOnce.Do(func() { c.push(frame{close: true, code: ce.Code, reason: ce.Text}) })
-				} else {
-					c.fail(errorf(CodeShuttingDown, true, "the server running this session stopped; please reconnect"))
-				}
-				return
-			}
-			extend()
-			if kind == websocket.TextMessage {
-				c.push(frame{data: data})
-			}
+		return u.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+	})
+	for {
+		kind, data, err := u.ws.ReadMessage()
+		if err != nil && u.clientGone.Load() {
+			return
 		}
-	}()
+		if err != nil {
+			// 1006 and 1005 are never sent: gorilla reports a connection
+			// that ended without a close frame (a killed node) as 1006.
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != websocket.CloseNoStatusReceived {
+				c.closeOnce.Do(func() { c.push(frame{close: true, code: ce.Code, reason: ce.Text}) })
+			} else {
+				c.fail(errorf(CodeShuttingDown, true, "the server running this session stopped; please reconnect"))
+			}
+			return
+		}
+		extend()
+		if kind == websocket.TextMessage {
+			c.push(frame{data: data})
+		}
+	}
+}
 
-	write := func(data []byte) error {
-		_ = up.SetWriteDeadline(time.Now().Add(writeWait))
-		return up.WriteMessage(websocket.TextMessage, data)
+// endRelay closes the owner's socket once the client's read loop has
+// stopped, clientGone saying whether the client ended it. The owner keeps
+// the place for a resume unless the client said leave, as with a direct
+// socket.
+func (c *conn) endRelay(clientGone bool) {
+	u := c.up
+	if clientGone {
+		u.clientGone.Store(true)
 	}
-	if err := write(join); err == nil {
-		for {
-			kind, data, err := c.ws.ReadMessage()
-			if err != nil {
-				clientGone.Store(true)
-				break
-			}
-			_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-			if kind != websocket.TextMessage {
-				c.sendError(errorf(CodeBadMessage, false, "messages must be JSON text"))
-				continue
-			}
-			if !c.limiter.Allow() {
-				c.sendError(errorf(CodeRateLimited, false, "too many messages"))
-				continue
-			}
-			if write(data) != nil {
-				break
-			}
-		}
-	}
-	// The client is gone (or the owner is): the owner keeps the place for
-	// a resume unless the client said leave, as with a direct socket.
-	_ = up.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
-	_ = up.Close()
-	<-fromOwner
+	_ = u.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+	_ = u.ws.Close()
+	<-u.done
+	c.up = nil
+	c.s.p.Metrics.relaysDelta(-1)
 }
 
 // renewClaims keeps this node's claims on its open rooms, and moves away
@@ -225,27 +235,11 @@ func (s *Server) endEndedRooms(ids []string) {
 // moveRoom closes a room this node no longer owns; its participants are
 // told room_moved and reconnect to the node that does.
 func (s *Server) moveRoom(sessionID string) {
-	s.mu.Lock()
-	r := s.rooms[sessionID]
-	if r != nil {
-		delete(s.rooms, sessionID)
-		s.p.Metrics.roomsDelta(-1)
+	if r := s.takeRoom(sessionID); r != nil {
+		r.close(func(c *conn) {
+			c.fail(errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting"))
+		})
 	}
-	s.mu.Unlock()
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	r.closed = true
-	conns := make([]*conn, 0, len(r.conns))
-	for _, c := range r.conns {
-		conns = append(conns, c)
-	}
-	r.mu.Unlock()
-	for _, c := range conns {
-		c.fail(errorf(CodeRoomMoved, true, "this session moved to another server; reconnecting"))
-	}
-	r.media.Close()
 }
 
 // release gives up the claim on a room this node closed, and its saved

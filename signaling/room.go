@@ -266,6 +266,15 @@ func (r *room) leave(c *conn) bool {
 
 // end closes the room for everyone after telling them the result.
 func (r *room) end(result string) {
+	r.close(func(c *conn) {
+		c.enqueue(outbound{Type: TypeSessionEnded, Result: result})
+		c.closeAfterFlush("session ended")
+	})
+}
+
+// close closes the room: no place is kept for a dropped socket any more,
+// tell is called for each participant's socket, and the media closes.
+func (r *room) close(tell func(*conn)) {
 	r.mu.Lock()
 	r.closed = true
 	for id, t := range r.held {
@@ -278,8 +287,7 @@ func (r *room) end(result string) {
 	}
 	r.mu.Unlock()
 	for _, c := range conns {
-		c.enqueue(outbound{Type: TypeSessionEnded, Result: result})
-		c.closeAfterFlush("session ended")
+		tell(c)
 	}
 	r.media.Close()
 }

@@ -202,18 +202,23 @@ func (s *Server) EndSession(sessionID string, result string) {
 }
 
 func (s *Server) endSession(sessionID string, result string) {
+	if r := s.takeRoom(sessionID); r != nil {
+		r.end(result)
+		s.release(sessionID)
+	}
+}
+
+// takeRoom removes a session's open room from the server and returns it,
+// or nil if none is open.
+func (s *Server) takeRoom(sessionID string) *room {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	r := s.rooms[sessionID]
 	if r != nil {
 		delete(s.rooms, sessionID)
 		s.p.Metrics.roomsDelta(-1)
 	}
-	s.mu.Unlock()
-	if r == nil {
-		return
-	}
-	r.end(result)
-	s.release(sessionID)
+	return r
 }
 
 // Rooms returns the number of open rooms.
