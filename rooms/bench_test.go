@@ -26,19 +26,7 @@ func room20(b *testing.B) *Room {
 		Participant{ID: "o1", Name: "Trainee", Role: Observer, Side: Neutral},
 		Participant{ID: "o2", Name: "Supervisor", Role: Observer, Side: Neutral})
 	r := New()
-	for _, p := range ps {
-		if _, err := r.Join(p); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := r.Consent(p.ID); err != nil {
-			b.Fatal(err)
-		}
-		if !IsMediator(p.Role) {
-			if _, err := r.Admit("m", p.ID); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	enterAll(b, r, ps)
 	if _, err := r.AttachInterpreter("m", "ia", Applicant); err != nil {
 		b.Fatal(err)
 	}
@@ -109,19 +97,7 @@ func BenchmarkLeaveJoin74(b *testing.B) {
 		}
 		ps = append(ps, Participant{ID: fmt.Sprint("p", i), Name: "Party", Role: Party, Side: side})
 	}
-	for _, p := range ps {
-		if _, err := r.Join(p); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := r.Consent(p.ID); err != nil {
-			b.Fatal(err)
-		}
-		if !IsMediator(p.Role) {
-			if _, err := r.Admit("m", p.ID); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	enterAll(b, r, ps)
 	changes := 0
 	b.ReportAllocs()
 	b.ResetTimer()

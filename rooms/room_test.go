@@ -24,20 +24,27 @@ var (
 func admitted(t *testing.T, ps ...Participant) *Room {
 	t.Helper()
 	r := New()
-	for _, p := range append([]Participant{med}, ps...) {
+	enterAll(t, r, append([]Participant{med}, ps...))
+	return r
+}
+
+// enterAll has each of ps join, consent and, unless a mediator, be
+// admitted by the mediator "m".
+func enterAll(tb testing.TB, r *Room, ps []Participant) {
+	tb.Helper()
+	for _, p := range ps {
 		if _, err := r.Join(p); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if _, err := r.Consent(p.ID); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if !IsMediator(p.Role) {
 			if _, err := r.Admit("m", p.ID); err != nil {
-				t.Fatal(err)
+				tb.Fatal(err)
 			}
 		}
 	}
-	return r
 }
 
 func caucus(s Side) Mode { return Mode{Caucus: true, Side: s} }
