@@ -113,29 +113,7 @@ func TestTwoNodesShareARoom(t *testing.T) {
 	}
 	admitAll(t, med, con, mer)
 	clients := []*pionClient{med, con, mer}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		done := true
-		for _, c := range clients {
-			for _, o := range clients {
-				if a, v := c.from(o.selfID()); o != c && (a < 5 || v < 5) {
-					done = false
-				}
-			}
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, c := range clients {
-				c.mu.Lock()
-				t.Logf("%s received %v errors %v", c.name, c.received, c.errors)
-				c.mu.Unlock()
-			}
-			t.Fatal("not every participant received audio and video from the other two within 10 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAllReceiveAll(t, clients, 10*time.Second)
 	if got := a.sfu.Stats().Peers; got < 3 {
 		t.Errorf("node A's SFU has %d peers, want the three participants'", got)
 	}

@@ -418,33 +418,7 @@ func TestThreePartiesThroughSFU(t *testing.T) {
 	outsider.send(map[string]any{"type": "consent"})
 	admitAll(t, clients[0], clients[1], clients[2])
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		done := true
-		for _, c := range clients {
-			for _, o := range clients {
-				if o == c {
-					continue
-				}
-				a, v := c.from(o.selfID())
-				if a < 5 || v < 5 {
-					done = false
-				}
-			}
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, c := range clients {
-				c.mu.Lock()
-				t.Logf("%s (%s) received %v errors %v", c.name, c.selfID(), c.received, c.errors)
-				c.mu.Unlock()
-			}
-			t.Fatal("not every participant received audio and video from the other two within 5s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAllReceiveAll(t, clients, 5*time.Second)
 	for _, c := range clients {
 		if _, v := c.from(c.selfID()); v != 0 {
 			t.Errorf("%s received its own video", c.name)
@@ -462,6 +436,39 @@ func TestThreePartiesThroughSFU(t *testing.T) {
 		if a, v := c.from(outsider.selfID()); a+v != 0 {
 			t.Fatalf("%s received the outsider's media", c.name)
 		}
+	}
+}
+
+// waitAllReceiveAll waits until every client has received at least five
+// audio and five video packets from each of the others.
+func waitAllReceiveAll(t *testing.T, clients []*pionClient, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		done := true
+		for _, c := range clients {
+			for _, o := range clients {
+				if o == c {
+					continue
+				}
+				a, v := c.from(o.selfID())
+				if a < 5 || v < 5 {
+					done = false
+				}
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, c := range clients {
+				c.mu.Lock()
+				t.Logf("%s (%s) received %v errors %v", c.name, c.selfID(), c.received, c.errors)
+				c.mu.Unlock()
+			}
+			t.Fatalf("not every participant received audio and video from each other one within %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
