@@ -55,23 +55,17 @@ func (s *Server) route(token string) (cluster.Owner, []byte, error) {
 	if err != nil {
 		// A room open here goes on without Redis: its participants may
 		// reconnect to it.
-		s.mu.Lock()
-		open := s.rooms[claims.SessionID] != nil
-		s.mu.Unlock()
-		if open {
+		if s.openRoom(claims.SessionID) != nil {
 			s.log.Warn("cluster: Redis unreachable; joining the room open here", "session", claims.SessionID, "err", err)
 			return cluster.Owner{Node: s.p.Cluster.Self()}, nil, nil
 		}
 		s.log.Error("cluster: no owner for the room", "session", claims.SessionID, "err", err)
-		return cluster.Owner{}, nil, errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
+		return cluster.Owner{}, nil, errUnreachable()
 	}
 	if owner.Node != s.p.Cluster.Self() {
 		return owner, nil, nil
 	}
-	s.mu.Lock()
-	open := s.rooms[claims.SessionID] != nil
-	s.mu.Unlock()
-	if open {
+	if s.openRoom(claims.SessionID) != nil {
 		return owner, nil, nil
 	}
 	state, err := s.p.Cluster.LoadState(ctx, claims.SessionID)
@@ -80,6 +74,12 @@ func (s *Server) route(token string) (cluster.Owner, []byte, error) {
 		s.log.Warn("cluster: the room's saved state is unreadable; opening it afresh", "session", claims.SessionID, "err", err)
 	}
 	return owner, state, nil
+}
+
+// errUnreachable tells a client its room's node, or the Redis that says
+// which it is, cannot be reached; it retries.
+func errUnreachable() *protocolError {
+	return errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect")
 }
 
 // relay carries the socket to the node that runs its room: it sends the
@@ -100,7 +100,7 @@ func (c *conn) relay(owner cluster.Owner, join []byte) bool {
 	if err != nil {
 		c.s.p.Metrics.join("relay_failed")
 		c.log.Warn("cluster: the room's node is unreachable", "node", owner.Node, "url", owner.URL, "err", err)
-		c.fail(errorf(CodeUnavailable, true, "the session's room cannot be reached just now; please reconnect"))
+		c.fail(errUnreachable())
 		return false
 	}
 	c.s.p.Metrics.join("relayed")
@@ -248,10 +248,7 @@ func (s *Server) release(sessionID string) {
 	if s.p.Cluster == nil {
 		return
 	}
-	s.mu.Lock()
-	reopened := s.rooms[sessionID] != nil
-	s.mu.Unlock()
-	if reopened {
+	if s.openRoom(sessionID) != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -554,9 +554,7 @@ func (s *Server) RevokeLinks(sessionID, participantID string) {
 }
 
 func (s *Server) revokeLinks(sessionID, participantID string) {
-	s.mu.Lock()
-	r := s.rooms[sessionID]
-	s.mu.Unlock()
+	r := s.openRoom(sessionID)
 	if r == nil {
 		return
 	}

@@ -208,6 +208,13 @@ func (s *Server) endSession(sessionID string, result string) {
 	}
 }
 
+// openRoom returns a session's open room, or nil.
+func (s *Server) openRoom(sessionID string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[sessionID]
+}
+
 // takeRoom removes a session's open room from the server and returns it,
 // or nil if none is open.
 func (s *Server) takeRoom(sessionID string) *room {
