@@ -60,10 +60,6 @@ func (m *Main) nodeURL() string {
 	return u.String()
 }
 
-// queueClaim is the claim of the node that runs the instant-mediation
-// queue.
-const queueClaim = cluster.QueueClaim
-
 // Cluster events of the queue.
 const opQueueRelease = "queue_release"
 
@@ -98,7 +94,7 @@ func newQueueLeader(nodes *cluster.Cluster, queue *cases.Queue, log *slog.Logger
 // node returns nil when this node runs the queue, or the base URL of the
 // node that does.
 func (q *queueLeader) node(ctx context.Context) (*url.URL, error) {
-	o, err := q.nodes.Claim(ctx, queueClaim)
+	o, err := q.nodes.Claim(ctx, cluster.QueueClaim)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +122,7 @@ func (q *queueLeader) node(ctx context.Context) (*url.URL, error) {
 // takeOverLocked restores the state the queue's previous node saved, if
 // any, before this node serves the queue.
 func (q *queueLeader) takeOverLocked(ctx context.Context) {
-	state, err := q.nodes.LoadState(ctx, queueClaim)
+	state, err := q.nodes.LoadState(ctx, cluster.QueueClaim)
 	switch {
 	case err != nil:
 		q.log.Error("cluster: this node runs the instant-mediation queue, but its saved state is unreadable; it starts empty", "err", err)
@@ -171,7 +167,7 @@ func (q *queueLeader) run() {
 		}
 		lastRenew = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), q.nodes.RoomTTL()/3)
-		lost, err := q.nodes.Renew(ctx, []string{queueClaim})
+		lost, err := q.nodes.Renew(ctx, []string{cluster.QueueClaim})
 		cancel()
 		if err != nil {
 			q.log.Warn("cluster: the queue's claim was not renewed", "err", err)
@@ -197,7 +193,7 @@ func (q *queueLeader) save() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), queueSaveEvery)
 	defer cancel()
-	if err := q.nodes.SaveState(ctx, queueClaim, state); err != nil {
+	if err := q.nodes.SaveState(ctx, cluster.QueueClaim, state); err != nil {
 		q.log.Warn("cluster: the queue's state was not saved", "err", err)
 		return
 	}
@@ -215,7 +211,7 @@ func (q *queueLeader) Close() {
 		q.save()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = q.nodes.Release(ctx, queueClaim)
+		_ = q.nodes.Release(ctx, cluster.QueueClaim)
 	}
 }
 
